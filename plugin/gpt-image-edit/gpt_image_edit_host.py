@@ -1,0 +1,198 @@
+"""The host side of the worker job protocol (docs/job-protocol.md).
+
+Shared by the GIMP 3 entry and the GIMP 2.10 entry, so it is valid Python 2.7 and 3 and
+uses the standard library only. It makes the private job folder, writes the job, runs the
+worker without blocking the caller, reads its progress lines, and hands back the manifest.
+It makes no GIMP call: the entries do that, on their own main thread.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+try:
+    import queue
+except ImportError:  # Python 2.7
+    import Queue as queue
+
+WORKER_ENV = "GPT_IMAGE_EDIT_WORKER"
+WORKER_FILE = "worker.json"
+PROTOCOL = 1
+KILL_GRACE_SECONDS = 2.0
+
+NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
+                 "from the plug-in's download, then restart GIMP.")
+
+
+class HostError(Exception):
+    """A failure with one sentence for the user as its text."""
+
+
+def find_worker(entry_dir):
+    """The worker's Python interpreter: $GPT_IMAGE_EDIT_WORKER, else worker.json beside the entry."""
+    python = os.environ.get(WORKER_ENV)
+    if not python:
+        try:
+            with open(os.path.join(entry_dir, WORKER_FILE)) as handle:
+                python = json.load(handle).get("python")
+        except (IOError, OSError, ValueError, AttributeError):
+            python = None
+    if not python or not os.path.isfile(python):
+        raise HostError(NOT_INSTALLED)
+    return python
+
+
+class Job(object):
+    """A private folder holding one job; use as a context manager so it is always removed."""
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix="gpt-image-edit-")
+        self.source_path = os.path.join(self.folder, "source.png")
+        self.selection_path = os.path.join(self.folder, "selection.png")
+        self.path = os.path.join(self.folder, "job.json")
+        self.output_dir = os.path.join(self.folder, "results")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def write(self, arguments, layer, source_origin=(0, 0), with_selection=False):
+        """Write job.json.
+
+        arguments: dict with prompt, model, size, quality, variants;
+        layer: dict with width, height, offset_x, offset_y;
+        source_origin: where source.png's top-left pixel sits in layer coordinates.
+        """
+        job = {
+            "protocol": PROTOCOL,
+            "prompt": arguments["prompt"],
+            "model": arguments["model"],
+            "size": arguments["size"],
+            "quality": arguments["quality"],
+            "variants": int(arguments["variants"]),
+            "layer": dict(layer),
+            "source": {"path": "source.png", "x": source_origin[0], "y": source_origin[1]},
+            "selection": {"path": "selection.png"} if with_selection else None,
+            "output_dir": "results",
+        }
+        with open(self.path, "w") as handle:
+            json.dump(job, handle)
+
+    def result_path(self, entry):
+        return os.path.join(self.output_dir, entry["path"])
+
+
+class WorkerRun(object):
+    """One running worker. poll() from the host's main loop; nothing here blocks for long."""
+
+    def __init__(self, python, job):
+        self.job = job
+        self.started = time.time()
+        self.last_message = "Starting"
+        self._lines = queue.Queue()
+        self._cancelled = False
+        # stdin stays open as a lifeline: the worker stops by itself when it reaches EOF,
+        # so a host that dies or is killed does not leave a worker running.
+        self._process = subprocess.Popen(
+            [python, "-m", "gpt_image_edit", "job", job.path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            if hasattr(subprocess, "DEVNULL") else open(os.devnull, "wb"),
+            cwd=job.folder, **_no_window())
+        reader = threading.Thread(target=self._read_lines)
+        reader.daemon = True
+        reader.start()
+
+    def _read_lines(self):
+        for raw in iter(self._process.stdout.readline, b""):
+            self._lines.put(raw)
+        self._process.stdout.close()
+
+    @property
+    def elapsed(self):
+        return time.time() - self.started
+
+    def poll(self):
+        """Read the progress that arrived; return True while the worker still runs."""
+        while True:
+            try:
+                raw = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            event = _parse(raw)
+            if event and event.get("event") == "progress" and event.get("message"):
+                self.last_message = event["message"]
+        return self._process.poll() is None
+
+    def wait(self, on_tick=None, interval=0.1):
+        """Block until the worker ends, calling on_tick(run) about every interval seconds."""
+        while self.poll():
+            if on_tick is not None:
+                on_tick(self)
+            time.sleep(interval)
+        return self.finish()
+
+    def cancel(self):
+        self._cancelled = True
+        _terminate(self._process)
+
+    def finish(self):
+        """The manifest of a finished worker; raises HostError with the sentence to show."""
+        code = self._process.wait()
+        self._process.stdin.close()
+        self.poll()
+        if self._cancelled:
+            raise HostError("The edit was cancelled; the image is unchanged.")
+        manifest = _read_manifest(self.job.output_dir)
+        if manifest is None:
+            raise HostError("The GPT Image Edit worker stopped unexpectedly (exit code %s); "
+                            "see the log in the gpt-image-edit settings folder." % code)
+        if not manifest.get("ok"):
+            raise HostError(manifest.get("error", {}).get("message")
+                            or "The edit failed for an unknown reason.")
+        return manifest
+
+
+def _parse(raw):
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _read_manifest(output_dir):
+    try:
+        with open(os.path.join(output_dir, "manifest.json")) as handle:
+            manifest = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _terminate(process):
+    if process.poll() is not None:
+        return
+    process.terminate()
+    deadline = time.time() + KILL_GRACE_SECONDS
+    while process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _no_window():
+    """On Windows, GIMP runs plug-ins with pythonw: keep the worker from opening a console."""
+    if sys.platform == "win32":
+        return {"creationflags": 0x08000000}  # CREATE_NO_WINDOW
+    return {}

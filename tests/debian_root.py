@@ -1,0 +1,126 @@
+"""Real programs from Debian, in a cached debootstrap root, run through bubblewrap.
+
+The GIMP 3 end-to-end tests need real GIMP 3.0 and 3.2, the GIMP 2.10 entry a real
+Python 2.7; neither comes with this machine's Debian. Each is built once into a cache
+folder (about a minute each, as root) and reused by every later run:
+
+    python3 -m tests.debian_root gimp-3.0     # builds it if missing, prints its folder
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MIRROR_FALLBACK = "http://deb.debian.org/debian"
+CACHE = Path(os.environ.get("GPT_IMAGE_EDIT_TEST_CACHE", Path.home() / ".cache" / "gpt-image-edit-tests"))
+# Snapshot mirrors serve Release files whose Valid-Until lies in the past.
+APT_OPTIONS = ["-o", "Acquire::Check-Valid-Until=false", "-o", "Acquire::Retries=3"]
+
+
+@dataclass(frozen=True)
+class RootRecipe:
+    name: str
+    suite: str
+    packages: tuple[str, ...]
+    script: str | None = None  # debootstrap script, for suites this debootstrap does not know
+
+
+GIMP_PACKAGES = ("gimp", "python3-gi", "gir1.2-gimp-3.0", "ca-certificates", "python3-venv")
+
+RECIPES = {
+    "gimp-3.0": RootRecipe("gimp-3.0", "trixie", GIMP_PACKAGES),
+    "gimp-3.2": RootRecipe("gimp-3.2", "forky", GIMP_PACKAGES, "/usr/share/debootstrap/scripts/sid"),
+    "python-2.7": RootRecipe("python-2.7", "bullseye", ("python2.7-minimal",)),
+}
+
+
+def mirror() -> str:
+    """The Debian mirror this machine's apt already uses (the only one it can reach)."""
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split()
+            if words[:1] == ["URIs:"] and words[1].rstrip("/").endswith("/debian"):
+                return words[1]
+            if words[:1] == ["deb"]:
+                uri = next((w for w in words[1:] if "://" in w), "")
+                if uri.rstrip("/").endswith("/debian"):
+                    return uri
+    return MIRROR_FALLBACK
+
+
+def bwrap_argv(root: Path, *, writable: bool = False, binds: dict[str, str] | None = None,
+               ro_binds: dict[str, str] | None = None, env: dict[str, str] | None = None,
+               network: bool = True) -> list[str]:
+    """The bwrap command line that runs a program with `root` as its `/`."""
+    argv = ["bwrap", "--bind" if writable else "--ro-bind", str(root), "/",
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+            "--die-with-parent"]
+    if network and Path("/etc/resolv.conf").exists():
+        argv += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
+    for source, target in (ro_binds or {}).items():
+        argv += ["--ro-bind", source, target]
+    for source, target in (binds or {}).items():
+        argv += ["--bind", source, target]
+    for key, value in (env or {}).items():
+        argv += ["--setenv", key, value]
+    return argv
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("debootstrap", "bwrap") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(
+            f"{' and '.join(missing)} not found: install them with "
+            "'apt-get install debootstrap bubblewrap' (as root).")
+    if os.geteuid() != 0:
+        raise RuntimeError("Building a Debian root for the tests needs root (debootstrap).")
+
+
+def _build(recipe: RootRecipe, root: Path, log) -> None:
+    argv = ["debootstrap", "--variant=minbase", recipe.suite, str(root), mirror()]
+    if recipe.script:
+        argv.append(recipe.script)
+    subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
+    apt = bwrap_argv(root, writable=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run([*apt, "apt-get", *APT_OPTIONS, "update"], check=True, stdout=log,
+                   stderr=subprocess.STDOUT)
+    subprocess.run([*apt, "apt-get", *APT_OPTIONS, "install", "-y", "--no-install-recommends",
+                    *recipe.packages], check=True, stdout=log, stderr=subprocess.STDOUT)
+
+
+def provide(name: str) -> Path:
+    """The folder of a ready root for `name` (see RECIPES), built first if missing."""
+    recipe = RECIPES[name]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    root = CACHE / name
+    ready = CACHE / f"{name}.ready"
+    with open(CACHE / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test processes must not build one root together
+        if ready.exists():
+            return root
+        _require_tools()
+        shutil.rmtree(root, ignore_errors=True)
+        log_path = CACHE / f"{name}.log"
+        with open(log_path, "w") as log:
+            try:
+                _build(recipe, root, log)
+            except subprocess.CalledProcessError as exc:
+                raise RuntimeError(
+                    f"Building the {name} root failed ({exc.cmd[0]}); see {log_path}") from exc
+        ready.write_text(recipe.suite + "\n")
+        return root
+
+
+if __name__ == "__main__":
+    for wanted in sys.argv[1:] or sorted(RECIPES):
+        print(provide(wanted))
