@@ -21,7 +21,7 @@ except ImportError:  # Python 2.7
     import Queue as queue
 
 WORKER_ENV = "GPT_IMAGE_EDIT_WORKER"
-WORKER_FILE = "worker.json"
+WORKER_FILE = "gpt-image-edit-worker.json"
 PROTOCOL = 1
 KILL_GRACE_SECONDS = 2.0
 
@@ -33,18 +33,41 @@ class HostError(Exception):
     """A failure with one sentence for the user as its text."""
 
 
+class Worker(object):
+    """How to start the worker: its interpreter and the folders to put on its PYTHONPATH."""
+
+    def __init__(self, python, pythonpath=()):
+        self.python = python
+        self.pythonpath = list(pythonpath)
+
+    def environment(self):
+        env = dict(os.environ)
+        if self.pythonpath:
+            paths = self.pythonpath + [p for p in [env.get("PYTHONPATH")] if p]
+            env["PYTHONPATH"] = os.pathsep.join(paths)
+        return env
+
+
 def find_worker(entry_dir):
-    """The worker's Python interpreter: $GPT_IMAGE_EDIT_WORKER, else worker.json beside the entry."""
+    """$GPT_IMAGE_EDIT_WORKER (an interpreter that imports gpt_image_edit), else the
+    gpt-image-edit-worker.json the installer wrote beside the entry."""
     python = os.environ.get(WORKER_ENV)
-    if not python:
-        try:
-            with open(os.path.join(entry_dir, WORKER_FILE)) as handle:
-                python = json.load(handle).get("python")
-        except (IOError, OSError, ValueError, AttributeError):
-            python = None
-    if not python or not os.path.isfile(python):
+    if python:
+        worker = Worker(python)
+    else:
+        worker = _read_worker_file(os.path.join(entry_dir, WORKER_FILE))
+    if worker is None or not os.path.isfile(worker.python):
         raise HostError(NOT_INSTALLED)
-    return python
+    return worker
+
+
+def _read_worker_file(path):
+    try:
+        with open(path) as handle:
+            described = json.load(handle)
+        return Worker(described["python"], described.get("pythonpath", []))
+    except (IOError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class Job(object):
@@ -95,7 +118,7 @@ class Job(object):
 class WorkerRun(object):
     """One running worker. poll() from the host's main loop; nothing here blocks for long."""
 
-    def __init__(self, python, job):
+    def __init__(self, worker, job):
         self.job = job
         self.started = time.time()
         self.last_message = "Starting"
@@ -104,10 +127,10 @@ class WorkerRun(object):
         # stdin stays open as a lifeline: the worker stops by itself when it reaches EOF,
         # so a host that dies or is killed does not leave a worker running.
         self._process = subprocess.Popen(
-            [python, "-m", "gpt_image_edit", "job", job.path],
+            [worker.python, "-m", "gpt_image_edit", "job", job.path],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
             if hasattr(subprocess, "DEVNULL") else open(os.devnull, "wb"),
-            cwd=job.folder, **_no_window())
+            cwd=job.folder, env=worker.environment(), **_no_window())
         reader = threading.Thread(target=self._read_lines)
         reader.daemon = True
         reader.start()
