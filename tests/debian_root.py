@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIRROR_FALLBACK = "http://deb.debian.org/debian"
-CACHE = Path(os.environ.get("GPT_IMAGE_EDIT_TEST_CACHE", Path.home() / ".cache" / "gpt-image-edit-tests"))
+CACHE = Path(os.environ.get("GPT_IMAGE_EDIT_TEST_CACHE",
+                            Path.home() / ".cache" / "gpt-image-edit-tests"))
 # Snapshot mirrors serve Release files whose Valid-Until lies in the past.
 APT_OPTIONS = ["-o", "Acquire::Check-Valid-Until=false", "-o", "Acquire::Retries=3"]
 
@@ -35,7 +36,8 @@ GIMP_PACKAGES = ("gimp", "python3-gi", "gir1.2-gimp-3.0", "ca-certificates", "py
 
 RECIPES = {
     "gimp-3.0": RootRecipe("gimp-3.0", "trixie", GIMP_PACKAGES),
-    "gimp-3.2": RootRecipe("gimp-3.2", "forky", GIMP_PACKAGES, "/usr/share/debootstrap/scripts/sid"),
+    "gimp-3.2": RootRecipe("gimp-3.2", "forky", GIMP_PACKAGES,
+                           "/usr/share/debootstrap/scripts/sid"),
     "python-2.7": RootRecipe("python-2.7", "bullseye", ("python2.7-minimal",)),
 }
 
