@@ -1,0 +1,89 @@
+"""The GIMP entries in a user folder's plug-ins folder.
+
+GIMP 3 runs only plug-ins that sit in a folder of their own name, so the whole
+plugin/gpt-image-edit/ folder goes to plug-ins/gpt-image-edit/. GIMP 2.10 tries to run
+every executable file in plug-ins/, so only its entry gets the run bit; the host module and
+the worker description lie beside it without.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gimp_folders import GimpFolder
+from install_steps import InstallError, Steps
+
+GIMP3_FOLDER = "gpt-image-edit"
+GIMP3_ENTRY = "gpt-image-edit.py"
+GIMP2_ENTRY = "gpt-image-edit-gimp2.py"
+HOST_MODULE = "gpt_image_edit_host.py"
+WORKER_FILE = "gpt-image-edit-worker.json"
+
+
+def entry_file(folder: GimpFolder) -> Path:
+    if folder.major == 3:
+        return folder.plug_ins / GIMP3_FOLDER / GIMP3_ENTRY
+    return folder.plug_ins / GIMP2_ENTRY
+
+
+def is_installed(folder: GimpFolder) -> bool:
+    return entry_file(folder).is_file()
+
+
+def install_entry(steps: Steps, folder: GimpFolder, plugin_source: Path, worker: dict) -> None:
+    """Put the entry for this GIMP into its plug-ins folder, replacing an older one."""
+    steps.say(f"GIMP {folder.version} ({_sandbox_label(folder)}{folder.path})")
+    if folder.major == 3:
+        _install_gimp3(steps, folder, plugin_source, worker)
+    else:
+        _install_gimp2(steps, folder, plugin_source, worker)
+
+
+def remove_entry(steps: Steps, folder: GimpFolder) -> None:
+    steps.say(f"GIMP {folder.version} ({_sandbox_label(folder)}{folder.path})")
+    for path in _installed_paths(folder):
+        steps.remove(path)
+
+
+def installed_worker(folder: GimpFolder) -> dict | None:
+    """The worker description installed beside the entry, if any."""
+    try:
+        return json.loads((entry_file(folder).parent / WORKER_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _install_gimp3(steps, folder, plugin_source, worker) -> None:
+    source = plugin_source / GIMP3_FOLDER
+    _require(source / GIMP3_ENTRY)
+    target = folder.plug_ins / GIMP3_FOLDER
+    steps.replace_tree(source, target)
+    steps.set_executable(target / GIMP3_ENTRY)
+    steps.write_json(target / WORKER_FILE, worker)
+
+
+def _install_gimp2(steps, folder, plugin_source, worker) -> None:
+    entry = plugin_source / GIMP2_ENTRY
+    _require(entry)
+    steps.copy_file(entry, folder.plug_ins / GIMP2_ENTRY, executable=True)
+    steps.copy_file(plugin_source / GIMP3_FOLDER / HOST_MODULE, folder.plug_ins / HOST_MODULE)
+    steps.remove(folder.plug_ins / (HOST_MODULE + "c"))  # Python 2.7's cache of the old one
+    steps.write_json(folder.plug_ins / WORKER_FILE, worker)
+
+
+def _installed_paths(folder: GimpFolder) -> list[Path]:
+    if folder.major == 3:
+        return [folder.plug_ins / GIMP3_FOLDER]
+    return [folder.plug_ins / name
+            for name in (GIMP2_ENTRY, HOST_MODULE, HOST_MODULE + "c", WORKER_FILE)]
+
+
+def _require(path: Path) -> None:
+    if not path.is_file():
+        raise InstallError(f"This download of the plug-in lacks {path}: download the complete "
+                           "plug-in again and run its install/install.py.")
+
+
+def _sandbox_label(folder: GimpFolder) -> str:
+    return "" if folder.sandbox == "native" else f"{folder.sandbox}, "
