@@ -1,0 +1,550 @@
+"""The WisGate images client: one edit request built in one place, retries, answers.
+
+Retries are a small loop of our own with the policy as data (RetryPolicy), not urllib3's
+Retry: urllib3 knows neither `retry-after-ms` nor quota errors hidden in a 429's body, and
+cannot report each retry to the user as it happens.
+
+The API key goes only to the endpoint: API calls never follow redirects, and pictures
+answered as `url` are fetched by a separate session that carries the key only when the
+picture is on the endpoint's own scheme, host and port.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import io
+import ipaddress
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from urllib3.exceptions import ReadTimeoutError
+
+from . import __version__
+from .errors import (
+    SETTINGS_MENU,
+    AuthenticationError,
+    BadInputError,
+    BadRequestError,
+    BadResponseError,
+    EditError,
+    MissingKeyError,
+    ModerationError,
+    NetworkError,
+    PermissionDeniedError,
+    QuotaError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    TooLargeError,
+)
+from .logs import redact, register_secret
+from .settings import FILE_SOURCE, Settings
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"gpt-image-edit/{__version__}"
+CONNECT_TIMEOUT = 10.0
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+MAX_REDIRECTS = 5
+DETAIL_LENGTH = 300
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+QUOTA_WORDS = ("quota", "balance", "insufficient", "credit")
+
+EventHandler = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait before trying a failed request again."""
+
+    max_retries: int = 2
+    backoff: float = 0.5
+    backoff_max: float = 8.0
+    retry_after_max: float = 60.0
+    statuses: frozenset = RETRY_STATUSES
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number `retry` (0 for the first): the server's
+        wish when it said one (capped), else exponential backoff with jitter."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_max)
+        ceiling = min(self.backoff * 2 ** retry, self.backoff_max)
+        return ceiling * (1.0 - 0.25 * random.random())
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit: PNG bytes of the picture (and mask, alpha 0 where it may change)."""
+
+    image: bytes = field(repr=False)
+    prompt: str
+    model: str
+    size: str
+    quality: str
+    n: int = 1
+    mask: bytes | None = field(default=None, repr=False)
+    background: str = "opaque"
+    output_format: str = "png"
+    input_fidelity: str | None = None
+
+    def form_fields(self) -> dict[str, str]:
+        fields = {"prompt": self.prompt, "model": self.model, "n": str(self.n),
+                  "size": self.size, "quality": self.quality, "background": self.background,
+                  "output_format": self.output_format}
+        if self.input_fidelity:
+            fields["input_fidelity"] = self.input_fidelity
+        return fields
+
+    def form_files(self) -> dict[str, tuple[str, bytes, str]]:
+        files = {"image": ("image.png", self.image, "image/png")}
+        if self.mask is not None:
+            files["mask"] = ("mask.png", self.mask, "image/png")
+        return files
+
+
+@dataclass
+class EditResponse:
+    """The pictures as received (encoded bytes) and the API's `usage` ({} without one)."""
+
+    images: list[bytes] = field(repr=False)
+    usage: dict
+
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port is None:
+            port = 443 if scheme == "https" else 80
+        return cls(scheme, (parts.hostname or "").lower(), port)
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def is_safe(self) -> bool:
+        """https anywhere; plain http only to this computer."""
+        return bool(self.host) and (self.scheme == "https"
+                                    or (self.scheme == "http" and self.is_loopback))
+
+
+class ImagesClient:
+    def __init__(self, settings: Settings, retry: RetryPolicy = RetryPolicy(),
+                 on_event: EventHandler | None = None):
+        self.settings = settings
+        self.retry = retry
+        self._on_event = on_event
+        register_secret(settings.api_key)
+        self.base_url = settings.base_url.rstrip("/")
+        self.origin = Origin.of(self.base_url)
+        if not self.origin.is_safe:
+            raise BadInputError(
+                f"The endpoint {redact(self.base_url)} is not a secure https:// address: set "
+                f"an https:// endpoint in {SETTINGS_MENU} (plain http only for this computer).")
+        self._api = _session()
+        self._downloads = _session()  # never given the key: pictures may live elsewhere
+
+    def close(self) -> None:
+        self._api.close()
+        self._downloads.close()
+
+    def __enter__(self) -> ImagesClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- the two calls -----------------------------------------------------------------
+    def edit(self, request: EditRequest) -> EditResponse:
+        authorization = self._authorization()
+        url = f"{self.base_url}/images/edits"
+        size = _megabytes(len(request.image) + len(request.mask or b""))
+        response = self._with_retries(
+            lambda: self._post_edit(url, request, authorization, size), "edit")
+        answer = self._json(response)
+        images = self._images(answer, request.n)
+        usage = answer.get("usage")
+        return EditResponse(images, usage if isinstance(usage, dict) else {})
+
+    def check(self) -> str:
+        """Is the endpoint reachable and the key accepted? Spends no image credits."""
+        authorization = self._authorization()
+        response = self._with_retries(
+            lambda: self._api.get(f"{self.base_url}/models", headers=authorization,
+                                  timeout=self._timeouts(), allow_redirects=False), "check")
+        self._json(response)
+        return f"Connected to {self.origin.host}: the API key is accepted."
+
+    # -- the request -------------------------------------------------------------------
+    def _authorization(self) -> dict[str, str]:
+        if not self.settings.api_key:
+            raise MissingKeyError()
+        return {"Authorization": f"Bearer {self.settings.api_key}"}
+
+    def _timeouts(self) -> tuple[float, float]:
+        return (min(CONNECT_TIMEOUT, self.settings.timeout), self.settings.timeout)
+
+    def _post_edit(self, url: str, request: EditRequest, authorization: dict,
+                   size: str) -> requests.Response:
+        prepared = self._api.prepare_request(requests.Request(
+            "POST", url, headers=authorization, data=request.form_fields(),
+            files=request.form_files()))
+        # The body is handed over as a stream so that reaching its end tells us the upload
+        # is complete (Content-Length stays the one requests computed).
+        prepared.body = _UploadBody(prepared.body, lambda: self._event(
+            "wait", f"Waiting for {request.model}"))
+        self._event("upload", f"Sending {size} to {request.model}")
+        # Session.send, unlike Session.request, does not read proxies and CA bundles from
+        # the environment by itself.
+        environment = self._api.merge_environment_settings(url, {}, None, None, None)
+        return self._api.send(prepared, timeout=self._timeouts(), allow_redirects=False,
+                              **environment)
+
+    def _with_retries(self, attempt: Callable[[], requests.Response], what: str,
+                      error_for: Callable[[requests.Response], EditError] | None = None,
+                      ) -> requests.Response:
+        """Run `attempt` until it answers below 400 (redirects are the caller's to judge),
+        retrying what the policy allows. `error_for` turns an error answer into its error."""
+        retries = 0
+        while True:
+            started = time.monotonic()
+            outcome = self._attempt(attempt, error_for or self._error_for)
+            if isinstance(outcome, requests.Response):
+                return outcome
+            log.info("%s failed after %.1f s (retry %d): %s", what,
+                     time.monotonic() - started, retries, outcome.error)
+            if not outcome.retryable or retries >= self.retry.max_retries:
+                raise _with_tries(outcome.error, retries + 1) if retries else outcome.error
+            delay = self.retry.delay(retries, outcome.retry_after)
+            self._event("retry", f"{outcome.reason}, trying again in {_seconds(delay)}")
+            time.sleep(delay)
+            retries += 1
+
+    def _attempt(self, attempt: Callable[[], requests.Response],
+                 error_for: Callable[[requests.Response], EditError],
+                 ) -> requests.Response | Failure:
+        try:
+            response = attempt()
+        except requests.exceptions.SSLError:
+            return Failure(NetworkError(
+                f"The secure connection to {self.origin.host} could not be verified: check "
+                f"the endpoint in {SETTINGS_MENU} and the computer's date and time."))
+        except requests.exceptions.ConnectTimeout:
+            return Failure(self._unreachable(), retryable=True, reason="Connection failed")
+        except requests.exceptions.ReadTimeout:
+            # Not retried: the edit may have run (and been billed) all the same.
+            return Failure(self._timed_out())
+        except requests.exceptions.ChunkedEncodingError:
+            return Failure(BadResponseError("WisGate's answer was cut off before it was "
+                                            "complete: try again."))
+        except requests.exceptions.ConnectionError as error:
+            if _is_read_timeout(error):
+                return Failure(self._timed_out())
+            # Refused, or dropped before any answer came.
+            return Failure(self._unreachable(), retryable=True, reason="Connection failed")
+        except requests.exceptions.RequestException as error:
+            return Failure(NetworkError(redact(
+                f"The request to {self.origin.host} failed ({type(error).__name__}): check "
+                f"the endpoint in {SETTINGS_MENU}.")))
+        log.info("%s %s: HTTP %d", response.request.method, response.url, response.status_code)
+        if response.status_code < 400:
+            return response
+        error = error_for(response)
+        return Failure(error, retryable=(response.status_code in self.retry.statuses
+                                         and not isinstance(error, QuotaError)),
+                       retry_after=getattr(error, "retry_after", None),
+                       reason=("Rate limited" if isinstance(error, RateLimitError)
+                               else f"WisGate is having trouble (HTTP {response.status_code})"))
+
+    def _unreachable(self) -> NetworkError:
+        return NetworkError(f"Could not reach {self.origin.host}: check the internet connection "
+                            f"and the endpoint in {SETTINGS_MENU}, then try again.")
+
+    def _timed_out(self) -> RequestTimeoutError:
+        return RequestTimeoutError(
+            f"WisGate did not answer within {self.settings.timeout:g} s: raise the timeout "
+            f"(GPT_IMAGE_EDIT_TIMEOUT or {SETTINGS_MENU}) and try again.")
+
+    # -- errors ------------------------------------------------------------------------
+    def _error_for(self, response: requests.Response) -> EditError:
+        status = response.status_code
+        message, code, kind, param = _error_details(response)
+        detail = _detail(message)
+        if status == 401:
+            return self._key_refused()
+        if status == 403:
+            return PermissionDeniedError(redact(
+                f"WisGate refused this request for your API key{detail}: check the key and "
+                "your account on wisgate.ai, or choose another model."))
+        if status == 404 or status == 405:
+            return BadRequestError(redact(
+                f"{self.base_url} does not offer the images API (HTTP {status}): check the "
+                f"endpoint in {SETTINGS_MENU} (it usually ends in /v1)."))
+        if status == 413:
+            return TooLargeError()
+        if status == 429:
+            return self._too_many(response, message, code, kind)
+        if status >= 500 or status in (408, 409):
+            words = _server_words(message)
+            return ServerError(redact(
+                f"The WisGate server or its gateway is having trouble (HTTP {status}"
+                f"{': ' + words if words else ''}): try again in a few minutes."))
+        return _refusal(message, code, param)
+
+    def _key_refused(self) -> AuthenticationError:
+        source = self.settings.key_source
+        if source and source != FILE_SOURCE:
+            return AuthenticationError(
+                f"WisGate did not accept the API key set in {source}: correct or unset it "
+                f"(the key in {SETTINGS_MENU} is used only when no such variable is set).")
+        return AuthenticationError()
+
+    def _too_many(self, response, message, code, kind) -> EditError:
+        text = " ".join(str(part) for part in (message, code, kind) if part).lower()
+        if code == "insufficient_quota" or any(word in text for word in QUOTA_WORDS):
+            return QuotaError()
+        return RateLimitError(retry_after=_retry_after(response.headers))
+
+    # -- the answer --------------------------------------------------------------------
+    def _json(self, response: requests.Response) -> dict:
+        if response.is_redirect:
+            raise BadInputError(redact(
+                f"The endpoint {self.base_url} redirects elsewhere "
+                f"({response.headers.get('Location', 'no address given')}): set the endpoint "
+                f"to its final address in {SETTINGS_MENU}."))
+        try:
+            answer = json.loads(response.content)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            if _looks_like_html(response):
+                raise ServerError("The WisGate server or its gateway is having trouble (it "
+                                  "answered with a web page instead of data): try again in "
+                                  "a few minutes.")
+            raise BadResponseError("WisGate's answer was incomplete or not valid JSON: "
+                                   "try again in a few minutes.")
+        return answer
+
+    def _images(self, answer: dict, wanted: int) -> list[bytes]:
+        data = answer.get("data")
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise BadResponseError("WisGate's answer held no pictures: try again in a few "
+                                   "minutes.")
+        if len(data) < wanted:
+            got = "no picture" if not data else f"only {len(data)} of the {wanted} pictures"
+            raise BadResponseError(f"WisGate sent back {got} asked for: try again, perhaps "
+                                   "with fewer variants.")
+        return [self._image(item, index + 1, len(data)) for index, item in enumerate(data)]
+
+    def _image(self, item: dict, number: int, count: int) -> bytes:
+        if isinstance(item.get("b64_json"), str):
+            try:
+                return base64.b64decode("".join(item["b64_json"].split()), validate=True)
+            except (binascii.Error, ValueError):
+                raise BadResponseError("WisGate sent a picture that could not be decoded "
+                                       "(invalid base64): try again.") from None
+        if isinstance(item.get("url"), str):
+            self._event("download", f"Downloading result {number} of {count}")
+            return self._download(item["url"])
+        raise BadResponseError("WisGate's answer held neither a picture nor its address: "
+                               "try again.")
+
+    # -- pictures answered by address ----------------------------------------------------
+    def _download(self, url: str) -> bytes:
+        for _ in range(MAX_REDIRECTS + 1):
+            origin = Origin.of(url)
+            if not origin.is_safe:
+                raise BadResponseError(redact(
+                    f"WisGate pointed to its result at an address that is not secure "
+                    f"({origin.scheme}://{origin.host}), so it was not fetched: try again."))
+            headers = self._authorization() if origin == self.origin else {}
+            response = self._with_retries(
+                lambda url=url, headers=headers: self._downloads.get(
+                    url, headers=headers, timeout=self._timeouts(), stream=True,
+                    allow_redirects=False), "download", _download_failed)
+            with response:
+                if not response.is_redirect:
+                    return _read_limited(response)
+                url = urljoin(url, response.headers["Location"])
+        raise BadResponseError("The address of WisGate's result redirects too often: try again.")
+
+    def _event(self, stage: str, message: str) -> None:
+        log.info("%s: %s", stage, message)
+        if self._on_event is not None:
+            self._on_event(stage, message)
+
+
+@dataclass
+class Failure:
+    """One attempt that failed: the error to raise, and whether and when to try again."""
+
+    error: EditError
+    retryable: bool = False
+    retry_after: float | None = None
+    reason: str = ""
+
+
+class _UploadBody:
+    """The request body read by urllib3 block by block; `on_sent` runs once at its end."""
+
+    def __init__(self, data: bytes, on_sent: Callable[[], None]):
+        self._stream = io.BytesIO(data)
+        self._on_sent: Callable[[], None] | None = on_sent
+
+    def read(self, size: int = -1) -> bytes:
+        block = self._stream.read(size)
+        if not block and self._on_sent is not None:
+            on_sent, self._on_sent = self._on_sent, None
+            on_sent()
+        return block
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def _read_limited(response: requests.Response) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_DOWNLOAD_BYTES:
+        raise _too_big_download()
+    received = bytearray()
+    try:
+        for block in response.iter_content(64 * 1024):
+            received += block
+            if len(received) > MAX_DOWNLOAD_BYTES:
+                raise _too_big_download()
+    except requests.exceptions.RequestException:
+        raise BadResponseError("The download of WisGate's result was cut off: try again.") from None
+    return bytes(received)
+
+
+def _download_failed(response: requests.Response) -> EditError:
+    return BadResponseError(f"WisGate's result could not be fetched from its address "
+                            f"(HTTP {response.status_code}): try again.")
+
+
+def _too_big_download() -> BadResponseError:
+    return BadResponseError(f"WisGate's result is larger than {_megabytes(MAX_DOWNLOAD_BYTES)}, "
+                            "so it was not fetched: try again with a smaller size.")
+
+
+def _error_details(response: requests.Response) -> tuple[str | None, str | None, str | None,
+                                                          str | None]:
+    """message, code, type and param of an error answer in the API's JSON shape."""
+    try:
+        error = json.loads(response.content).get("error")
+    except (ValueError, AttributeError):
+        return None, None, None, None
+    if isinstance(error, str):
+        return error, None, None, None
+    if not isinstance(error, dict):
+        return None, None, None, None
+    return tuple(_text(error.get(name)) for name in ("message", "code", "type", "param"))
+
+
+def _text(value) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _refusal(message: str | None, code: str | None, param: str | None) -> EditError:
+    """An error for a request the API refused as it was (HTTP 400 and the like)."""
+    if code == "moderation_blocked" or "safety system" in (message or "").lower():
+        return ModerationError()
+    what = f"the {param} setting" if param else "the prompt, model, size and quality"
+    return BadRequestError(redact(f"WisGate refused the request{_detail(message)}: check "
+                                  f"{what} and try again."))
+
+
+def _server_words(message: str | None) -> str:
+    """The server's message on one line and not too long ('' without one)."""
+    text = " ".join((message or "").split()).rstrip(".")
+    if len(text) > DETAIL_LENGTH:
+        text = text[:DETAIL_LENGTH].rstrip() + "..."
+    return text
+
+
+def _detail(message: str | None) -> str:
+    """' (the server's words)', or '' without any."""
+    words = _server_words(message)
+    return f" ({words})" if words else ""
+
+
+def _looks_like_html(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "").lower()
+    return "html" in content_type or response.content.lstrip()[:1] == b"<"
+
+
+def _retry_after(headers) -> float | None:
+    """The server's wish in `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(float(milliseconds) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _is_read_timeout(error: requests.exceptions.ConnectionError) -> bool:
+    """requests reports a timeout while reading a body as a ConnectionError."""
+    return any(isinstance(arg, ReadTimeoutError)
+               or isinstance(getattr(arg, "reason", None), ReadTimeoutError)
+               for arg in error.args)
+
+
+def _with_tries(failure: EditError, tries: int) -> EditError:
+    """The same error, its sentence saying how often it was tried."""
+    head, separator, action = str(failure).rpartition(": ")
+    if separator:
+        failure.args = (f"{head} after {tries} tries: {action}",)
+    return failure
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{max(size // 1000, 1)} KB"
+
+
+def _seconds(seconds: float) -> str:
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{max(seconds, 0.1):.1f}".rstrip("0").rstrip(".") + " s"

@@ -1,0 +1,746 @@
+"""A strict stand-in for the WisGate images API, on 127.0.0.1.
+
+A real HTTP server that validates edits as strictly as the real API and answers the way a
+scenario says. The base URL selects the scenario, so a process that can only set an
+endpoint (GIMP under test) chooses one too:
+
+    http://127.0.0.1:PORT/v1                    the default scenario (echo)
+    http://127.0.0.1:PORT/scenario/invert/v1    the invert scenario
+
+By hand:  python3 -m tests.fake_wisgate --port 8765 --key test-key --scenario echo
+
+Besides the API it serves GET /_fake/requests (what it received, as JSON), POST /_fake/reset,
+and GET /_fake/download/<id>.png (the pictures of `url` answers, on the host name
+"localhost" so that it differs from the API's 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import itertools
+import json
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from PIL import Image, ImageChops
+
+DEFAULT_KEY = "test-key"
+MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini", "dall-e-2")
+FIXED_SIZES = {
+    "gpt-image-1.5": ("1024x1024", "1536x1024", "1024x1536"),
+    "gpt-image-1": ("1024x1024", "1536x1024", "1024x1536"),
+    "gpt-image-1-mini": ("1024x1024", "1536x1024", "1024x1536"),
+    "gpt-image-2": ("1024x1024", "1536x1024", "1024x1536"),
+    "dall-e-2": ("256x256", "512x512", "1024x1024"),
+}
+GPT_IMAGE_2_LONG_SIDE = 3840
+GPT_IMAGE_2_PIXELS = 3840 * 2160
+QUALITIES = ("low", "medium", "high", "auto")
+BACKGROUNDS = ("transparent", "opaque", "auto")
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+INPUT_FIDELITIES = ("low", "high")
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+KNOWN_FIELDS = {"image", "image[]", "mask", "prompt", "model", "n", "size", "quality",
+                "background", "output_format", "output_compression", "input_fidelity",
+                "stream", "partial_images", "user", "moderation", "response_format"}
+MAX_PROMPT = 32000
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+MAX_MASK_BYTES = 4 * 1024 * 1024
+MAX_BODY_BYTES = 200 * 1024 * 1024
+SLOW_SECONDS = 600.0
+RESIZED = (1024, 1024)
+INSECURE_HOST = "images.wisgate.invalid"
+
+SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "quota",
+             "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
+             "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
+             "insecure_url", "no_data")
+# Scenarios about the server or the account, not about one edit: /models answers the same way.
+SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
+
+ROUTE = re.compile(r"^(?:/scenario/(?P<scenario>[a-z0-9_]+))?"
+                   r"/v1/(?P<endpoint>images/edits|models)$")
+DOWNLOAD = re.compile(r"^/_fake/download/(?P<id>[0-9a-f]+)\.png$")
+
+HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            b"</body>\r\n</html>\r\n")
+HTML_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
+            b"<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr>"
+            b"<center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    scenario: str | None
+    headers: dict[str, str]
+    fields: dict[str, str] = field(default_factory=dict)
+    files: dict[str, list[bytes]] = field(default_factory=dict)
+    # (filename, content type) of each uploaded file, in the order of `files`
+    file_parts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    time: float = field(default_factory=time.monotonic)
+
+    def as_json(self) -> dict:
+        return {"method": self.method, "path": self.path, "scenario": self.scenario,
+                "headers": self.headers, "fields": self.fields,
+                "files": {name: [dict(describe_file(data), filename=filename,
+                                      content_type=content_type)
+                                 for data, (filename, content_type)
+                                 in zip(parts, self.file_parts[name])]
+                          for name, parts in self.files.items()}}
+
+
+class ApiError(Exception):
+    """An error answer in the real API's shape."""
+
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 code: str | None = None, error_type: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"message": message, "type": error_type, "param": param,
+                               "code": code}}
+
+
+class FakeWisGate:
+    """The server, its recordings and its state. Use as a context manager or start/stop."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, key: str = DEFAULT_KEY,
+                 default_scenario: str = "echo", log=None):
+        if default_scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {default_scenario!r}")
+        self.key = key
+        self.default_scenario = default_scenario
+        self.log = log
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._downloads: list[RecordedRequest] = []
+        self._seen_bodies: set[str] = set()
+        self._generation = 0  # counts resets: a request begun before one is not recorded
+        self._stored: dict[str, bytes] = {}
+        self._ids = itertools.count(1)
+        self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle --------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1"
+
+    def url_for(self, scenario: str) -> str:
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}")
+        return f"{self.origin}/scenario/{scenario}/v1"
+
+    def start(self) -> FakeWisGate:
+        self._thread = threading.Thread(target=self.httpd.serve_forever,
+                                        name="fake-wisgate", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # ends the waits of `slow` answers
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> FakeWisGate:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # -- recordings --------------------------------------------------------------------
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def downloads(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._downloads)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._requests.clear()
+            self._downloads.clear()
+            self._seen_bodies.clear()
+            self._stored.clear()
+
+    @property
+    def generation(self) -> int:
+        with self._lock:
+            return self._generation
+
+    def record(self, request: RecordedRequest, generation: int, download: bool = False) -> None:
+        """Keep `request` unless the recordings were reset since it began (a late request
+        from an earlier test's process must not show up in the next test's recordings)."""
+        with self._lock:
+            if generation == self._generation:
+                (self._downloads if download else self._requests).append(request)
+
+    def first_time(self, fingerprint: str) -> bool:
+        """True the first time a request with this fingerprint arrives."""
+        with self._lock:
+            if fingerprint in self._seen_bodies:
+                return False
+            self._seen_bodies.add(fingerprint)
+            return True
+
+    def store(self, data: bytes) -> str:
+        with self._lock:
+            ident = f"{next(self._ids):08x}"
+            self._stored[ident] = data
+            return ident
+
+    def stored(self, ident: str) -> bytes | None:
+        with self._lock:
+            return self._stored.get(ident)
+
+
+def _handler_for(server: FakeWisGate):
+    class Handler(WisGateHandler):
+        fake = server
+
+    return Handler
+
+
+class WisGateHandler(BaseHTTPRequestHandler):
+    fake: FakeWisGate
+    server_version = "fake-wisgate/1"
+
+    # -- routing -----------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def setup(self) -> None:
+        super().setup()
+        # One request a connection (HTTP/1.0): the request begins when the connection does.
+        self.generation = self.fake.generation
+
+    def _dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            if path == "/_fake/requests" and method == "GET":
+                self._send_json(200, [r.as_json() for r in self.fake.requests]
+                                + [dict(r.as_json(), download=True) for r in self.fake.downloads])
+            elif path == "/_fake/reset" and method == "POST":
+                self.fake.reset()
+                self._send_json(200, {"ok": True})
+            elif DOWNLOAD.match(path) and method == "GET":
+                self._download(DOWNLOAD.match(path)["id"])
+            elif ROUTE.match(path):
+                self._api(method, ROUTE.match(path))
+            else:
+                raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+        except ApiError as error:
+            self._send_json(error.status, error.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (a timeout, a cancel)
+
+    def _api(self, method: str, route: re.Match) -> None:
+        scenario = route["scenario"] or self.fake.default_scenario
+        body = self._read_body()
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        request = RecordedRequest(method, self.path, scenario, headers)
+        form, form_error = None, None
+        if method == "POST" and route["endpoint"] == "images/edits":
+            try:
+                form = _parse_form(headers.get("content-type", ""), body)
+                request.fields, request.files = form.fields, form.files
+                request.file_parts = form.file_parts
+            except ApiError as error:
+                form_error = error  # answered after the key check, as the real API does
+        self.fake.record(request, self.generation)
+        if scenario not in SCENARIOS:
+            raise ApiError(404, f"Unknown fake scenario {scenario!r}", code="unknown_url")
+        self._check_key(headers.get("authorization", ""))
+        expected = "GET" if route["endpoint"] == "models" else "POST"
+        if method != expected:
+            raise ApiError(405, f"Method {method} not allowed here", code="method_not_allowed")
+        if form_error is not None:
+            raise form_error
+        if route["endpoint"] == "models":
+            self._models(scenario)
+        else:
+            self._edit(scenario, validate_edit(form), form)
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None:
+            if self.command == "POST":
+                raise ApiError(411, "Length required", code="length_required")
+            return b""
+        if int(length) > MAX_BODY_BYTES:
+            raise ApiError(413, "Request body too large", code="request_too_large")
+        return self.rfile.read(int(length))
+
+    def _check_key(self, authorization: str) -> None:
+        if authorization != f"Bearer {self.fake.key}":
+            raise ApiError(401, "Invalid Token", code="invalid_api_key")
+
+    # -- answers -----------------------------------------------------------------------
+    def _models(self, scenario: str) -> None:
+        if scenario == "slow" and self._wait_long():
+            return
+        if scenario in SERVER_WIDE - {"slow"}:
+            self._fail(scenario)
+            return
+        self._send_json(200, {"object": "list", "data": [
+            {"id": model, "object": "model", "owned_by": "openai", "created": 1700000000}
+            for model in MODELS]})
+
+    def _edit(self, scenario: str, edit: Edit, form: Form) -> None:
+        if scenario in ("rate_limit", "rate_limit_ms", "drop_once"):
+            if self.fake.first_time(scenario + form.fingerprint()):
+                self._first_attempt(scenario)
+                return
+            scenario = "echo"
+        if scenario == "slow":
+            if self._wait_long():
+                return
+            scenario = "echo"
+        answer = ANSWERS.get(scenario)
+        if answer is None:
+            self._fail(scenario)
+            return
+        answer(self, edit)
+
+    def _wait_long(self) -> bool:
+        """Wait longer than any test's timeout; True when the server stops meanwhile."""
+        return self.fake.stopping.wait(SLOW_SECONDS)
+
+    def _first_attempt(self, scenario: str) -> None:
+        if scenario == "drop_once":
+            self.close_connection = True  # no answer at all: the client sees a reset
+            return
+        header = ("Retry-After", "1") if scenario == "rate_limit" else ("retry-after-ms", "1200")
+        self._send_json(429, _error_body("Rate limit reached for requests, please try again "
+                                         "later.", "rate_limit_exceeded", "requests"),
+                        extra_headers=[header])
+
+    def _fail(self, scenario: str) -> None:
+        status, body, content_type = FAILURES[scenario]
+        if isinstance(body, dict):
+            self._send_json(status, body)
+        else:
+            self._send(status, body, content_type)
+
+    def _download(self, ident: str) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.fake.record(RecordedRequest("GET", self.path, None, headers), self.generation,
+                         download=True)
+        data = self.fake.stored(ident)
+        if data is None:
+            self._send(404, b"Not found", "text/plain")
+        else:
+            self._send(200, data, "image/png")
+
+    # -- sending -----------------------------------------------------------------------
+    def send_images(self, edit: Edit, images: list[bytes], as_url: bool = False) -> None:
+        if as_url:
+            data = [{"url": f"http://localhost:{self.fake.port}/_fake/download/"
+                            f"{self.fake.store(image)}.png"} for image in images]
+        else:
+            data = [{"b64_json": base64.b64encode(image).decode("ascii")} for image in images]
+        self._send_json(200, edit.answer(data))
+
+    def _send_json(self, status: int, payload, extra_headers=()) -> None:
+        self._send(status, json.dumps(payload).encode("utf-8"), "application/json",
+                   extra_headers)
+
+    def _send(self, status: int, body: bytes, content_type: str, extra_headers=(),
+              declared_length: int | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(declared_length or len(body)))
+        for name, value in extra_headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args) -> None:
+        if self.fake.log is not None:
+            print(f"fake-wisgate: {self.address_string()} {format % args}", file=self.fake.log,
+                  flush=True)
+
+
+# -- the request ---------------------------------------------------------------------------
+@dataclass
+class Form:
+    fields: dict[str, str]
+    files: dict[str, list[bytes]]
+    file_parts: dict[str, list[tuple[str, str]]]
+
+    def fingerprint(self) -> str:
+        """The same for two requests with the same content, whatever their boundaries."""
+        digest = hashlib.sha256()
+        for name in sorted(self.fields):
+            digest.update(f"{name}={self.fields[name]}\0".encode())
+        for name in sorted(self.files):
+            for data in self.files[name]:
+                digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        return digest.hexdigest()
+
+
+def _parse_form(content_type: str, body: bytes) -> Form:
+    """multipart/form-data with the standard library's email parser (the cgi module is gone
+    in Python 3.13)."""
+    multipart = content_type.lower().startswith("multipart/form-data")
+    if not multipart or "boundary=" not in content_type:
+        raise ApiError(400, "Invalid content type: the request must be multipart/form-data.",
+                       code="invalid_content_type")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart() or message.defects:
+        raise ApiError(400, "Could not parse the multipart form.", code="invalid_multipart")
+    fields: dict[str, str] = {}
+    files: dict[str, list[bytes]] = {}
+    file_parts: dict[str, list[tuple[str, str]]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if name is None:
+            raise ApiError(400, "A form part has no name.", code="invalid_multipart")
+        if part.get_filename() is not None:
+            files.setdefault(name, []).append(data)
+            file_parts.setdefault(name, []).append((part.get_filename(),
+                                                    part.get_content_type()))
+        else:
+            fields[name] = data.decode("utf-8")
+    return Form(fields, files, file_parts)
+
+
+@dataclass
+class Edit:
+    """A validated edit request."""
+
+    images: list[bytes]
+    pictures: list[Image.Image]
+    mask: Image.Image | None
+    prompt: str
+    model: str
+    n: int
+    size: str
+    quality: str
+    background: str
+    output_format: str
+
+    def answer(self, data: list[dict]) -> dict:
+        width, height = self.pictures[0].size
+        size = f"{width}x{height}" if self.size == "auto" else self.size
+        output_tokens = OUTPUT_TOKENS.get(self.quality, 4160) * len(data)
+        image_tokens = 65 + 129 * sum(_tiles(p.size) for p in self.pictures)
+        text_tokens = max(1, len(self.prompt) // 4)
+        return {"created": int(time.time()), "data": data,
+                "usage": {"input_tokens": image_tokens + text_tokens,
+                          "output_tokens": output_tokens,
+                          "total_tokens": image_tokens + text_tokens + output_tokens,
+                          "input_tokens_details": {"text_tokens": text_tokens,
+                                                   "image_tokens": image_tokens}},
+                "size": size, "quality": "high" if self.quality == "auto" else self.quality,
+                "output_format": self.output_format,
+                "background": "opaque" if self.background == "auto" else self.background}
+
+
+OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "auto": 4160}
+
+
+def _tiles(size: tuple[int, int]) -> int:
+    return max(1, -(-size[0] // 512) * -(-size[1] // 512))
+
+
+def validate_edit(form: Form) -> Edit:
+    """Refuse what the real API refuses, with its kind of message."""
+    unknown = sorted((set(form.fields) | set(form.files)) - KNOWN_FIELDS)
+    if unknown:
+        raise ApiError(400, f"Unknown parameter: '{unknown[0]}'.", unknown[0], "unknown_parameter")
+    fields = form.fields
+    prompt = fields.get("prompt")
+    if not prompt:
+        raise ApiError(400, "Missing required parameter: 'prompt'.", "prompt",
+                       "missing_required_parameter")
+    if len(prompt) > MAX_PROMPT:
+        raise ApiError(400, f"Invalid 'prompt': string too long. Expected a string with maximum "
+                            f"length {MAX_PROMPT}, but got a string with length {len(prompt)} "
+                            "instead.", "prompt", "string_above_max_length")
+    model = fields.get("model", "gpt-image-2")
+    if model not in MODELS:
+        raise ApiError(400, f"Invalid value for 'model': '{model}' is not a known image model.",
+                       "model", "invalid_value")
+    images = form.files.get("image", []) + form.files.get("image[]", [])
+    if not images:
+        raise ApiError(400, "Missing required parameter: 'image'.", "image",
+                       "missing_required_parameter")
+    if len(images) > 16:
+        raise ApiError(400, "Too many images: at most 16.", "image", "invalid_value")
+    pictures = [_open_image(data, index + 1) for index, data in enumerate(images)]
+    mask = _validated_mask(form.files.get("mask"), pictures[0])
+    n = _integer(fields.get("n", "1"), "n", 1, 10)
+    if "output_compression" in fields:
+        _integer(fields["output_compression"], "output_compression", 0, 100)
+    quality = _choice(fields, "quality", QUALITIES, "auto")
+    background = _choice(fields, "background", BACKGROUNDS, "auto")
+    output_format = _choice(fields, "output_format", OUTPUT_FORMATS, "png")
+    fidelity = _choice(fields, "input_fidelity", INPUT_FIDELITIES, "low")
+    if fidelity == "high" and model == "gpt-image-1-mini":
+        raise ApiError(400, "input_fidelity is not supported for gpt-image-1-mini.",
+                       "input_fidelity", "invalid_value")
+    if background == "transparent" and output_format == "jpeg":
+        raise ApiError(400, "Transparent background requires png or webp output.",
+                       "background", "invalid_value")
+    size = fields.get("size", "auto")
+    _check_size(size, model)
+    return Edit(images, pictures, mask, prompt, model, n, size, quality, background,
+                output_format)
+
+
+def _open_image(data: bytes, number: int) -> Image.Image:
+    invalid = ApiError(400, f"Invalid image file or mode for image {number}, please check your "
+                            "image file.", "image", "invalid_image_file")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ApiError(400, f"Image {number} is larger than 50 MB.", "image", "image_too_large")
+    try:
+        picture = Image.open(io.BytesIO(data))
+        picture.load()
+    except Exception:
+        raise invalid from None
+    if picture.format not in IMAGE_FORMATS:
+        raise invalid
+    return picture
+
+
+def _validated_mask(parts: list[bytes] | None, image: Image.Image) -> Image.Image | None:
+    if not parts:
+        return None
+    data = parts[0]
+    if len(parts) > 1 or len(data) > MAX_MASK_BYTES:
+        raise ApiError(400, "Invalid mask: one PNG under 4 MB.", "mask", "invalid_value")
+    try:
+        mask = Image.open(io.BytesIO(data))
+        mask.load()
+    except Exception:
+        mask = None
+    if mask is None or mask.format != "PNG":
+        raise ApiError(400, "Invalid mask image format - mask must be a PNG file.", "mask",
+                       "invalid_image_format")
+    if "A" not in mask.getbands() and "transparency" not in mask.info:
+        raise ApiError(400, "Invalid mask: the mask must have an alpha channel.", "mask",
+                       "invalid_image_format")
+    if mask.size != image.size:
+        raise ApiError(400, "Invalid mask image format - mask size does not match image size",
+                       "mask", "invalid_image_format")
+    return mask
+
+
+def _integer(text: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"Invalid type for '{name}': expected an integer, but got "
+                            f"'{text}' instead.", name, "invalid_type") from None
+    if not low <= value <= high:
+        relation = "below minimum" if value < low else "above maximum"
+        bound = low if value < low else high
+        raise ApiError(400, f"{value} is {relation} value for '{name}' ({bound}).", name,
+                       "integer_below_min_value" if value < low else "integer_above_max_value")
+    return value
+
+
+def _choice(fields: dict, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = fields.get(name, default)
+    if value not in allowed:
+        options = ", ".join(f"'{option}'" for option in allowed)
+        raise ApiError(400, f"Invalid value: '{value}'. Supported values are: {options}.",
+                       name, "invalid_value")
+    return value
+
+
+def _check_size(size: str, model: str) -> None:
+    if size == "auto" or size in FIXED_SIZES[model]:
+        return
+    if model == "gpt-image-2" and _valid_gpt_image_2_size(size):
+        return
+    allowed = ", ".join(f"'{s}'" for s in FIXED_SIZES[model] + ("auto",))
+    extra = (" or WIDTHxHEIGHT in multiples of 16, ratio within 1:3 to 3:1, at most 3840 on the "
+             "long side and 3840x2160 pixels" if model == "gpt-image-2" else "")
+    raise ApiError(400, f"Invalid value: '{size}'. Supported values are: {allowed}{extra}.",
+                   "size", "invalid_value")
+
+
+def _valid_gpt_image_2_size(size: str) -> bool:
+    match = re.fullmatch(r"([1-9][0-9]*)x([1-9][0-9]*)", size)
+    if not match:
+        return False
+    width, height = int(match[1]), int(match[2])
+    return (width % 16 == 0 and height % 16 == 0
+            and max(width, height) <= 3 * min(width, height)
+            and max(width, height) <= GPT_IMAGE_2_LONG_SIDE
+            and width * height <= GPT_IMAGE_2_PIXELS)
+
+
+# -- scenario answers ----------------------------------------------------------------------
+def _echo(handler: WisGateHandler, edit: Edit) -> None:
+    # The bytes exactly as uploaded: no decoding, no re-encoding.
+    handler.send_images(edit, [edit.images[0]] * edit.n)
+
+
+def _invert(handler: WisGateHandler, edit: Edit) -> None:
+    picture = edit.pictures[0].convert("RGBA")
+    red, green, blue, alpha = picture.split()
+    inverted = ImageChops.invert(Image.merge("RGB", (red, green, blue)))
+    inverted.putalpha(alpha)
+    if edit.mask is not None:
+        editable = edit.mask.convert("RGBA").getchannel("A").point(lambda a: 255 if a == 0 else 0)
+        picture.paste(inverted, (0, 0), editable)
+        result = picture
+    else:
+        result = inverted
+    handler.send_images(edit, [_png(result)] * edit.n)
+
+
+def _url(handler: WisGateHandler, edit: Edit) -> None:
+    handler.send_images(edit, [edit.images[0]] * edit.n, as_url=True)
+
+
+def _resize(handler: WisGateHandler, edit: Edit) -> None:
+    picture = edit.pictures[0]
+    size = RESIZED if picture.size != RESIZED else (1536, 1024)
+    handler.send_images(edit, [_png(picture.convert("RGBA").resize(size))] * edit.n)
+
+
+def _fewer(handler: WisGateHandler, edit: Edit) -> None:
+    handler.send_images(edit, [edit.images[0]] * (edit.n - 1))
+
+
+def _bad_base64(handler: WisGateHandler, edit: Edit) -> None:
+    handler._send_json(200, edit.answer([{"b64_json": "this is %% not base64!"}] * edit.n))
+
+
+def _bad_json(handler: WisGateHandler, edit: Edit) -> None:
+    handler._send(200, b'{"created": 1713833628, "data": [{"b64_json": "iVBORw0KGgo',
+                  "application/json")
+
+
+def _truncated(handler: WisGateHandler, edit: Edit) -> None:
+    body = json.dumps(edit.answer([{"b64_json": base64.b64encode(edit.images[0]).decode()}]))
+    body = body.encode()
+    handler.close_connection = True
+    handler._send(200, body[: len(body) // 2], "application/json", declared_length=len(body))
+
+
+def _no_data(handler: WisGateHandler, edit: Edit) -> None:
+    answer = edit.answer([])
+    del answer["data"]
+    handler._send_json(200, answer)
+
+
+def _insecure_url(handler: WisGateHandler, edit: Edit) -> None:
+    # Plain http to a host that is not this computer (and never resolves): must be refused.
+    handler._send_json(200, edit.answer([
+        {"url": f"http://{INSECURE_HOST}:{handler.fake.port}/_fake/download/"
+                f"{handler.fake.store(edit.images[0])}.png"}] * edit.n))
+
+
+ANSWERS = {"echo": _echo, "invert": _invert, "url": _url, "resize": _resize, "fewer": _fewer,
+           "bad_base64": _bad_base64, "bad_json": _bad_json, "truncated": _truncated,
+           "insecure_url": _insecure_url, "no_data": _no_data}
+
+
+def _error_body(message: str, code: str | None, error_type: str,
+                param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+FAILURES = {
+    "quota": (429, _error_body("You exceeded your current quota, please check your plan and "
+                               "billing details.", "insufficient_quota", "insufficient_quota"),
+              None),
+    "server_error": (500, _error_body("The server had an error while processing your request. "
+                                      "Sorry about that!", None, "server_error"), None),
+    "unavailable": (503, _error_body("The engine is currently overloaded, please try again "
+                                     "later.", None, "server_error"), None),
+    "html_502": (502, HTML_502, "text/html"),
+    "moderation": (400, _error_body("Your request was rejected as a result of our safety "
+                                    "system. Your request may contain content that is not "
+                                    "allowed by our safety system.", "moderation_blocked",
+                                    "image_generation_user_error"), None),
+    "too_large": (413, HTML_413, "text/html"),
+    "forbidden": (403, _error_body("This token has been disabled.", "token_disabled",
+                                   "new_api_error"), None),
+}
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def describe_file(data: bytes) -> dict:
+    """Size, sha256 and (for a PNG) pixel size: what /_fake/requests shows of a file."""
+    description = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        description["png_size"] = [int.from_bytes(data[16:20], "big"),
+                                   int.from_bytes(data[20:24], "big")]
+    return description
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tests.fake_wisgate",
+                                     description="A strict local stand-in for the WisGate "
+                                                 "images API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--key", default=DEFAULT_KEY)
+    parser.add_argument("--scenario", default="echo", choices=SCENARIOS,
+                        help="what {base}/v1 does; /scenario/NAME/v1 picks another")
+    args = parser.parse_args(argv)
+    fake = FakeWisGate(args.host, args.port, args.key, args.scenario, log=sys.stderr)
+    print(f"Fake WisGate on {fake.base_url} (scenario {args.scenario}, key {args.key!r})",
+          flush=True)
+    print(f"  GPT_IMAGE_EDIT_BASE_URL={fake.base_url} GPT_IMAGE_EDIT_API_KEY={args.key}",
+          flush=True)
+    print(f"  other scenarios: {fake.origin}/scenario/NAME/v1 with NAME one of "
+          f"{', '.join(SCENARIOS)}", flush=True)
+    try:
+        fake.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stopping.set()
+        fake.httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
