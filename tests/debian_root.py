@@ -38,7 +38,7 @@ RECIPES = {
     "gimp-3.0": RootRecipe("gimp-3.0", "trixie", GIMP_PACKAGES),
     "gimp-3.2": RootRecipe("gimp-3.2", "forky", GIMP_PACKAGES,
                            "/usr/share/debootstrap/scripts/sid"),
-    "python-2.7": RootRecipe("python-2.7", "bullseye", ("python2.7-minimal",)),
+    "python-2.7": RootRecipe("python-2.7", "bullseye", ("python2.7",)),
 }
 
 

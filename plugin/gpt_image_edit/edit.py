@@ -1,0 +1,101 @@
+"""One edit: from a picture and an optional selection to result layers placed on the region.
+
+Shared by the worker job and the command-line tool, so both send exactly the same request
+for the same picture and selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from .client import EditRequest
+from .errors import BadInputError
+from .geometry import Box, check_size, plan_region, request_size
+from .imaging import build_payload, decode_result, place_result
+
+QUALITIES = ("auto", "low", "medium", "high")
+MAX_VARIANTS = 10
+MAX_PROMPT = 32000
+
+
+@dataclass(frozen=True)
+class EditParams:
+    """The procedure arguments, checked before anything is loaded or sent."""
+
+    prompt: str
+    model: str = "gpt-image-2"
+    size: str = "auto"
+    quality: str = "high"
+    variants: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise BadInputError("The prompt is empty: type what should change, then try "
+                                "again.")
+        if len(self.prompt) > MAX_PROMPT:
+            raise BadInputError(f"The prompt is {len(self.prompt)} characters long: shorten "
+                                f"it to at most {MAX_PROMPT}.")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise BadInputError("No model is set: use gpt-image-2 or another image model "
+                                "name.")
+        if self.quality not in QUALITIES:
+            raise BadInputError(f"The quality '{self.quality}' is not one of "
+                                f"{', '.join(QUALITIES)}: choose one of them.")
+        if (isinstance(self.variants, bool) or not isinstance(self.variants, int)
+                or not 1 <= self.variants <= MAX_VARIANTS):
+            raise BadInputError(f"The number of variants ({self.variants}) must be between 1 "
+                                f"and {MAX_VARIANTS}.")
+        if not isinstance(self.size, str):
+            raise BadInputError("The size must be auto or WIDTHxHEIGHT, for example "
+                                "1536x1024.")
+        check_size(self.size, self.model)
+
+
+@dataclass
+class EditOutcome:
+    """`layers` are RGBA pictures of the region's size, to be placed at `region` (in the
+    picture's coordinates); `request` is what was asked of the API, `usage` its token count."""
+
+    region: Box
+    layers: list[Image.Image]
+    request: dict
+    usage: dict = field(default_factory=dict)
+
+
+def selection_box(selection: Image.Image | None) -> Box | None:
+    """The bounding box of the selected (non-zero) pixels; None for no or an empty selection,
+    which means "edit everything" (an all-zero mask would make the edit invisible)."""
+    if selection is None:
+        return None
+    bounds = selection.getbbox()
+    return Box.from_bounds(*bounds) if bounds else None
+
+
+def run_edit(client, picture: Image.Image, selection: Image.Image | None, params: EditParams,
+             on_event=None) -> EditOutcome:
+    """Send the region of `picture` around `selection` (the same size, L) and place what
+    comes back. `on_event(stage, message)` hears `prepare` and `finish`."""
+    report = on_event or (lambda stage, message: None)
+    if selection is not None and selection.size != picture.size:
+        raise BadInputError(f"The selection is {selection.width}x{selection.height} but the "
+                            f"picture is {picture.width}x{picture.height}: they must match.")
+    bounds = selection_box(selection)
+    region = plan_region(picture.width, picture.height, bounds)
+    width, height = request_size(region.width, region.height, params.model, params.size)
+    report("prepare", f"Preparing {region.width}x{region.height} pixels for {params.model}")
+    payload = build_payload(picture, selection if bounds else None, region, (width, height))
+    request = EditRequest(image=payload.image, mask=payload.mask, prompt=params.prompt,
+                          model=params.model, size=f"{width}x{height}",
+                          quality=params.quality, n=params.variants)
+    response = client.edit(request)
+    count = len(response.images)
+    report("finish", f"Placing {count} result{'s' if count != 1 else ''}")
+    region_picture = picture.crop(region.bounds())
+    layers = [place_result(decode_result(data), payload, region_picture)
+              for data in response.images]
+    return EditOutcome(region=region, layers=layers,
+                       request={"model": params.model, "size": f"{width}x{height}",
+                                "quality": params.quality, "n": params.variants},
+                       usage=dict(response.usage or {}))

@@ -1,0 +1,188 @@
+"""Pure arithmetic: which part of a layer to send, at what size, and where it sits.
+
+No Pillow here: the GIMP side runs `plan` (through the command-line tool) before it exports
+anything, and that must start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .errors import BadInputError
+
+FLEXIBLE_SIZE_MODELS = ("gpt-image-2",)
+FIXED_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
+FIXED_SIZES_BY_MODEL = {
+    "dall-e-2": ((256, 256), (512, 512), (1024, 1024)),
+}
+AUTO_SIZES_BY_MODEL = {
+    # dall-e-2 edits only take squares; the largest keeps the most detail.
+    "dall-e-2": ((1024, 1024),),
+}
+
+# gpt-image-2's rules for WIDTHxHEIGHT (../shared/reference/images-edit-api.md).
+SIDE_STEP = 16
+MAX_ASPECT = 3.0
+MAX_SIDE = 3840
+MAX_PIXELS = 3840 * 2160
+# What `auto` asks for: never below the models' native 1024x1024 (a smaller request wastes
+# the model's resolution), never above 2560x1440 (beyond that is marked experimental).
+AUTO_MIN_PIXELS = 1024 * 1024
+AUTO_MAX_PIXELS = 2560 * 1440
+
+# Context around a selection: the model needs to see the surroundings to match light,
+# perspective and texture, but every pixel of context takes resolution from the selected
+# area. A quarter of the selection's longer side keeps the selection the larger part of the
+# request; at least 64 pixels so that a small selection still shows its neighbourhood.
+MIN_CONTEXT = 64
+CONTEXT_FRACTION = 0.25
+
+SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in pixels: top-left corner and size."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.y + self.height
+
+    @classmethod
+    def from_bounds(cls, x1: int, y1: int, x2: int, y2: int) -> Box:
+        """From corners (x2, y2 exclusive), as Pillow's getbbox and GIMP's bounds give them."""
+        return cls(x1, y1, x2 - x1, y2 - y1)
+
+    def bounds(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom), as Pillow's crop takes it."""
+        return self.x, self.y, self.right, self.bottom
+
+    def as_dict(self) -> dict:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+def plan_region(layer_width: int, layer_height: int, selection: Box | None) -> Box:
+    """The part of the layer an edit sends: the whole layer without a selection, else the
+    selection's bounding box grown by surrounding context and clipped to the layer."""
+    if selection is None:
+        return Box(0, 0, layer_width, layer_height)
+    context = max(MIN_CONTEXT, math.ceil(max(selection.width, selection.height)
+                                         * CONTEXT_FRACTION))
+    left = max(0, selection.x - context)
+    top = max(0, selection.y - context)
+    right = min(layer_width, selection.right + context)
+    bottom = min(layer_height, selection.bottom + context)
+    if right <= left or bottom <= top:
+        return Box(0, 0, layer_width, layer_height)  # a selection outside the layer
+    return Box(left, top, right - left, bottom - top)
+
+
+def parse_size(size: str) -> tuple[int, int] | None:
+    """(width, height) of an explicit WIDTHxHEIGHT, None for "auto"."""
+    if size.strip().lower() == "auto":
+        return None
+    match = SIZE_PATTERN.match(size)
+    if not match:
+        raise BadInputError(f"The size '{size}' is not understood: use auto or "
+                            "WIDTHxHEIGHT, for example 1536x1024.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_size(size: str, model: str) -> tuple[int, int] | None:
+    """Parse `size` and check that `model` takes it; None for "auto"."""
+    parsed = parse_size(size)
+    if parsed is not None:
+        _check_explicit(parsed, model)
+    return parsed
+
+
+def request_size(width: int, height: int, model: str, size: str = "auto") -> tuple[int, int]:
+    """The pixel size to ask the API for, for a region of width x height."""
+    explicit = check_size(size, model)
+    if explicit is not None:
+        return explicit
+    if model in FLEXIBLE_SIZE_MODELS:
+        return _flexible_auto_size(width, height)
+    choices = AUTO_SIZES_BY_MODEL.get(model, FIXED_SIZES)
+    return min(choices, key=lambda choice: _aspect_distance(choice, width, height))
+
+
+def letterbox(width: int, height: int, canvas_width: int, canvas_height: int) -> Box:
+    """Where a width x height region sits in the canvas: scaled with its aspect ratio kept,
+    as large as fits, centered. The rest of the canvas is padding."""
+    scale = min(canvas_width / width, canvas_height / height)
+    content_width = min(canvas_width, max(1, round(width * scale)))
+    content_height = min(canvas_height, max(1, round(height * scale)))
+    return Box((canvas_width - content_width) // 2, (canvas_height - content_height) // 2,
+               content_width, content_height)
+
+
+def _check_explicit(parsed: tuple[int, int], model: str) -> None:
+    width, height = parsed
+    if width < 1 or height < 1:
+        raise BadInputError(f"The size {width}x{height} has an empty side: use auto or a "
+                            "size such as 1536x1024.")
+    if model in FLEXIBLE_SIZE_MODELS:
+        _check_flexible(width, height, model)
+        return
+    allowed = FIXED_SIZES_BY_MODEL.get(model, FIXED_SIZES if _is_known(model) else None)
+    if allowed is not None and (width, height) not in allowed:
+        names = ", ".join(f"{w}x{h}" for w, h in allowed)
+        raise BadInputError(f"{model} does not take the size {width}x{height}: use auto or "
+                            f"one of {names}.")
+
+
+def _is_known(model: str) -> bool:
+    """Models whose sizes the API facts list; an unknown model's sizes are its endpoint's
+    business, so they are passed on unchecked."""
+    return model.startswith("gpt-image-") or model in FIXED_SIZES_BY_MODEL
+
+
+def _check_flexible(width: int, height: int, model: str) -> None:
+    problem = None
+    if width % SIDE_STEP or height % SIDE_STEP:
+        problem = f"both sides must be multiples of {SIDE_STEP}"
+    elif max(width, height) > MAX_ASPECT * min(width, height):
+        problem = "the longer side may be at most three times the shorter"
+    elif max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        problem = "it may be at most 3840x2160"
+    if problem:
+        raise BadInputError(f"{model} does not take the size {width}x{height} ({problem}): "
+                            "use auto or a size such as 1536x1024.")
+
+
+def _flexible_auto_size(width: int, height: int) -> tuple[int, int]:
+    """Multiples of 16 with the region's aspect ratio (clamped to 1:3..3:1; the letterbox
+    pads the rest) and about the region's own pixel count, within the auto bounds."""
+    aspect = min(MAX_ASPECT, max(1 / MAX_ASPECT, width / height))
+    pixels = min(AUTO_MAX_PIXELS, max(AUTO_MIN_PIXELS, width * height))
+    request_height = _round_to_step(math.sqrt(pixels / aspect))
+    request_width = _round_to_step(request_height * aspect)
+    while request_width * request_height > AUTO_MAX_PIXELS:
+        if request_width * height >= request_height * width:
+            request_width -= SIDE_STEP
+        else:
+            request_height -= SIDE_STEP
+    # Rounding both sides may overshoot 3:1 by a step: trim the longer side back.
+    request_width = min(request_width, int(MAX_ASPECT) * request_height)
+    request_height = min(request_height, int(MAX_ASPECT) * request_width)
+    return request_width, request_height
+
+
+def _round_to_step(value: float) -> int:
+    return max(SIDE_STEP, int(round(value / SIDE_STEP)) * SIDE_STEP)
+
+
+def _aspect_distance(choice: tuple[int, int], width: int, height: int) -> float:
+    return abs(math.log((choice[0] / choice[1]) / (width / height)))

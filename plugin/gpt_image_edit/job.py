@@ -1,0 +1,379 @@
+"""The worker side of the job protocol (docs/job-protocol.md).
+
+A host (the GIMP entries) writes a job file, runs `python -m gpt_image_edit job JOB.json`,
+reads progress lines from standard output and, once the worker has ended, the manifest.
+Results become visible only through the manifest, written last and atomically, so a worker
+that is cancelled or crashes never leaves anything a host could import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BadInputError, EditError
+
+PROTOCOL = 1
+MANIFEST = "manifest.json"
+TICK_SECONDS = 1.0
+EXIT_OK = 0
+EXIT_CRASHED = 1
+EXIT_HOST_GONE = 5
+INTERNAL_KIND = "internal"
+WAITING_STAGES = ("upload", "wait")
+RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layer:
+    width: int
+    height: int
+    offset_x: int
+    offset_y: int
+
+
+@dataclass(frozen=True)
+class Job:
+    params: object  # edit.EditParams, imported late so a bad job fails fast
+    layer: Layer
+    source_path: Path
+    source_x: int
+    source_y: int
+    selection_path: Path | None
+    output_dir: Path
+
+
+def run_job(job_path) -> int:
+    """Run the job at `job_path`; returns the exit code of docs/job-protocol.md."""
+    from .logs import setup_logging
+
+    started = time.monotonic()
+    progress = Progress(sys.stdout, started)
+    log_file = setup_logging()
+    watch_lifeline()
+    job_path = Path(job_path).resolve()
+    output_dir = None
+    try:
+        raw = read_job_file(job_path)
+        output_dir = prepare_output_dir(raw, job_path)
+        job = parse_job(raw, job_path, output_dir)
+        manifest = execute(job, progress, started)
+    except EditError as error:
+        log.info("Job %s failed (%s): %s", job_path, error.kind, error)
+        return fail(output_dir, job_path, progress, error.kind, str(error), error.exit_code)
+    except Exception:
+        log.exception("The worker failed unexpectedly on %s", job_path)
+        return fail(output_dir, job_path, progress, INTERNAL_KIND,
+                    f"The worker failed unexpectedly: see the log at {log_file}.",
+                    EXIT_CRASHED)
+    path = write_json_atomically(output_dir / MANIFEST, manifest)
+    progress.done(True, _shown_path(path, job_path))
+    return EXIT_OK
+
+
+# -- the job file --------------------------------------------------------------------------
+def read_job_file(job_path: Path) -> dict:
+    try:
+        raw = json.loads(job_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"The job file {job_path} does not exist: start the edit again "
+                            "from GIMP.") from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise BadInputError(f"The job file {job_path} is not readable JSON: start the edit "
+                            "again from GIMP.") from None
+    if not isinstance(raw, dict):
+        raise _bad_job(job_path, "it is not a JSON object")
+    return raw
+
+
+def prepare_output_dir(raw: dict, job_path: Path) -> Path:
+    """The results folder, created, with any manifest of an earlier run removed so that
+    nothing stale can be read while this run works."""
+    name = raw.get("output_dir")
+    if not isinstance(name, str) or not name.strip():
+        raise _bad_job(job_path, "'output_dir' is missing")
+    output_dir = job_path.parent / name
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / MANIFEST).unlink(missing_ok=True)
+    except OSError as error:
+        raise BadInputError(f"The results folder {output_dir} cannot be written "
+                            f"({error.strerror or type(error).__name__}): check the disk "
+                            "and its permissions.") from None
+    return output_dir
+
+
+def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
+    from .edit import EditParams
+
+    if raw.get("protocol") != PROTOCOL:
+        raise BadInputError(f"The job file {job_path} is for protocol "
+                            f"{raw.get('protocol')!r}, this worker speaks {PROTOCOL}: "
+                            "reinstall the plug-in so that both parts match.")
+    params = EditParams(prompt=_text(raw, "prompt", job_path, allow_empty=True),
+                        model=_text(raw, "model", job_path), size=_text(raw, "size", job_path),
+                        quality=_text(raw, "quality", job_path),
+                        variants=_integer(raw, "variants", job_path, minimum=1))
+    layer_raw = _object(raw, "layer", job_path)
+    layer = Layer(width=_integer(layer_raw, "width", job_path, minimum=1),
+                  height=_integer(layer_raw, "height", job_path, minimum=1),
+                  offset_x=_integer(layer_raw, "offset_x", job_path),
+                  offset_y=_integer(layer_raw, "offset_y", job_path))
+    source = _object(raw, "source", job_path)
+    selection = raw.get("selection")
+    if selection is not None and not isinstance(selection, dict):
+        raise _bad_job(job_path, "'selection' is neither null nor an object")
+    folder = job_path.parent
+    return Job(params=params, layer=layer,
+               source_path=folder / _text(source, "path", job_path),
+               source_x=_integer(source, "x", job_path, minimum=0, default=0),
+               source_y=_integer(source, "y", job_path, minimum=0, default=0),
+               selection_path=(folder / _text(selection, "path", job_path)
+                               if selection is not None else None),
+               output_dir=output_dir)
+
+
+def _bad_job(job_path: Path, what: str) -> BadInputError:
+    return BadInputError(f"The job file {job_path} is not usable ({what}): reinstall the "
+                         "plug-in so that both parts match, then start the edit again.")
+
+
+def _object(raw: dict, name: str, job_path: Path) -> dict:
+    value = raw.get(name)
+    if not isinstance(value, dict):
+        raise _bad_job(job_path, f"'{name}' is not an object")
+    return value
+
+
+def _text(raw: dict, name: str, job_path: Path, allow_empty: bool = False) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not (allow_empty or value.strip()):
+        raise _bad_job(job_path, f"'{name}' is not text")
+    return value
+
+
+def _integer(raw: dict, name: str, job_path: Path, minimum: int | None = None,
+             default: int | None = None) -> int:
+    value = raw.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or (
+            minimum is not None and value < minimum):
+        raise _bad_job(job_path, f"'{name}' is not a whole number"
+                       + (f" of at least {minimum}" if minimum is not None else ""))
+    return value
+
+
+# -- the work ------------------------------------------------------------------------------
+def execute(job: Job, progress: Progress, started: float) -> dict:
+    """Run the edit and write the result PNGs; returns the success manifest."""
+    from .client import ImagesClient
+    from .edit import run_edit
+    from .imaging import load_picture, load_selection
+    from .settings import load_settings
+
+    progress.event("prepare", f"Preparing {job.params.variants} "
+                   f"picture{'s' if job.params.variants != 1 else ''}")
+    picture = load_picture(job.source_path)
+    selection = load_selection(job.selection_path) if job.selection_path else None
+    _check_source(job, picture, selection)
+    log.info("Job: %s, size %s, quality %s, %d variant(s), source %dx%d at %d,%d%s",
+             job.params.model, job.params.size, job.params.quality, job.params.variants,
+             picture.width, picture.height, job.source_x, job.source_y,
+             ", with selection" if selection is not None else "")
+    ticker = WaitTicker(progress, job.params.model)
+    ticker.start()
+    try:
+        with ImagesClient(load_settings(), on_event=ticker.on_event) as client:
+            outcome = run_edit(client, picture, selection, job.params,
+                               on_event=ticker.on_event)
+    finally:
+        ticker.stop()
+    results = write_results(outcome.layers, job.output_dir)
+    region = outcome.region
+    placement = {"x": job.layer.offset_x + job.source_x + region.x,
+                 "y": job.layer.offset_y + job.source_y + region.y,
+                 "width": region.width, "height": region.height}
+    elapsed = round(time.monotonic() - started, 1)
+    log.info("Job done in %.1f s: placement %s, usage %s", elapsed, placement, outcome.usage)
+    return {"protocol": PROTOCOL, "ok": True, "placement": placement, "results": results,
+            "request": outcome.request, "usage": outcome.usage, "elapsed": elapsed}
+
+
+def _check_source(job: Job, picture, selection) -> None:
+    if (job.source_x + picture.width > job.layer.width
+            or job.source_y + picture.height > job.layer.height):
+        raise BadInputError(f"The exported layer ({picture.width}x{picture.height} at "
+                            f"{job.source_x},{job.source_y}) does not fit the "
+                            f"{job.layer.width}x{job.layer.height} layer: start the edit "
+                            "again.")
+    if selection is not None and selection.size != picture.size:
+        raise BadInputError(f"The exported selection ({selection.width}x{selection.height}) "
+                            f"is not the size of the exported layer ({picture.width}x"
+                            f"{picture.height}): start the edit again.")
+
+
+def write_results(layers, output_dir: Path) -> list[dict]:
+    """Each layer as variant-N.png (written under a temporary name, then renamed); on any
+    failure the ones already written are removed."""
+    written: list[Path] = []
+    try:
+        for number, layer in enumerate(layers, start=1):
+            path = output_dir / f"variant-{number}.png"
+            replace_atomically(path, lambda stream, layer=layer: layer.save(
+                stream, "PNG", compress_level=RESULT_COMPRESS_LEVEL))
+            written.append(path)
+    except BaseException:
+        for path in written:
+            _remove_quietly(path)
+        raise
+    return [{"path": path.name, "variant": number}
+            for number, path in enumerate(written, start=1)]
+
+
+def write_json_atomically(path: Path, data: dict) -> Path:
+    text = json.dumps(data, indent=2) + "\n"
+    replace_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+    return path
+
+
+def replace_atomically(path: Path, write) -> None:
+    """`write(stream)` into a temporary file beside `path`, then rename it to `path`."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                         dir=str(path.parent))
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(Path(temporary))
+        raise
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def fail(output_dir: Path | None, job_path: Path, progress: Progress, kind: str,
+         message: str, exit_code: int) -> int:
+    """Write the failure manifest (when there is a results folder) and say so."""
+    manifest = {"protocol": PROTOCOL, "ok": False, "error": {"kind": kind, "message": message}}
+    shown = None
+    if output_dir is not None:
+        try:
+            shown = _shown_path(write_json_atomically(output_dir / MANIFEST, manifest),
+                                job_path)
+        except OSError:
+            log.exception("The failure manifest could not be written")
+    if shown is None:
+        print(message, file=sys.stderr)
+    progress.done(False, shown)
+    return exit_code
+
+
+def _shown_path(path: Path, job_path: Path) -> str:
+    """The manifest's path as the protocol shows it: relative to the job's folder."""
+    try:
+        return path.relative_to(job_path.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# -- progress --------------------------------------------------------------------------------
+class Progress:
+    """JSON lines on standard output, one event each, flushed at once."""
+
+    def __init__(self, stream, started: float):
+        self._stream = stream
+        self._started = started
+        self._lock = threading.Lock()
+
+    def event(self, stage: str, message: str) -> None:
+        self._emit({"event": "progress", "stage": stage, "elapsed": self.elapsed(),
+                    "message": message})
+
+    def done(self, ok: bool, manifest: str | None) -> None:
+        self._emit({"event": "done", "ok": ok, "manifest": manifest})
+
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self._started, 1)
+
+    def _emit(self, event: dict) -> None:
+        with self._lock:
+            try:
+                self._stream.write(json.dumps(event) + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # a host that stopped reading is handled by the lifeline, not here
+
+
+class WaitTicker:
+    """Forwards the client's events as progress lines and, while a request is out, writes a
+    `wait` line about every second so the host can show the time going by. It only prints:
+    the host does all the GIMP work on its own thread."""
+
+    def __init__(self, progress: Progress, model: str):
+        self._progress = progress
+        self._model = model
+        self._waiting_since: float | None = None
+        self._active = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wait-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def on_event(self, stage: str, message: str) -> None:
+        if stage in WAITING_STAGES and self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        # A retry's own message ("trying again in 2 s") stays up until the next upload.
+        self._active = stage in WAITING_STAGES
+        self._progress.event(stage, message)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(TICK_SECONDS):
+            if self._active and self._waiting_since is not None:
+                seconds = int(time.monotonic() - self._waiting_since)
+                self._progress.event("wait", f"Waiting for {self._model}: {seconds} s")
+
+
+# -- the lifeline ----------------------------------------------------------------------------
+def watch_lifeline() -> None:
+    """When standard input is a pipe (the host's lifeline), end the process at once when it
+    closes: the host died or was killed, and nobody will read anything this worker writes.
+    A terminal or /dev/null on standard input is not watched, so jobs run by hand work."""
+    try:
+        descriptor = sys.stdin.fileno()
+        is_pipe = stat.S_ISFIFO(os.fstat(descriptor).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return
+    if is_pipe:
+        threading.Thread(target=_exit_at_end_of, args=(descriptor,), name="lifeline",
+                         daemon=True).start()
+
+
+def _exit_at_end_of(descriptor: int) -> None:
+    while True:
+        try:
+            data = os.read(descriptor, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(EXIT_HOST_GONE)  # no manifest, no clean-up: the host removes the folder

@@ -1,0 +1,290 @@
+"""The command-line tool, run as users run it: `python -m gpt_image_edit` in a subprocess
+against the fake WisGate server."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageDraw
+
+from gpt_image_edit import cli
+from gpt_image_edit.client import RetryPolicy
+from gpt_image_edit.edit import EditParams
+from tests.test_imaging import psnr, scene
+
+TOOL = [sys.executable, "-m", "gpt_image_edit"]
+
+
+def run_tool(*arguments, env: dict, cwd: Path | None = None, timeout: float = 120):
+    return subprocess.run(TOOL + [str(argument) for argument in arguments], env=env, cwd=cwd,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def save(picture: Image.Image, path: Path) -> Path:
+    picture.save(path)
+    return path
+
+
+def pngs(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.suffix == ".png")
+
+
+# -- the issue's "Done when" ---------------------------------------------------------------
+@pytest.mark.parametrize("size", [(512, 512), (640, 360), (200, 600), (37, 23)],
+                         ids=["square", "16:9", "1:3", "tiny"])
+def test_echo_returns_the_input(tmp_path, wisgate_env, size):
+    picture = save(scene(*size), tmp_path / "photo.png")
+    finished = run_tool("edit", picture, "--prompt", "leave it as it is",
+                        env=wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    output = tmp_path / "photo-edit.png"
+    assert finished.stdout.strip() == str(output)
+    result = Image.open(output)
+    assert result.size == size and result.mode == "RGB"
+    assert psnr(result, Image.open(picture)) >= 35
+
+
+def selection_and_mask(size) -> tuple[Image.Image, Image.Image]:
+    selection = Image.new("L", size, 0)
+    ImageDraw.Draw(selection).ellipse((420, 180, 560, 300), fill=255)
+    mask = Image.new("RGBA", size, (0, 0, 0, 255))
+    mask.putalpha(ImageChops.invert(selection))
+    return selection, mask
+
+
+@pytest.mark.parametrize("option", ["--selection", "--mask"])
+def test_only_the_selected_area_changes(tmp_path, wisgate_env, fake_wisgate, option):
+    picture = scene(640, 360)
+    save(picture, tmp_path / "photo.png")
+    selection, mask = selection_and_mask(picture.size)
+    area = save(selection if option == "--selection" else mask, tmp_path / "area.png")
+    finished = run_tool("edit", tmp_path / "photo.png", "--prompt", "invert", option, area,
+                        env=wisgate_env("invert"))
+    assert finished.returncode == 0, finished.stderr
+    result = Image.open(tmp_path / "photo-edit.png").convert("RGB")
+    outside = ImageChops.invert(selection)
+    # Outside the selection: exactly the input.
+    assert Image.composite(result, picture, outside).tobytes() == picture.tobytes()
+    # Inside: inverted (within resampling error).
+    inside = Image.new("L", picture.size, 0)
+    ImageDraw.Draw(inside).ellipse((440, 200, 540, 280), fill=255)
+    expected = ImageChops.invert(picture)
+    assert psnr(Image.composite(result, expected, inside), expected) >= 35
+    # Only the region around the selection was sent, with a mask of its size.
+    sent = fake_wisgate.requests[-1]
+    image = Image.open(io.BytesIO(sent.files["image"][0]))
+    assert Image.open(io.BytesIO(sent.files["mask"][0])).size == image.size
+
+
+def test_exif_orientation_is_applied(tmp_path, wisgate_env):
+    picture = scene(80, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture.save(tmp_path / "phone.png", exif=exif)
+    finished = run_tool("edit", tmp_path / "phone.png", "--prompt", "same",
+                        env=wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    result = Image.open(tmp_path / "phone-edit.png")
+    assert result.size == (40, 80)
+    assert psnr(result, picture.transpose(Image.Transpose.ROTATE_270)) >= 35
+
+
+def test_variants_output_folder_and_no_overwrite(tmp_path, wisgate_env):
+    save(scene(64, 64), tmp_path / "a.png")
+    out = tmp_path / "out"
+    env = wisgate_env("echo")
+    first = run_tool("edit", tmp_path / "a.png", "--prompt", "x", "-n", "2", "-o", out, env=env)
+    assert first.returncode == 0, first.stderr
+    assert pngs(out) == ["a-edit-1.png", "a-edit-2.png"]
+    before = (out / "a-edit-1.png").read_bytes()
+    again = run_tool("edit", tmp_path / "a.png", "--prompt", "x", "-n", "2", "-o", out, env=env)
+    assert again.returncode == 0, again.stderr
+    assert pngs(out) == ["a-edit-1.png", "a-edit-2.png", "a-edit2-1.png", "a-edit2-2.png"]
+    assert (out / "a-edit-1.png").read_bytes() == before
+    assert again.stdout.split() == [str(out / "a-edit2-1.png"), str(out / "a-edit2-2.png")]
+
+
+def test_json_output(tmp_path, wisgate_env):
+    save(scene(64, 48), tmp_path / "a.png")
+    finished = run_tool("edit", tmp_path / "a.png", "--prompt", "x", "--json", "-n", "2",
+                        "--quality", "low", env=wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    lines = [json.loads(line) for line in finished.stdout.splitlines()]
+    assert [line["variant"] for line in lines] == [1, 2]
+    assert lines[0]["ok"] is True and lines[0]["input"] == str(tmp_path / "a.png")
+    assert lines[0]["region"] == {"x": 0, "y": 0, "width": 64, "height": 48}
+    assert lines[0]["request"] == {"model": "gpt-image-2", "size": "1168x880",
+                                   "quality": "low", "n": 2}
+    assert lines[0]["usage"]["output_tokens"] == 2 * 272
+
+
+# -- batches -------------------------------------------------------------------------------
+def test_batch_with_rate_limits_succeeds(tmp_path, wisgate_env, fake_wisgate):
+    inputs = [save(scene(48 + 8 * number, 48), tmp_path / f"p{number}.png")
+              for number in range(3)]
+    finished = run_tool("edit", *inputs, "--prompt", "x", "--jobs", "2",
+                        env=wisgate_env("rate_limit"))
+    assert finished.returncode == 0, finished.stderr
+    assert pngs(tmp_path) == ["p0-edit.png", "p0.png", "p1-edit.png", "p1.png", "p2-edit.png",
+                              "p2.png"]
+    assert len(fake_wisgate.requests) == 6  # every input was refused once, then accepted
+
+
+def test_batch_slows_down_when_rate_limits_outlast_the_client_retries(tmp_path, wisgate_env,
+                                                                      fake_wisgate):
+    wisgate_env("rate_limit")
+    inputs = [save(scene(40 + 8 * number, 40), tmp_path / f"p{number}.png")
+              for number in range(2)]
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.run_batch(inputs, EditParams("x"), jobs=2, retry=RetryPolicy(max_retries=0),
+                         stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    assert "rate limited; pausing 1 s and sending fewer edits at once." in err.getvalue()
+    assert sorted(out.getvalue().split()) == [str(tmp_path / "p0-edit.png"),
+                                              str(tmp_path / "p1-edit.png")]
+    assert len(fake_wisgate.requests) == 4
+
+
+def test_throttle_halves_and_pauses():
+    throttle = cli.Throttle(4)
+    throttle.slow_down(0.0)
+    assert throttle.limit == 2
+    throttle.slow_down(0.0)
+    throttle.slow_down(0.0)
+    assert throttle.limit == 1
+    throttle.acquire()
+    throttle.release()
+
+
+def test_batch_lists_failures_and_exits_with_the_first(tmp_path, wisgate_env):
+    good = save(scene(40, 40), tmp_path / "good.png")
+    (tmp_path / "broken.png").write_text("not a picture")
+    finished = run_tool("edit", tmp_path / "missing.png", good, tmp_path / "broken.png",
+                        "--prompt", "x", env=wisgate_env("echo"))
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines()[-3:] == [
+        "2 of 3 edits failed:",
+        f"  {tmp_path / 'missing.png'}: {tmp_path / 'missing.png'} does not exist: check the "
+        "file name.",
+        f"  {tmp_path / 'broken.png'}: broken.png cannot be read as a picture: save it as PNG "
+        "or JPEG and try again."]
+    assert pngs(tmp_path) == ["broken.png", "good-edit.png", "good.png"]
+
+
+# -- failures ------------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario, code, words", [
+    ("moderation", 3, "safety system"),
+    ("forbidden", 3, "refused this request"),
+    ("quota", 3, "quota"),
+    ("server_error", 4, "having trouble"),
+    ("bad_base64", 4, "base64"),
+])
+def test_exit_codes_per_failure(tmp_path, wisgate_env, fake_wisgate, scenario, code, words):
+    picture = save(scene(40, 40), tmp_path / "a.png")
+    finished = run_tool("edit", picture, "--prompt", "x", env=wisgate_env(scenario))
+    assert finished.returncode == code
+    assert words in finished.stderr
+    # The sentence is the last line (retries may have been reported above it).
+    assert words in finished.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in finished.stderr
+    assert fake_wisgate.key not in finished.stdout + finished.stderr
+    assert pngs(tmp_path) == ["a.png"]
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--prompt", " "], "The prompt is empty"),
+    (["--prompt", "x", "--size", "1000x1000"], "multiples of 16"),
+    (["--prompt", "x", "--jobs", "0"], "--jobs 0"),
+    (["--prompt", "x", "-n", "11"], "between 1 and 10"),
+    (["--prompt", "x", "--selection", "black.png"], "all black"),
+    (["--prompt", "x", "--mask", "opaque.png"], "no transparent pixels"),
+    (["--prompt", "x", "--selection", "small.png"], "must be the same size"),
+])
+def test_bad_input_exits_2_with_a_sentence(tmp_path, wisgate_env, fake_wisgate, arguments,
+                                           words):
+    save(scene(40, 40), tmp_path / "a.png")
+    save(Image.new("L", (40, 40), 0), tmp_path / "black.png")
+    save(Image.new("RGB", (40, 40)), tmp_path / "opaque.png")
+    save(Image.new("L", (20, 20), 255), tmp_path / "small.png")
+    finished = run_tool("edit", "a.png", *arguments, env=wisgate_env("echo"), cwd=tmp_path)
+    assert finished.returncode == 2
+    assert words in finished.stderr and "Traceback" not in finished.stderr
+    assert fake_wisgate.requests == []
+
+
+def test_usage_errors_exit_2(tmp_path, wisgate_env):
+    env = wisgate_env("echo")
+    assert run_tool("edit", "a.png", env=env).returncode == 2  # no --prompt
+    assert run_tool("edit", "a.png", "--prompt", "x", "--mask", "m.png", "--selection",
+                    "s.png", env=env).returncode == 2
+    assert run_tool(env=env).returncode == 2
+
+
+def test_missing_key(tmp_path, wisgate_env):
+    env = wisgate_env("echo")
+    del env["GPT_IMAGE_EDIT_API_KEY"]
+    save(scene(40, 40), tmp_path / "a.png")
+    finished = run_tool("edit", tmp_path / "a.png", "--prompt", "x", env=env)
+    assert finished.returncode == 2
+    assert "No API key is set" in finished.stderr
+
+
+def test_check_ok_and_refused_key(wisgate_env, fake_wisgate):
+    env = wisgate_env("echo")
+    accepted = run_tool("check", env=env)
+    assert accepted.returncode == 0
+    assert "the API key is accepted" in accepted.stdout
+    assert fake_wisgate.key not in accepted.stdout + accepted.stderr
+    wrong = "sk-wrong-key-0123456789"
+    refused = run_tool("check", env=dict(env, GPT_IMAGE_EDIT_API_KEY=wrong))
+    assert refused.returncode == 3
+    assert "GPT_IMAGE_EDIT_API_KEY" in refused.stderr
+    assert wrong not in refused.stdout + refused.stderr
+    assert all(request.path.endswith("/models") for request in fake_wisgate.requests)
+
+
+# -- plan, version, progress -----------------------------------------------------------------
+def test_plan_prints_the_region_without_loading_pillow_or_requests():
+    code = ("import json, sys; from gpt_image_edit.cli import main; "
+            "code = main(['plan', '--layer-size', '6000x4000', "
+            "'--selection-bounds', '2750,1900,3150,2200']); "
+            "print(json.dumps(['PIL' in sys.modules, 'requests' in sys.modules, code]))")
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True)
+    region, loaded = finished.stdout.splitlines()
+    assert json.loads(region) == {"x": 2650, "y": 1800, "width": 600, "height": 500}
+    assert json.loads(loaded) == [False, False, 0]
+
+
+def test_plan_without_selection_and_bad_arguments(wisgate_env):
+    env = wisgate_env("echo")
+    whole = run_tool("plan", "--layer-size", "300x200", env=env)
+    assert json.loads(whole.stdout) == {"x": 0, "y": 0, "width": 300, "height": 200}
+    bad = run_tool("plan", "--layer-size", "300x200", "--selection-bounds", "5,5,1,1", env=env)
+    assert bad.returncode == 2 and "X2 > X1" in bad.stderr
+    assert run_tool("plan", "--layer-size", "huge", env=env).returncode == 2
+
+
+def test_version(wisgate_env):
+    finished = run_tool("--version", env=wisgate_env("echo"))
+    assert finished.returncode == 0 and finished.stdout.strip() == "gpt-image-edit 0.1.0"
+
+
+def test_progress_lines_while_waiting(monkeypatch):
+    monkeypatch.setattr(cli, "LOG_TICK", 0.05)
+    out, err = io.StringIO(), io.StringIO()
+    reporter = cli.Reporter(out, err, "gpt-image-2", as_json=False)
+    reporter.start()
+    reporter.started(Path("photo.png"))
+    while "Waiting" not in err.getvalue():
+        reporter._stopped.wait(0.05)
+    reporter.finished(Path("photo.png"))
+    reporter.stop()
+    assert err.getvalue().splitlines()[0] == "Waiting for gpt-image-2: photo.png 0 s"
+    assert out.getvalue() == ""

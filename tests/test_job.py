@@ -1,0 +1,298 @@
+"""The worker job protocol (docs/job-protocol.md): the worker run as the hosts run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gpt_image_edit import job as job_module
+from gpt_image_edit.job import run_job
+from tests.test_imaging import psnr, scene
+
+WORKER = [sys.executable, "-m", "gpt_image_edit", "job"]
+
+
+def write_job(folder: Path, picture: Image.Image, selection_image: Image.Image | None = None,
+              layer=None, source_xy=(0, 0), **overrides) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    picture.save(folder / "source.png")
+    if selection_image is not None:
+        selection_image.save(folder / "selection.png")
+    layer = layer or {"width": picture.width, "height": picture.height,
+                      "offset_x": 0, "offset_y": 0}
+    job = {"protocol": 1, "prompt": "invert it", "model": "gpt-image-2", "size": "auto",
+           "quality": "high", "variants": 1, "layer": layer,
+           "source": {"path": "source.png", "x": source_xy[0], "y": source_xy[1]},
+           "selection": {"path": "selection.png"} if selection_image is not None else None,
+           "output_dir": "results"}
+    job.update(overrides)
+    path = folder / "job.json"
+    path.write_text(json.dumps(job))
+    return path
+
+
+def run_worker(job_path: Path, env: dict, timeout: float = 60):
+    finished = subprocess.run(WORKER + [str(job_path)], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout,
+                              cwd=job_path.parent)
+    events = [json.loads(line) for line in finished.stdout.splitlines()]
+    return finished, events
+
+
+def manifest_of(job_path: Path) -> dict:
+    return json.loads((job_path.parent / "results" / "manifest.json").read_text())
+
+
+def leftovers(job_path: Path) -> list[str]:
+    """Everything in the results folder but the manifest."""
+    return sorted(name for name in os.listdir(job_path.parent / "results")
+                  if name != "manifest.json")
+
+
+def rgba_with_alpha(width: int, height: int) -> Image.Image:
+    picture = scene(width, height).convert("RGBA")
+    alpha = Image.new("L", picture.size, 255)
+    alpha.paste(90, (0, 0, width // 4, height))
+    picture.putalpha(alpha)
+    return picture
+
+
+def test_success_manifest_places_results_in_image_coordinates(tmp_path, wisgate_env):
+    picture = rgba_with_alpha(500, 300)
+    selection = Image.new("L", picture.size, 0)
+    selection.paste(255, (300, 150, 400, 230))
+    layer = {"width": 900, "height": 700, "offset_x": 15, "offset_y": -7}
+    job_path = write_job(tmp_path / "job", picture, selection, layer=layer,
+                         source_xy=(120, 200), variants=2)
+    finished, events = run_worker(job_path, wisgate_env("invert"))
+    assert finished.returncode == 0, finished.stderr
+    manifest = manifest_of(job_path)
+    # Region in the source: the selection grown by 64 pixels of context on each side.
+    assert manifest["placement"] == {"x": 15 + 120 + 236, "y": -7 + 200 + 86,
+                                     "width": 228, "height": 208}
+    assert manifest["ok"] is True and manifest["protocol"] == 1
+    assert manifest["results"] == [{"path": "variant-1.png", "variant": 1},
+                                   {"path": "variant-2.png", "variant": 2}]
+    assert manifest["request"]["n"] == 2 and manifest["request"]["model"] == "gpt-image-2"
+    assert manifest["usage"]["output_tokens"] == 2 * 4160
+    assert leftovers(job_path) == ["variant-1.png", "variant-2.png"]
+    region = picture.crop((236, 86, 236 + 228, 86 + 208))
+    for entry in manifest["results"]:
+        result = Image.open(job_path.parent / "results" / entry["path"])
+        assert result.size == (228, 208) and result.mode == "RGBA"
+        # The source's alpha, not the selection: the host adds the selection as a layer mask.
+        assert result.getchannel("A").tobytes() == region.getchannel("A").tobytes()
+        inside = result.getpixel((350 - 236, 190 - 86))[:3]
+        expected = tuple(255 - value for value in picture.getpixel((350, 190))[:3])
+        assert inside == pytest.approx(expected, abs=6)
+    assert events[-1] == {"event": "done", "ok": True, "manifest": "results/manifest.json"}
+    stages = [event["stage"] for event in events[:-1]]
+    assert stages[0] == "prepare" and "upload" in stages and stages[-1] == "finish"
+
+
+def test_whole_layer_without_selection(tmp_path, wisgate_env):
+    picture = scene(320, 200).convert("RGBA")
+    layer = {"width": 320, "height": 200, "offset_x": 40, "offset_y": 50}
+    job_path = write_job(tmp_path / "job", picture, layer=layer)
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    manifest = manifest_of(job_path)
+    assert manifest["placement"] == {"x": 40, "y": 50, "width": 320, "height": 200}
+    result = Image.open(job_path.parent / "results" / "variant-1.png")
+    assert psnr(result, picture) >= 35
+
+
+def test_region_never_grows_beyond_an_exported_crop(tmp_path, wisgate_env, capsys):
+    """A host may export only the planned region: the worker must keep to it."""
+    wisgate_env("echo")
+    crop = scene(228, 208).convert("RGBA")  # `plan` for a 100x80 selection at 900,500
+    selection = Image.new("L", crop.size, 0)
+    selection.paste(255, (64, 64, 164, 144))
+    layer = {"width": 1200, "height": 800, "offset_x": 5, "offset_y": 6}
+    job_path = write_job(tmp_path / "job", crop, selection, layer=layer, source_xy=(836, 436))
+    code, _ = run_in_process(job_path, capsys)
+    assert code == 0
+    assert manifest_of(job_path)["placement"] == {"x": 841, "y": 442, "width": 228,
+                                                  "height": 208}
+
+
+@pytest.mark.parametrize("scenario, kind, code", [
+    ("forbidden", "permission", 3),
+    ("moderation", "moderation", 3),
+    ("quota", "quota", 3),
+    ("too_large", "too_large", 3),
+    ("server_error", "server", 4),
+    ("html_502", "server", 4),
+    ("bad_json", "bad_response", 4),
+    ("bad_base64", "bad_response", 4),
+    ("truncated", "bad_response", 4),
+    ("fewer", "bad_response", 4),
+])
+def test_failure_kinds_write_a_failure_manifest(tmp_path, wisgate_env, fake_wisgate,
+                                                scenario, kind, code):
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"), variants=2)
+    env = wisgate_env(scenario)
+    finished, events = run_worker(job_path, env)
+    assert finished.returncode == code
+    manifest = manifest_of(job_path)
+    assert manifest["ok"] is False and manifest["error"]["kind"] == kind
+    message = manifest["error"]["message"]
+    assert message.endswith(".") and "\n" not in message
+    assert fake_wisgate.key not in finished.stdout + finished.stderr + message
+    assert leftovers(job_path) == []
+    assert events[-1] == {"event": "done", "ok": False, "manifest": "results/manifest.json"}
+
+
+def test_wrong_key_is_an_authentication_failure(tmp_path, wisgate_env):
+    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_API_KEY="wrong-key-0123456789")
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"))
+    finished, _ = run_worker(job_path, env)
+    assert finished.returncode == 3
+    error = manifest_of(job_path)["error"]
+    assert error["kind"] == "authentication" and "GPT_IMAGE_EDIT_API_KEY" in error["message"]
+    assert "wrong-key-0123456789" not in finished.stdout + finished.stderr + error["message"]
+
+
+def test_missing_key_is_bad_input(tmp_path, wisgate_env):
+    env = wisgate_env("echo")
+    del env["GPT_IMAGE_EDIT_API_KEY"]
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"))
+    finished, _ = run_worker(job_path, env)
+    assert finished.returncode == 2
+    assert manifest_of(job_path)["error"]["kind"] == "missing_key"
+
+
+def test_timeout_and_unreachable_are_network_failures(tmp_path, wisgate_env, fake_wisgate):
+    job_path = write_job(tmp_path / "slow", scene(64, 48).convert("RGBA"))
+    finished, events = run_worker(job_path, wisgate_env("slow", timeout=2))
+    assert finished.returncode == 4
+    assert manifest_of(job_path)["error"]["kind"] == "timeout"
+    assert any(event.get("stage") == "wait" and event["message"].startswith(
+        "Waiting for gpt-image-2: ") for event in events)
+
+    unreachable = write_job(tmp_path / "closed", scene(64, 48).convert("RGBA"))
+    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_BASE_URL="http://127.0.0.1:9/v1")
+    finished, _ = run_worker(unreachable, env)
+    assert finished.returncode == 4
+    assert manifest_of(unreachable)["error"]["kind"] == "network"
+
+
+def test_lifeline_closed_stops_the_worker_without_a_manifest(tmp_path, wisgate_env):
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"))
+    worker = subprocess.Popen(WORKER + [str(job_path)], env=wisgate_env("slow", timeout=120),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, cwd=job_path.parent)
+    try:
+        for line in worker.stdout:  # wait until the request is out
+            if json.loads(line).get("stage") == "wait":
+                break
+        worker.stdin.close()
+        assert worker.wait(timeout=30) == job_module.EXIT_HOST_GONE
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        worker.stdout.close()
+    assert not (job_path.parent / "results" / "manifest.json").exists()
+    assert leftovers(job_path) == []
+
+
+# -- bad jobs, in process (the worker's own code path, without a process start each) -------
+def run_in_process(job_path: Path, capsys) -> tuple[int, list[dict]]:
+    code = run_job(job_path)
+    out = capsys.readouterr().out
+    return code, [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"protocol": 2}, "protocol 2"),
+    ({"prompt": " "}, "The prompt is empty"),
+    ({"variants": 11}, "between 1 and 10"),
+    ({"variants": "2"}, "'variants' is not a whole number"),
+    ({"quality": "best"}, "not one of auto"),
+    ({"size": "1000x1000"}, "multiples of 16"),
+    ({"layer": {"width": 10, "height": 10, "offset_x": 0, "offset_y": 0}}, "does not fit"),
+    ({"layer": "big"}, "'layer' is not an object"),
+    ({"source": {"path": "nowhere.png", "x": 0, "y": 0}}, "does not exist"),
+    ({"source": {"path": "source.png", "x": -1, "y": 0}}, "'x' is not a whole number"),
+    ({"selection": {"path": "small.png"}}, "not the size of the exported layer"),
+    ({"selection": "yes"}, "'selection' is neither null nor an object"),
+])
+def test_bad_jobs_fail_with_bad_input(tmp_path, wisgate_env, fake_wisgate, capsys,
+                                      change, words):
+    wisgate_env("echo")
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"), **change)
+    Image.new("L", (10, 10), 255).save(tmp_path / "job" / "small.png")
+    code, events = run_in_process(job_path, capsys)
+    assert code == 2
+    error = manifest_of(job_path)["error"]
+    assert error["kind"] == "bad_input" and words in error["message"]
+    assert events[-1]["ok"] is False
+    assert fake_wisgate.requests == []
+    assert leftovers(job_path) == []
+
+
+def test_unreadable_job_files_fail_without_a_manifest(tmp_path, wisgate_env, capsys):
+    wisgate_env("echo")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert run_in_process(broken, capsys)[0] == 2
+    no_output = write_job(tmp_path / "job", scene(8, 8), output_dir="")
+    code, events = run_in_process(no_output, capsys)
+    assert code == 2 and events[-1] == {"event": "done", "ok": False, "manifest": None}
+    assert run_in_process(tmp_path / "missing.json", capsys)[0] == 2
+    assert not (tmp_path / "job" / "results").exists()
+
+
+def test_manifest_is_written_after_every_complete_result(tmp_path, wisgate_env, capsys,
+                                                         monkeypatch):
+    wisgate_env("echo")
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"), variants=3)
+    renames = []
+    real_replace = os.replace
+
+    def watched_replace(source, target):
+        target = Path(target)
+        if target.name == "manifest.json":
+            # At this moment every result must already be complete under its final name.
+            for number in (1, 2, 3):
+                with Image.open(target.parent / f"variant-{number}.png") as result:
+                    result.load()
+        renames.append(target.name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(job_module.os, "replace", watched_replace)
+    code, _ = run_in_process(job_path, capsys)
+    assert code == 0
+    assert renames == ["variant-1.png", "variant-2.png", "variant-3.png", "manifest.json"]
+
+
+def test_unexpected_failure_leaves_a_manifest_pointing_to_the_log(tmp_path, wisgate_env,
+                                                                  capsys, monkeypatch):
+    wisgate_env("echo")
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"), variants=2)
+    real_replace = job_module.replace_atomically
+    calls = []
+
+    def failing_second_time(path, write):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise RuntimeError("simulated bug while writing the second result")
+        real_replace(path, write)
+
+    monkeypatch.setattr(job_module, "replace_atomically", failing_second_time)
+    code, events = run_in_process(job_path, capsys)
+    assert code == job_module.EXIT_CRASHED
+    error = manifest_of(job_path)["error"]
+    log_file = tmp_path / "settings" / "gpt-image-edit.log"
+    assert error == {"kind": "internal",
+                     "message": f"The worker failed unexpectedly: see the log at {log_file}."}
+    assert "simulated bug" in log_file.read_text() and "Traceback" in log_file.read_text()
+    assert leftovers(job_path) == []  # the first result, already written, was removed
+    assert events[-1]["ok"] is False
