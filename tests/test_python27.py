@@ -1,0 +1,225 @@
+"""The GIMP 2.10 side under a real Python 2.7 (Debian 11's python2.7, in a cached
+debootstrap root run through bwrap): it compiles, imports, and the host module does its
+job for real: writes the job, finds the worker or says why not, runs a worker, reads its
+progress and manifest, reports a crash, and cancels.
+
+The worker here is a small Python 2.7 stand-in inside the root (the real worker is Python
+3 with requests and pillow); what is under test is the host side talking to it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests import debian_root
+
+REPO = Path(__file__).resolve().parent.parent
+NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
+                 "from the plug-in's download, then restart GIMP.")
+
+# A stand-in for `python -m gpt_image_edit job JOB`: the job's prompt says what to do.
+STANDIN = r'''
+import json, os, sys, time
+job_path = sys.argv[sys.argv.index("job") + 1]
+with open(job_path) as handle:
+    job = json.load(handle)
+output = os.path.join(os.path.dirname(job_path), job["output_dir"])
+def say(stage, message):
+    sys.stdout.write(json.dumps({"event": "progress", "stage": stage, "elapsed": 0.1,
+                                 "message": message}) + "\n")
+    sys.stdout.flush()
+def manifest(content):
+    os.mkdir(output)
+    with open(os.path.join(output, "manifest.json.tmp"), "w") as handle:
+        json.dump(content, handle)
+    os.rename(os.path.join(output, "manifest.json.tmp"), os.path.join(output, "manifest.json"))
+prompt = job["prompt"]
+say("prepare", "Preparing 1 picture")
+sys.stdout.write("not json at all\n")
+if prompt == "crash":
+    sys.exit(5)
+if prompt == "sleep":
+    say("wait", "Waiting for gpt-image-2: 1 s")
+    time.sleep(120)
+if prompt == "fail":
+    manifest({"protocol": 1, "ok": False,
+              "error": {"kind": "quota", "message": u"Quota used up \u2014 top it up."}})
+    sys.exit(3)
+say("finish", u"Placing 1 result \u2713")
+manifest({"protocol": 1, "ok": True, "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
+          "results": [{"path": "variant-1.png", "variant": 1}], "usage": {}})
+'''
+
+# Runs inside the root under python2.7; prints one JSON object with what it saw.
+CHECKS = r'''
+import imp, json, os, py_compile, shutil, sys
+sys.dont_write_bytecode = True
+seen = {"python": list(sys.version_info[:2])}
+
+for path in ("/tmp/src/plugin/gpt-image-edit-gimp2.py",
+             "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py",
+             "/tmp/src/tests/gimpfu_shim/gimp.py", "/tmp/src/tests/gimpfu_shim/gimpfu.py",
+             "/tmp/src/tests/gimpfu_shim/gimpenums.py"):
+    py_compile.compile(path, cfile="/tmp/work/compiled.pyc", doraise=True)
+seen["compiled"] = True
+
+# As the installer lays it out: the entry, the host module and the worker file together.
+plug_ins = "/tmp/work/plug-ins"
+os.mkdir(plug_ins)
+shutil.copy("/tmp/src/plugin/gpt-image-edit-gimp2.py", plug_ins)
+shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py", plug_ins)
+sys.path.insert(0, "/tmp/src/tests/gimpfu_shim")
+sys.path.insert(0, plug_ins)
+import gpt_image_edit_host as host
+
+os.environ.pop("GPT_IMAGE_EDIT_WORKER", None)
+try:
+    host.find_worker(plug_ins)
+    seen["missing_worker"] = None
+except host.HostError as error:
+    seen["missing_worker"] = error.args[0]
+with open(os.path.join(plug_ins, host.WORKER_FILE), "w") as handle:
+    json.dump({"python": sys.executable, "pythonpath": ["/tmp/work/standin"]}, handle)
+worker = host.find_worker(plug_ins)
+seen["worker"] = [worker.python, worker.pythonpath]
+
+def run(prompt, cancel=False):
+    job = host.Job()
+    folder = job.folder
+    job.write({"prompt": prompt, "model": "gpt-image-2", "size": "auto", "quality": "high",
+               "variants": 2}, {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
+              source_origin=(3, 4), with_selection=True)
+    with open(job.path) as handle:
+        written = json.load(handle)
+    mode = oct(os.stat(folder).st_mode & 0o777)
+    outcome = {"job": written, "folder_mode": mode}
+    current = None
+    try:
+        with job:
+            current = host.WorkerRun(worker, job)
+            ticks = []
+            def tick(active):
+                ticks.append(active.last_message)
+                if cancel and "Waiting" in active.last_message:
+                    active.cancel()
+            outcome["manifest"] = current.wait(on_tick=tick, interval=0.05)
+            outcome["last_message"] = current.last_message
+    except host.HostError as error:
+        outcome["error"] = error.args[0]
+    outcome["folder_removed"] = not os.path.exists(folder)
+    outcome["exit"] = current._process.poll()
+    return outcome
+
+seen["ok"] = run(u"ciel d'orage \u00e9")
+seen["fail"] = run("fail")
+seen["crash"] = run("crash")
+seen["cancel"] = run("sleep", cancel=True)
+
+entry = imp.load_source("gpt_image_edit_gimp2", os.path.join(plug_ins,
+                                                              "gpt-image-edit-gimp2.py"))
+import gimp, gimpfu
+record = gimpfu._registered_plugins_["python-fu-gpt-image-edit"]
+seen["registered"] = [record[5], record[11], [p[1] for p in record[8]]]
+seen["main_called"] = len(gimp.shim_main)
+entry.gpt_image_edit(None, None, "  ", "gpt-image-2", "auto", 3, 1, 1)
+entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 0, 1)
+entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)
+seen["messages"] = gimp.shim_messages
+arguments = entry.read_arguments("ciel d\xe2\x80\x99orage", "", " ", 1, 2)  # UTF-8 bytes
+seen["arguments"] = arguments
+seen["name"] = entry.native(entry.layer_name((arguments["prompt"] + u" ") * 4)).decode("utf-8")
+sys.stdout.write(json.dumps(seen))
+'''
+
+
+@pytest.fixture(scope="module")
+def python27(tmp_path_factory) -> dict:
+    """Run the checks once under the real Python 2.7; a missing root is built or fails."""
+    root = debian_root.provide("python-2.7")
+    work = tmp_path_factory.mktemp("py27")
+    standin = work / "standin" / "gpt_image_edit"
+    standin.mkdir(parents=True)
+    (standin / "__init__.py").write_text("")
+    (standin / "__main__.py").write_text(STANDIN)
+    (work / "checks.py").write_text(CHECKS)
+    # The root is read-only, so the folders are mounted on its fresh /tmp.
+    argv = debian_root.bwrap_argv(root, ro_binds={str(REPO): "/tmp/src"},
+                                  binds={str(work): "/tmp/work"}, network=False)
+    done = subprocess.run([*argv, "/usr/bin/python2.7", "/tmp/work/checks.py"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, "Python 2.7 checks failed:\n" + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_it_is_really_python_2_7(python27):
+    assert python27["python"] == [2, 7]
+    assert python27["compiled"] is True
+
+
+def test_entry_imports_and_registers_under_python_2_7(python27):
+    label, menu, params = python27["registered"]
+    assert (label, menu) == ("GPT Image Edit...", "<Image>/Filters/AI")
+    assert params == ["image", "drawable", "prompt", "model", "size", "quality", "variants",
+                      "use-selection"]
+    assert python27["main_called"] == 1
+
+
+def test_entry_refusals_under_python_2_7(python27):
+    assert python27["messages"] == [
+        "The prompt is empty: describe what should change and try again.",
+        "Variants must be between 1 and 10: choose a number in that range and try again.",
+        "GPT Image Edit works on a layer, not on a channel: select a layer and try again.",
+    ]
+
+
+def test_entry_handles_gimp_2_byte_strings(python27):
+    assert python27["arguments"] == {"prompt": "ciel d\u2019orage", "model": "gpt-image-2",
+                                     "size": "auto", "quality": "low", "variants": 2}
+    # 40 characters of the prompt at most, cut at a word end; UTF-8 in, UTF-8 out
+    assert python27["name"] == "GPT edit: " + "ciel d\u2019orage " * 2 + "ciel d\u2019orage\u2026"
+
+
+def test_host_writes_the_job_under_python_2_7(python27):
+    outcome = python27["ok"]
+    assert outcome["folder_mode"] in ("0700", "0o700")
+    assert outcome["job"] == {
+        "protocol": 1, "prompt": "ciel d'orage \u00e9", "model": "gpt-image-2",
+        "size": "auto", "quality": "high", "variants": 2,
+        "layer": {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
+        "source": {"path": "source.png", "x": 3, "y": 4},
+        "selection": {"path": "selection.png"}, "output_dir": "results"}
+
+
+def test_host_finds_the_worker_or_says_why_under_python_2_7(python27):
+    assert python27["missing_worker"] == NOT_INSTALLED
+    assert python27["worker"] == ["/usr/bin/python2.7", ["/tmp/work/standin"]]
+
+
+def test_host_runs_the_worker_and_reads_its_manifest_under_python_2_7(python27):
+    outcome = python27["ok"]
+    assert outcome["manifest"]["ok"] is True
+    assert outcome["manifest"]["placement"] == {"x": 1, "y": 2, "width": 3, "height": 4}
+    assert outcome["last_message"] == "Placing 1 result \u2713"
+    assert outcome["folder_removed"] is True
+
+
+@pytest.mark.parametrize("case,sentence", [
+    ("fail", "Quota used up \u2014 top it up."),
+    ("crash", "The GPT Image Edit worker stopped unexpectedly (exit code 5); see the log in "
+              "the gpt-image-edit settings folder."),
+    ("cancel", "The edit was cancelled; the image is unchanged."),
+])
+def test_host_reports_failures_under_python_2_7(python27, case, sentence):
+    outcome = python27[case]
+    assert outcome["error"] == sentence
+    assert "manifest" not in outcome
+    assert outcome["folder_removed"] is True
+
+
+def test_cancel_terminates_the_worker(python27):
+    assert python27["cancel"]["exit"] == -15  # SIGTERM, not the end of its 120 s sleep
+    assert python27["crash"]["exit"] == 5 and python27["ok"]["exit"] == 0
