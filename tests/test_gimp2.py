@@ -552,8 +552,8 @@ def test_killed_worker_leaves_the_image_unchanged(entry, wisgate_env, fake_wisga
 def test_gimp_killing_the_plug_in_stops_the_worker(wisgate_env, fake_wisgate, tmp_path,
                                                    private_tmp):
     """GIMP 2.10's Cancel on a plug-in's progress kills the plug-in process; its worker
-    must not keep running (and spending credits) after it. (The killed plug-in cannot
-    remove its job folder; that lands in private_tmp here.)"""
+    must not keep running (and spending credits) after it, and the job folder the killed
+    plug-in can no longer remove must go with it."""
     env = wisgate_env("slow")
     plug_ins = tmp_path / "plug-ins"
     plug_ins.mkdir()
@@ -577,6 +577,7 @@ def test_gimp_killing_the_plug_in_stops_the_worker(wisgate_env, fake_wisgate, tm
         plug_in.wait()
         for pid in workers:
             assert _ends(pid, within=60), "the worker kept running after its plug-in died"
+        assert list(private_tmp.iterdir()) == []
     finally:
         if plug_in.poll() is None:
             plug_in.kill()

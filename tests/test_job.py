@@ -183,24 +183,38 @@ def test_timeout_and_unreachable_are_network_failures(tmp_path, wisgate_env, fak
     assert manifest_of(unreachable)["error"]["kind"] == "network"
 
 
-def test_lifeline_closed_stops_the_worker_without_a_manifest(tmp_path, wisgate_env):
-    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"))
-    worker = subprocess.Popen(WORKER + [str(job_path)], env=wisgate_env("slow", timeout=120),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, cwd=job_path.parent)
+def close_lifeline_mid_request(job_path: Path, env: dict) -> int:
+    """Start the worker as a host would, close its stdin once the request is out."""
+    worker = subprocess.Popen(WORKER + [str(job_path)], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              cwd=job_path.parent.parent)
     try:
         for line in worker.stdout:  # wait until the request is out
             if json.loads(line).get("stage") == "wait":
                 break
         worker.stdin.close()
-        assert worker.wait(timeout=30) == job_module.EXIT_HOST_GONE
+        return worker.wait(timeout=30)
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
         worker.stdout.close()
+
+
+def test_lifeline_closed_stops_the_worker_without_a_manifest(tmp_path, wisgate_env):
+    job_path = write_job(tmp_path / "job", scene(64, 48).convert("RGBA"))
+    code = close_lifeline_mid_request(job_path, wisgate_env("slow", timeout=120))
+    assert code == job_module.EXIT_HOST_GONE
     assert not (job_path.parent / "results" / "manifest.json").exists()
     assert leftovers(job_path) == []
+
+
+def test_lifeline_closed_removes_the_hosts_job_folder(tmp_path, wisgate_env):
+    """A host killed mid-edit cannot clean up; its private folder must not stay behind."""
+    job_path = write_job(tmp_path / "gpt-image-edit-k2j4", scene(64, 48).convert("RGBA"))
+    code = close_lifeline_mid_request(job_path, wisgate_env("slow", timeout=120))
+    assert code == job_module.EXIT_HOST_GONE
+    assert not job_path.parent.exists()
 
 
 # -- bad jobs, in process (the worker's own code path, without a process start each) -------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -27,6 +28,7 @@ TICK_SECONDS = 1.0
 EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_HOST_GONE = 5
+HOST_JOB_PREFIX = "gpt-image-edit-"  # tempfile prefix of the host module's Job folders
 INTERNAL_KIND = "internal"
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
@@ -60,8 +62,8 @@ def run_job(job_path) -> int:
     started = time.monotonic()
     progress = Progress(sys.stdout, started)
     log_file = setup_logging()
-    watch_lifeline()
     job_path = Path(job_path).resolve()
+    watch_lifeline(job_path.parent)
     output_dir = None
     try:
         raw = read_job_file(job_path)
@@ -355,7 +357,7 @@ class WaitTicker:
 
 
 # -- the lifeline ----------------------------------------------------------------------------
-def watch_lifeline() -> None:
+def watch_lifeline(job_folder: Path) -> None:
     """When standard input is a pipe (the host's lifeline), end the process at once when it
     closes: the host died or was killed, and nobody will read anything this worker writes.
     A terminal or /dev/null on standard input is not watched, so jobs run by hand work."""
@@ -365,15 +367,19 @@ def watch_lifeline() -> None:
     except (AttributeError, OSError, ValueError):
         return
     if is_pipe:
-        threading.Thread(target=_exit_at_end_of, args=(descriptor,), name="lifeline",
-                         daemon=True).start()
+        threading.Thread(target=_exit_at_end_of, args=(descriptor, job_folder),
+                         name="lifeline", daemon=True).start()
 
 
-def _exit_at_end_of(descriptor: int) -> None:
+def _exit_at_end_of(descriptor: int, job_folder: Path) -> None:
     while True:
         try:
             data = os.read(descriptor, 4096)
         except OSError:
             data = b""
         if not data:
-            os._exit(EXIT_HOST_GONE)  # no manifest, no clean-up: the host removes the folder
+            # A host killed mid-edit (GIMP 2.10's Cancel does that) cannot remove its private
+            # job folder any more; only a folder the host module made is removed here.
+            if job_folder.name.startswith(HOST_JOB_PREFIX):
+                shutil.rmtree(job_folder, ignore_errors=True)
+            os._exit(EXIT_HOST_GONE)
