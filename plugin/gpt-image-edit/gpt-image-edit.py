@@ -1,0 +1,647 @@
+#!/usr/bin/env python3
+"""GPT Image Edit for GIMP 3.0 and 3.2: Filters > AI > GPT Image Edit... and its settings.
+
+This side is thin on purpose: GIMP's own Python has no requests or pillow, so the edit runs
+in the worker (docs/job-protocol.md). Here we export the layer (and the selection) into a
+private job folder, run the worker without blocking GIMP, and insert its results as new
+layers in one undo group. Only GIMP (gi) and the standard library are used.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+from gi.repository import Gimp, Gio, GLib, GObject  # noqa: E402
+
+ENTRY_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, ENTRY_DIR)
+import gpt_image_edit_host as host  # noqa: E402
+
+EDIT_PROCEDURE = "plug-in-gpt-image-edit"
+SETTINGS_PROCEDURE = "plug-in-gpt-image-edit-settings"
+MENU_PATH = "<Image>/Filters/AI"
+SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
+PARASITE = "gpt-image-edit"
+QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
+NAME_PREFIX = "GPT edit: "
+NAME_PROMPT_CHARS = 40
+DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
+DEFAULT_TIMEOUT = 300.0
+KEY_ENVS = ("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE_KEY")
+NO_KEY = (f"No API key is set: enter it in {SETTINGS_MENU} or set GPT_IMAGE_EDIT_API_KEY.")
+POLL_MS = 100
+CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
+
+
+class UserError(Exception):
+    """Something the user can fix; its text is the one sentence to show."""
+
+
+class Cancelled(Exception):
+    """The user pressed Cancel while the worker ran."""
+
+
+# ---------------------------------------------------------------------------------------
+# Settings file: the same path rules and format as gpt_image_edit.settings (the worker).
+
+def settings_path():
+    override = os.environ.get("GPT_IMAGE_EDIT_CONFIG")
+    if override:
+        return os.path.expanduser(override)
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or os.path.join(os.path.expanduser("~"),
+                                                          "AppData", "Roaming")
+    elif sys.platform == "darwin":
+        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                 ".config")
+    return os.path.join(base, "gpt-image-edit", "settings.json")
+
+
+def read_settings():
+    """The stored settings, or {} when the file is missing or unreadable (the worker
+    reports an unreadable file with its own sentence)."""
+    try:
+        with open(settings_path(), encoding="utf-8") as handle:
+            stored = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def save_settings(changes):
+    """Merge changes (None removes a setting) and write the file atomically, mode 0600."""
+    path = settings_path()
+    stored = read_settings()
+    stored.update(changes)
+    stored = {name: value for name, value in stored.items() if value is not None}
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    # mkstemp creates the file with mode 0600: the key is never readable by others.
+    handle, temporary = tempfile.mkstemp(prefix=".settings.json.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def key_is_missing():
+    """True only when no key can be anywhere: no variable and a settings file that is
+    absent or holds none. A file that cannot be read is left to the worker, whose
+    sentence says what is wrong with it."""
+    if any(os.environ.get(name, "").strip() for name in KEY_ENVS):
+        return False
+    path = settings_path()
+    if not os.path.exists(path):
+        return True
+    try:
+        with open(path, encoding="utf-8") as handle:
+            stored = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(stored, dict) and not stored.get("api_key")
+
+
+# ---------------------------------------------------------------------------------------
+# The edit procedure.
+
+def run_edit(procedure, run_mode, image, drawables, config, data):
+    interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    try:
+        layer = single_layer(drawables)
+        worker = host.find_worker(ENTRY_DIR)
+        if key_is_missing():
+            raise UserError(NO_KEY)
+        if interactive and not show_edit_dialog(procedure, config):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        arguments = read_arguments(config)
+        edit_layer(image, layer, worker, arguments, interactive)
+    except Cancelled:
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    except (UserError, host.HostError) as error:
+        return fail(procedure, str(error))
+    except Exception:  # anything unforeseen still gets a sentence, not a traceback
+        traceback.print_exc()
+        return fail(procedure, "GPT Image Edit failed unexpectedly: the image is unchanged; "
+                               "please report this with the text GIMP printed on its console.")
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def fail(procedure, sentence):
+    """An execution error carrying the sentence. GIMP shows it in a message when the user
+    ran the procedure (a Gimp.message of our own would show it twice)."""
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                       GLib.Error(sentence))
+
+
+def single_layer(drawables):
+    if len(drawables) != 1:
+        raise UserError("GPT Image Edit works on one layer: select exactly one layer and "
+                        "try again.")
+    layer = drawables[0]
+    if not isinstance(layer, Gimp.Layer) or isinstance(layer, Gimp.LayerMask):
+        raise UserError("GPT Image Edit works on a layer, not on a channel or mask: select a "
+                        "layer and try again.")
+    if isinstance(layer, Gimp.GroupLayer):
+        raise UserError("GPT Image Edit cannot edit a layer group: select one layer inside "
+                        "it and try again.")
+    return layer
+
+
+def read_arguments(config):
+    arguments = {
+        "prompt": (config.get_property("prompt") or "").strip(),
+        "model": (config.get_property("model") or "").strip() or "gpt-image-2",
+        "size": (config.get_property("size") or "").strip() or "auto",
+        "quality": config.get_property("quality"),
+        "variants": config.get_property("variants"),
+        "use-selection": config.get_property("use-selection"),
+    }
+    if not arguments["prompt"]:
+        raise UserError("The prompt is empty: describe what should change and try again.")
+    return arguments
+
+
+def show_edit_dialog(procedure, config):
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi, Gtk
+
+    GimpUi.init(EDIT_PROCEDURE)
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
+                                    title="GPT Image Edit")
+    prompt = dialog.get_widget("prompt", Gtk.TextView)
+    prompt.set_wrap_mode(Gtk.WrapMode.WORD_CHAR)
+    prompt.set_size_request(420, 110)
+    dialog.get_label("prompt-label", "_Prompt: what should change?", False, True)
+    dialog.fill_frame("prompt-frame", "prompt-label", False, "prompt")
+    dialog.fill(["prompt-frame", "model", "size", "quality", "variants", "use-selection"])
+    prompt.grab_focus()  # the prompt is what one types first
+    confirmed = dialog.run()
+    dialog.destroy()
+    return confirmed
+
+
+def edit_layer(image, layer, worker, arguments, interactive):
+    selection = selection_on_layer(image, layer) if arguments["use-selection"] else None
+    with host.Job() as job:
+        region = plan_region(worker, layer, selection)
+        export_source(layer, region, job.source_path)
+        if selection is not None:
+            export_selection(image, layer, region, job.selection_path)
+        job.write(arguments, layer_geometry(layer), source_origin=(region[0], region[1]),
+                  with_selection=selection is not None)
+        manifest = run_worker(worker, job, interactive)
+        insert_results(image, layer, job, manifest, arguments, selection is not None)
+    Gimp.displays_flush()
+
+
+def layer_geometry(layer):
+    offset_x, offset_y = layer_offsets(layer)
+    return {"width": layer.get_width(), "height": layer.get_height(),
+            "offset_x": offset_x, "offset_y": offset_y}
+
+
+def layer_offsets(layer):
+    offsets = layer.get_offsets()
+    return offsets[-2], offsets[-1]  # (x, y) or (success, x, y) depending on bindings
+
+
+def selection_on_layer(image, layer):
+    """The selection's bounds in layer coordinates, clipped to the layer; None when there
+    is no selection."""
+    _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+    if not non_empty:
+        return None
+    offset_x, offset_y = layer_offsets(layer)
+    left, top = max(x1 - offset_x, 0), max(y1 - offset_y, 0)
+    right = min(x2 - offset_x, layer.get_width())
+    bottom = min(y2 - offset_y, layer.get_height())
+    if right <= left or bottom <= top:
+        raise UserError(f"The selection does not touch the layer '{layer.get_name()}': "
+                        "select an area on it, or clear the selection to edit the whole layer.")
+    return left, top, right, bottom
+
+
+def plan_region(worker, layer, selection):
+    """(x, y, width, height) in layer coordinates of the part of the layer to export: the
+    whole layer, or with a selection the region the worker will send (its `plan`)."""
+    if selection is None:
+        return 0, 0, layer.get_width(), layer.get_height()
+    argv = [worker.python, "-m", "gpt_image_edit", "plan",
+            "--layer-size", f"{layer.get_width()}x{layer.get_height()}",
+            "--selection-bounds", ",".join(str(value) for value in selection)]
+    try:
+        output = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=worker.environment(),
+                                timeout=60, check=True).stdout
+        box = json.loads(output.decode("utf-8"))
+        return int(box["x"]), int(box["y"]), int(box["width"]), int(box["height"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        raise host.HostError("The GPT Image Edit worker could not plan the edit: run "
+                             "'python3 install/install.py' again, then restart GIMP.") from None
+
+
+def export_source(layer, region, path):
+    """The region of the layer as an 8-bit PNG (the worker works in 8-bit RGBA)."""
+    x, y, width, height = region
+    export_drawable(layer, Gimp.ImageBaseType.RGB, (-x, -y), (width, height), path)
+
+
+def export_selection(image, layer, region, path):
+    """The selection over the same pixels as the source PNG, as an 8-bit grayscale PNG."""
+    offset_x, offset_y = layer_offsets(layer)
+    x, y, width, height = region
+    export_drawable(image.get_selection(), Gimp.ImageBaseType.GRAY,
+                    (-(offset_x + x), -(offset_y + y)), (width, height), path)
+
+
+def export_drawable(drawable, base_type, offsets, size, path):
+    """Copy a drawable into a throw-away image of `size` at `offsets` and save it as PNG.
+    The copy converts indexed, grayscale and high bit depth pixels to 8-bit `base_type`."""
+    scratch = Gimp.Image.new(size[0], size[1], base_type)
+    try:
+        scratch.undo_disable()
+        copy = Gimp.Layer.new_from_drawable(drawable, scratch)
+        scratch.insert_layer(copy, None, 0)
+        copy.set_offsets(*offsets)
+        copy.resize_to_image_size()
+        if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, scratch,
+                              Gio.File.new_for_path(path), None):
+            raise host.HostError("GPT Image Edit could not write the layer to its temporary "
+                                 "folder: check the free disk space and try again.")
+    finally:
+        scratch.delete()
+
+
+# ---------------------------------------------------------------------------------------
+# Waiting for the worker.
+
+def run_worker(worker, job, interactive):
+    try:
+        run = host.WorkerRun(worker, job)
+    except OSError:
+        raise host.HostError(host.NOT_INSTALLED) from None
+    if interactive:
+        return wait_with_dialog(run)
+    return wait_with_progress(run)
+
+
+def progress_text(run):
+    return f"{run.last_message} ({int(run.elapsed)} s)"
+
+
+def wait_with_progress(run):
+    """Non-interactive: GIMP's own progress (status bar or console) shows what happens."""
+    Gimp.progress_init("GPT Image Edit")
+
+    def tick(current):
+        Gimp.progress_set_text(progress_text(current))
+        Gimp.progress_pulse()
+
+    try:
+        return run.wait(on_tick=tick)
+    finally:
+        Gimp.progress_end()
+
+
+def wait_with_dialog(run):
+    """Interactive: a small window with a pulsing bar, the worker's message, the elapsed
+    seconds and Cancel. The GLib main loop keeps it alive; every GIMP call stays on this
+    thread (the host module reads the worker's output on its own thread)."""
+    from gi.repository import GimpUi, Gtk
+
+    dialog = GimpUi.Dialog(title="GPT Image Edit: working", role=EDIT_PROCEDURE)
+    dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
+    bar = Gtk.ProgressBar(show_text=True)
+    bar.set_text(progress_text(run))
+    box = dialog.get_content_area()
+    box.set_border_width(12)
+    box.pack_start(Gtk.Label(label="Sending the picture to GPT Image Edit..."), False, False, 6)
+    box.pack_start(bar, False, False, 6)
+    dialog.set_default_size(380, -1)
+    loop = GLib.MainLoop()
+    cancelled = []
+
+    def on_response(_dialog, _response):
+        cancelled.append(True)
+        bar.set_text("Cancelling...")
+        run.cancel()
+
+    def on_tick():
+        if run.poll():
+            bar.pulse()
+            bar.set_text(progress_text(run))
+            return True
+        loop.quit()
+        return False
+
+    dialog.connect("response", on_response)  # Cancel, or closing the window
+    dialog.show_all()
+    GLib.timeout_add(POLL_MS, on_tick)
+    try:
+        loop.run()
+    finally:
+        dialog.destroy()
+    try:
+        return run.finish()
+    except host.HostError:
+        if cancelled:
+            raise Cancelled() from None
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# Inserting the results.
+
+def insert_results(image, layer, job, manifest, arguments, with_mask):
+    """In one undo group, the results above `layer`: one layer, or a group of variants."""
+    placement = manifest["placement"]
+    results = sorted(manifest["results"], key=lambda entry: entry["variant"])
+    if not results:
+        raise host.HostError("The GPT Image Edit worker returned no picture: try again.")
+    # Load every result before the first change, so a bad file leaves the image untouched.
+    loaded = load_results(image, job, results)
+    name = layer_name(arguments["prompt"])
+    selected = image.get_selected_layers()
+    parent, position = layer.get_parent(), image.get_item_position(layer)
+    top = loaded[0][1] if len(loaded) == 1 else Gimp.GroupLayer.new(image, name)
+    inserted = False
+    image.undo_group_start()
+    try:
+        image.insert_layer(top, parent, position)
+        inserted = True
+        for index, (entry, result) in enumerate(loaded):
+            if result is top:
+                result.set_name(name)
+            else:
+                result.set_name(f"variant {entry['variant']}")
+                image.insert_layer(result, top, index)
+            result.set_offsets(placement["x"], placement["y"])
+            if with_mask:
+                result.add_mask(result.create_mask(Gimp.AddMaskType.SELECTION))
+            result.attach_parasite(provenance(manifest, arguments, entry["variant"]))
+        image.set_selected_layers(selected)
+    except Exception:
+        if inserted:  # leave no half-made result behind
+            image.remove_layer(top)
+        raise
+    finally:
+        image.undo_group_end()
+
+
+def load_results(image, job, results):
+    loaded = []
+    try:
+        for entry in results:
+            loaded.append((entry, load_result(image, job.result_path(entry))))
+    except host.HostError:
+        for _, result in loaded:
+            result.delete()
+        raise
+    return loaded
+
+
+def load_result(image, path):
+    try:
+        return Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image,
+                                    Gio.File.new_for_path(path))
+    except GLib.Error:
+        raise host.HostError("GPT Image Edit could not read a result of the worker: try "
+                             "again.") from None
+
+
+def layer_name(prompt):
+    """The prefix and the start of the prompt, cut at a word when it is long."""
+    text = " ".join(prompt.split())
+    if len(text) > NAME_PROMPT_CHARS:
+        cut = text[:NAME_PROMPT_CHARS]
+        word_end = cut.rfind(" ")
+        text = (cut[:word_end] if word_end > NAME_PROMPT_CHARS // 2 else cut).rstrip() + "\u2026"
+    return NAME_PREFIX + text
+
+
+def provenance(manifest, arguments, variant):
+    record = {
+        "prompt": arguments["prompt"],
+        "model": arguments["model"],
+        "size": manifest.get("request", {}).get("size", arguments["size"]),
+        "quality": arguments["quality"],
+        "variant": variant,
+        "usage": manifest.get("usage", {}),
+    }
+    data = json.dumps(record, sort_keys=True).encode("utf-8")
+    return Gimp.Parasite.new(PARASITE, Gimp.PARASITE_PERSISTENT, list(data))
+
+
+# ---------------------------------------------------------------------------------------
+# The settings procedure.
+
+def run_settings(procedure, config, data):
+    if config.get_property("run-mode") != Gimp.RunMode.INTERACTIVE:
+        return procedure.new_return_values(
+            Gimp.PDBStatusType.CALLING_ERROR,
+            GLib.Error("GPT Image Settings can only be changed in its dialog: open "
+                       f"{SETTINGS_MENU}."))
+    try:
+        saved = SettingsDialog().run()
+    except OSError as error:
+        sentence = (f"GPT Image Settings could not be saved to {settings_path()} "
+                    f"({error.strerror or error}): check that folder's permissions.")
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error(sentence))
+    status = Gimp.PDBStatusType.SUCCESS if saved else Gimp.PDBStatusType.CANCEL
+    return procedure.new_return_values(status, GLib.Error())
+
+
+class SettingsDialog:
+    """Endpoint, API key (masked, never shown back) and timeout, with Test connection."""
+
+    def __init__(self):
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi, Gtk
+
+        GimpUi.init(SETTINGS_PROCEDURE)
+        self.Gtk = Gtk
+        stored = read_settings()
+        self.dialog = GimpUi.Dialog(title="GPT Image Settings", role=SETTINGS_PROCEDURE)
+        self.dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
+        self.dialog.add_button("_Save", Gtk.ResponseType.OK)
+        grid = Gtk.Grid(row_spacing=6, column_spacing=12, border_width=12)
+        self.endpoint = Gtk.Entry(text=str(stored.get("base_url") or DEFAULT_BASE_URL),
+                                  width_chars=40)
+        self.key = Gtk.Entry(visibility=False, input_purpose=Gtk.InputPurpose.PASSWORD)
+        self.key.set_placeholder_text("a key is set: type a new one to replace it"
+                                      if stored.get("api_key") else "paste your WisGate key")
+        self.timeout = Gtk.SpinButton.new_with_range(5, 3600, 5)
+        self.timeout.set_value(stored_timeout(stored))
+        self.status = Gtk.Label(label="", xalign=0, wrap=True, max_width_chars=50)
+        test = Gtk.Button(label="_Test connection", use_underline=True)
+        test.connect("clicked", self.on_test)
+        rows = (("Endpoint", self.endpoint), ("API key", self.key),
+                ("Timeout (seconds)", self.timeout))
+        for row, (label, widget) in enumerate(rows):
+            grid.attach(Gtk.Label(label=label, xalign=0), 0, row, 1, 1)
+            grid.attach(widget, 1, row, 1, 1)
+        grid.attach(test, 1, len(rows), 1, 1)
+        grid.attach(self.status, 0, len(rows) + 1, 2, 1)
+        self.dialog.get_content_area().pack_start(grid, True, True, 0)
+
+    def changes(self):
+        changes = {"base_url": self.endpoint.get_text().strip() or None,
+                   "timeout": self.timeout.get_value()}
+        key = self.key.get_text().strip()
+        if key:  # an empty box keeps the stored key
+            changes["api_key"] = key
+        return changes
+
+    def run(self):
+        """Show the dialog; True when the settings were saved."""
+        self.dialog.show_all()
+        try:
+            saved = self.dialog.run() == self.Gtk.ResponseType.OK
+            if saved:
+                save_settings(self.changes())
+        finally:
+            self.dialog.destroy()
+        return saved
+
+    def on_test(self, button):
+        """Run the worker's `check` without freezing the dialog; show its sentence."""
+        try:
+            check = ConnectionCheck(self.changes())
+        except host.HostError as error:
+            self.status.set_text(str(error))
+            return
+        button.set_sensitive(False)
+        self.status.set_text("Testing the connection...")
+
+        def on_tick():
+            if check.running():
+                return True
+            self.status.set_text(check.sentence())
+            button.set_sensitive(True)
+            return False
+
+        GLib.timeout_add(POLL_MS, on_tick)
+
+
+def stored_timeout(stored):
+    try:
+        return float(stored.get("timeout") or DEFAULT_TIMEOUT)
+    except (TypeError, ValueError):
+        return DEFAULT_TIMEOUT  # the worker says what is wrong with the file
+
+
+class ConnectionCheck:
+    """The worker's `check` run with what the dialog holds. The key travels in the
+    worker's environment, never on its command line where other users could read it."""
+
+    def __init__(self, changes):
+        worker = host.find_worker(ENTRY_DIR)
+        env = worker.environment()
+        env["GPT_IMAGE_EDIT_BASE_URL"] = changes["base_url"] or DEFAULT_BASE_URL
+        env["GPT_IMAGE_EDIT_TIMEOUT"] = str(min(changes["timeout"], CHECK_TIMEOUT))
+        if changes.get("api_key"):
+            env["GPT_IMAGE_EDIT_API_KEY"] = changes["api_key"]
+        try:
+            self.process = subprocess.Popen(
+                [worker.python, "-m", "gpt_image_edit", "check"], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        except OSError:
+            raise host.HostError(host.NOT_INSTALLED) from None
+
+    def running(self):
+        return self.process.poll() is None
+
+    def sentence(self):
+        """The worker's last line: its answer on success, its sentence on failure."""
+        out, err = self.process.communicate()
+        lines = (out or err).decode("utf-8", "replace").strip().splitlines()
+        if lines:
+            return lines[-1]
+        return f"The connection test gave no answer (exit code {self.process.returncode})."
+
+
+# ---------------------------------------------------------------------------------------
+# Registration.
+
+class GptImageEdit(Gimp.PlugIn):
+    def do_query_procedures(self):
+        return [EDIT_PROCEDURE, SETTINGS_PROCEDURE]
+
+    def do_set_i18n(self, name):
+        return False
+
+    def do_create_procedure(self, name):
+        if name == EDIT_PROCEDURE:
+            return create_edit_procedure(self, name)
+        return create_settings_procedure(self, name)
+
+
+def create_edit_procedure(plug_in, name):
+    procedure = Gimp.ImageProcedure.new(plug_in, name, Gimp.PDBProcType.PLUGIN,
+                                        run_edit, None)
+    procedure.set_image_types("*")
+    # Enabled with one drawable selected; anything else gets a sentence when it runs.
+    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+    procedure.set_menu_label("GPT Image Edit...")
+    procedure.add_menu_path(MENU_PATH)
+    procedure.set_documentation(
+        "Edit a layer with a prompt through the WisGate images API",
+        "Sends the layer, or the part of it around the selection, with the prompt to the "
+        "images edit API and inserts the result as a new layer (a layer group for several "
+        "variants) above it, with a layer mask from the selection. The API key and endpoint "
+        "come from " + SETTINGS_MENU + " or the environment.", name)
+    procedure.set_attribution("GPT Image Edit for GIMP", "GPT Image Edit for GIMP", "2026")
+    flags = GObject.ParamFlags.READWRITE
+    procedure.add_string_argument("prompt", "_Prompt", "What to change", "", flags)
+    procedure.add_string_argument("model", "_Model", "Model name the endpoint accepts",
+                                  "gpt-image-2", flags)
+    procedure.add_string_argument("size", "S_ize",
+                                  "auto, or WIDTHxHEIGHT for the request", "auto", flags)
+    procedure.add_choice_argument("quality", "_Quality", "Quality passed to the API",
+                                  quality_choice(), "high", flags)
+    procedure.add_int_argument("variants", "_Variants",
+                               "How many results (more than one gives a layer group)",
+                               1, 10, 1, flags)
+    procedure.add_boolean_argument("use-selection", "_Use selection",
+                                   "Edit only the selected area, when there is a selection",
+                                   True, flags)
+    return procedure
+
+
+def quality_choice():
+    choice = Gimp.Choice.new()
+    for index, (nick, label) in enumerate(QUALITIES):
+        choice.add(nick, index, label, "")
+    return choice
+
+
+def create_settings_procedure(plug_in, name):
+    procedure = Gimp.Procedure.new(plug_in, name, Gimp.PDBProcType.PLUGIN, run_settings, None)
+    procedure.set_menu_label("GPT Image Settings...")
+    procedure.add_menu_path(MENU_PATH)
+    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+    procedure.set_documentation(
+        "Set the endpoint, API key and timeout of GPT Image Edit",
+        "Saves them to the gpt-image-edit settings file (readable only by you). The key is "
+        "never shown back.", name)
+    procedure.set_attribution("GPT Image Edit for GIMP", "GPT Image Edit for GIMP", "2026")
+    procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode,
+                                Gimp.RunMode.INTERACTIVE, GObject.ParamFlags.READWRITE)
+    return procedure
+
+
+Gimp.main(GptImageEdit.__gtype__, sys.argv)

@@ -1,0 +1,389 @@
+"""End to end in real GIMP 3.0.4 and 3.2.6: the plug-in, installed by install/install.py,
+edits layers through the fake WisGate server.
+
+Per GIMP version, one launch runs every edit case (tests/gimp3/run_cases.py) and writes a
+report with PNGs of the pixels; the tests below judge it. Each case writes the settings
+file the worker reads, which is how one launch reaches several fake-server scenarios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageFilter
+
+from tests import real_gimp
+from tests.fake_wisgate import DEFAULT_KEY
+
+CANVAS = (320, 240)
+OFFSETS = (40, 30)  # the source layer sits away from the canvas corner
+LAYER = (200, 150)
+ELLIPSE = (130, 90, 80, 60)  # image coordinates, away from the layer's top-left corner
+LONG_PROMPT = "replace the sky with a stormy sunset over the hills and the river"
+PLUGIN_NAME = "gpt-image-edit"
+FAILURES = ("unauthorized", "moderation", "quota", "unavailable", "html_502", "bad_base64",
+            "fewer", "truncated", "slow")
+
+
+def source_pictures(folder: Path) -> dict[str, Path]:
+    """An opaque picture with detail everywhere, and one with graded alpha."""
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height = LAYER
+    # Smooth, so that the worker's scaling to the request size and back keeps it nearly exact.
+    picture = Image.new("RGB", LAYER)
+    picture.putdata([(40 + x, 30 + y, 200 - (x + y) // 2) for y in range(height)
+                     for x in range(width)])
+    with_alpha = picture.convert("RGBA")
+    with_alpha.putalpha(Image.linear_gradient("L").resize(LAYER))
+    paths = {"opaque": folder / "opaque.png", "alpha": folder / "alpha.png"}
+    picture.save(paths["opaque"])
+    with_alpha.save(paths["alpha"])
+    return paths
+
+
+def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
+    def settings(scenario, key=DEFAULT_KEY, timeout=None):
+        stored = {"base_url": server.url_for(scenario), "api_key": key}
+        return dict(stored, timeout=timeout) if timeout else stored
+
+    def image(mode="rgb", picture="opaque", above=False):
+        return {"source": str(pictures[picture]), "canvas": CANVAS, "offsets": OFFSETS,
+                "mode": mode, "above": above}
+
+    def case(name, scenario="echo", prompt=LONG_PROMPT, selection=None, key=DEFAULT_KEY,
+             timeout=None, drawables="layer", **spec):
+        arguments = {"prompt": prompt, **spec.pop("arguments", {})}
+        return {"name": name, "image": image(**spec), "selection": selection,
+                "settings": settings(scenario, key, timeout), "drawables": drawables,
+                "arguments": arguments}
+
+    ellipse = {"ellipse": ELLIPSE}
+    return [
+        case("whole_echo", above=True),
+        case("selection_invert", "invert", selection=ellipse),
+        case("feathered_invert", "invert", selection=dict(ellipse, feather=12)),
+        case("selection_ignored", "echo", selection=ellipse,
+             arguments={"use-selection": False}),
+        case("variants", arguments={"variants": 3, "quality": "medium"}),
+        case("alpha", picture="alpha"),
+        case("gray", mode="gray"),
+        case("u16", mode="u16"),
+        case("indexed", mode="indexed"),
+        case("unauthorized", key="not-the-key", selection=ellipse),
+        case("moderation", "moderation", selection=ellipse),
+        case("quota", "quota"),
+        case("unavailable", "unavailable"),
+        case("html_502", "html_502"),
+        case("bad_base64", "bad_base64"),
+        case("fewer", "fewer", arguments={"variants": 2}),
+        case("truncated", "truncated"),
+        case("slow", "slow", timeout=1),
+        case("empty_prompt", prompt="   "),
+        case("no_key", key=None),
+        case("no_layer", drawables="none"),
+        case("two_layers", drawables="two"),
+        case("layer_group", drawables="group"),
+    ]
+
+
+@dataclass
+class Installed:
+    gimp: real_gimp.RealGimp
+    home: Path
+
+
+@dataclass
+class Report:
+    data: dict
+    out: Path
+    tmpdir: Path
+    stderr: str
+
+    def case(self, name: str) -> dict:
+        result = self.data["cases"][name]
+        assert "crash" not in result, result["crash"]
+        return result
+
+    def picture(self, case: str, name: str) -> Image.Image:
+        return Image.open(self.out / case / name)
+
+
+@pytest.fixture(scope="session", params=real_gimp.VERSIONS, ids=lambda v: f"gimp-{v}")
+def installed(request, tmp_path_factory) -> Installed:
+    """Real GIMP with the plug-in installed by the project's installer into a fresh user
+    folder (inside the GIMP's root, so the root's python3 makes the worker's venv)."""
+    gimp = real_gimp.provide(request.param)
+    return Installed(gimp, real_gimp.installed_home(gimp, tmp_path_factory.mktemp))
+
+
+def run_cases(installed: Installed, folder: Path, cases: list[dict],
+              env: dict[str, str] | None = None) -> Report:
+    out, tmpdir = folder / "out", folder / "tmp"
+    out.mkdir(parents=True)
+    tmpdir.mkdir()
+    config = folder / "settings" / "settings.json"
+    request_file = folder / "cases.json"
+    request_file.write_text(json.dumps({"out": str(out), "config": str(config),
+                                        "cases": cases}))
+    environment = {"GIMP_TEST_CASES": str(request_file), "GPT_IMAGE_EDIT_CONFIG": str(config),
+                   "TMPDIR": str(tmpdir), **(env or {})}
+    done = installed.gimp.run_script(real_gimp.SCRIPTS / "run_cases.py", home=installed.home,
+                                     env=environment, binds=[folder])
+    report = out / "report.json"
+    assert report.exists(), f"GIMP wrote no report:\n{done.stdout}\n{done.stderr}"
+    return Report(json.loads(report.read_text()), out, tmpdir, done.stderr)
+
+
+@pytest.fixture(scope="session")
+def report(installed, fake_wisgate_server, tmp_path_factory) -> Report:
+    folder = tmp_path_factory.mktemp(f"cases-{installed.gimp.version}")
+    cases = edit_cases(fake_wisgate_server, source_pictures(folder / "pictures"))
+    return run_cases(installed, folder, cases)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+def worker_sentence(server, scenario: str, tmp_path: Path, key=DEFAULT_KEY, timeout=None,
+                    variants=1) -> str:
+    """What the worker itself says for a scenario: a job run on this machine's Python."""
+    job_dir = tmp_path / f"job-{scenario}"
+    job_dir.mkdir()
+    Image.new("RGB", (64, 48), "gray").save(job_dir / "source.png")
+    (job_dir / "job.json").write_text(json.dumps({
+        "protocol": 1, "prompt": LONG_PROMPT, "model": "gpt-image-2", "size": "auto",
+        "quality": "high", "variants": variants,
+        "layer": {"width": 64, "height": 48, "offset_x": 0, "offset_y": 0},
+        "source": {"path": "source.png", "x": 0, "y": 0}, "selection": None,
+        "output_dir": "results"}))
+    settings = tmp_path / f"settings-{scenario}.json"  # as in GIMP: the settings file
+    settings.write_text(json.dumps({"base_url": server.url_for(scenario), "api_key": key,
+                                    **({"timeout": timeout} if timeout else {})}))
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("GPT_IMAGE_EDIT_", "WISDOM_GATE"))}
+    env["GPT_IMAGE_EDIT_CONFIG"] = str(settings)
+    subprocess.run([sys.executable, "-m", "gpt_image_edit", "job", str(job_dir / "job.json")],
+                   env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    manifest = json.loads((job_dir / "results" / "manifest.json").read_text())
+    assert manifest["ok"] is False, manifest
+    return manifest["error"]["message"]
+
+
+def planned_region(selection_in_layer: tuple[int, int, int, int]) -> dict:
+    """The region the worker sends for a selection (its own `plan`), in layer coordinates."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gpt_image_edit", "plan", "--layer-size", f"{LAYER[0]}x{LAYER[1]}",
+         "--selection-bounds", ",".join(map(str, selection_in_layer))],
+        capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def unchanged(result: dict) -> None:
+    before, after = result["before"], result["after"]
+    assert after["layers"] == before["layers"]
+    assert after["channels"] == before["channels"]
+    assert after["images"] == before["images"]
+    assert after["selection"] == before["selection"]
+    assert after["selected"] == before["selected"]
+    assert after["dirty"] is False, "the failed call left an undo step"
+
+
+def max_difference(first: Image.Image, second: Image.Image) -> int:
+    assert first.size == second.size
+    extrema = ImageChops.difference(first, second).getextrema()
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    return max(high for _, high in bands)
+
+
+def only_new_layer(result: dict) -> dict:
+    assert result["status"] == "success", result["message"]
+    assert len(result["new_layers"]) == 1, result["new_layers"]
+    return result["new_layers"][0]
+
+
+# -- the procedure ----------------------------------------------------------------------
+
+def test_procedure_is_registered_with_the_spec_arguments(report):
+    procedure = report.data["procedure"]
+    assert procedure is not None, "plug-in-gpt-image-edit is not in the PDB"
+    assert procedure["menu_paths"] == ["<Image>/Filters/AI"]
+    assert procedure["menu_label"] == "GPT Image Edit..."
+    assert procedure["settings"] is True
+    assert [(a["name"], a.get("default")) for a in procedure["arguments"]] == [
+        ("run-mode", None), ("image", None), ("drawables", None), ("prompt", ""),
+        ("model", "gpt-image-2"), ("size", "auto"), ("quality", "high"), ("variants", 1),
+        ("use-selection", True)]
+
+
+def test_whole_layer_edit_lands_directly_above_the_source(report):
+    result = report.case("whole_echo")
+    layer = only_new_layer(result)
+    assert layer["name"] == "GPT edit: replace the sky with a stormy sunset\u2026"
+    assert layer["offsets"] == list(OFFSETS) and layer["size"] == list(LAYER)
+    names = [item["name"] for item in result["after"]["layers"]]
+    assert names == ["above", layer["name"], "source"]
+    assert layer["mask"] is None
+    pixels = report.picture("whole_echo", layer["pixels"]).convert("RGB")
+    source = report.picture("whole_echo", "source-before.png").convert("RGB")
+    assert max_difference(pixels, source) <= 2
+    assert max_difference(report.picture("whole_echo", "source-after.png"), source) == 0
+    assert result["after"]["selected"] == result["before"]["selected"] == [result["source_id"]]
+    assert result["after"]["dirty"] is True
+    assert result["after"]["images"] == result["before"]["images"]
+    assert result["after"]["channels"] == result["before"]["channels"]
+
+
+def test_parasite_records_how_the_layer_was_made(report):
+    layer = only_new_layer(report.case("whole_echo"))
+    assert layer["persistent"] is True
+    record = json.loads(layer["parasite"])
+    assert record["prompt"] == LONG_PROMPT
+    assert record["model"] == "gpt-image-2"
+    assert record["quality"] == "high"
+    assert record["variant"] == 1
+    assert "x" in record["size"]  # the size actually requested, e.g. 1536x1024
+    assert isinstance(record["usage"], dict) and record["usage"]
+
+
+def selection_in_layer() -> tuple[int, int, int, int]:
+    x, y, width, height = ELLIPSE
+    return x - OFFSETS[0], y - OFFSETS[1], x - OFFSETS[0] + width, y - OFFSETS[1] + height
+
+
+@pytest.mark.parametrize("case", ["selection_invert", "feathered_invert"])
+def test_selection_edit_is_masked_to_the_selection(report, case):
+    result = report.case(case)
+    layer = only_new_layer(result)
+    _, x1, y1, x2, y2 = result["before"]["selection"]
+    region = planned_region((x1 - OFFSETS[0], y1 - OFFSETS[1], x2 - OFFSETS[0], y2 - OFFSETS[1]))
+    assert layer["offsets"] == [OFFSETS[0] + region["x"], OFFSETS[1] + region["y"]]
+    assert layer["size"] == [region["width"], region["height"]]
+    assert layer["size"] != list(LAYER)  # only the region around the selection was sent
+
+    selection = report.picture(case, "selection-before.png").convert("L")
+    left, top = layer["offsets"]
+    expected_mask = selection.crop((left, top, left + layer["size"][0], top + layer["size"][1]))
+    mask = report.picture(case, layer["mask"]).convert("L")
+    assert max_difference(mask, expected_mask) == 0
+    if case == "feathered_invert":
+        partial = sum(mask.histogram()[1:255])
+        assert partial > 100, "the feathered selection gave a hard-edged mask"
+
+    before = report.picture(case, "visible-before.png").convert("RGB")
+    after = report.picture(case, "visible.png").convert("RGB")
+    inverted = ImageChops.invert(before)
+    # Well inside: the worker scales the region to the request size and back, which blends
+    # a pixel or two across the selection's edge.
+    fully_selected = Image.eval(selection, lambda v: 255 if v == 255 else 0).filter(
+        ImageFilter.MinFilter(5))
+    unselected = Image.eval(selection, lambda v: 255 if v == 0 else 0)
+    assert fully_selected.histogram()[255] > 1000 and unselected.histogram()[255] > 1000
+    # Inside the selection the picture is inverted; outside, through the mask, untouched.
+    assert max_difference(Image.composite(after, inverted, fully_selected), inverted) <= 2
+    assert max_difference(Image.composite(after, before, unselected), before) == 0
+
+    assert result["after"]["selection"] == result["before"]["selection"]
+    assert max_difference(report.picture(case, "selection-after.png"), selection) == 0
+    source = report.picture(case, "source-before.png")
+    assert max_difference(report.picture(case, "source-after.png"), source) == 0
+
+
+def test_use_selection_false_edits_the_whole_layer(report):
+    layer = only_new_layer(report.case("selection_ignored"))
+    assert layer["offsets"] == list(OFFSETS) and layer["size"] == list(LAYER)
+    assert layer["mask"] is None
+
+
+def test_variants_arrive_as_a_group_of_named_layers(report):
+    result = report.case("variants")
+    group = only_new_layer(result)
+    assert group["is_group"] is True
+    assert group["name"].startswith("GPT edit: replace the sky")
+    assert [child["name"] for child in group["children"]] == [
+        "variant 1", "variant 2", "variant 3"]
+    for number, child in enumerate(group["children"], start=1):
+        assert child["offsets"] == list(OFFSETS) and child["size"] == list(LAYER)
+        record = json.loads(child["parasite"])
+        assert record["variant"] == number and record["quality"] == "medium"
+    assert [item["name"] for item in result["after"]["layers"]] == [group["name"], "source"]
+
+
+def test_layer_with_alpha_keeps_its_alpha(report):
+    layer = only_new_layer(report.case("alpha"))
+    pixels = report.picture("alpha", layer["pixels"]).convert("RGBA")
+    source = report.picture("alpha", "source-before.png").convert("RGBA")
+    assert max_difference(pixels.getchannel("A"), source.getchannel("A")) <= 1
+    assert source.getchannel("A").getextrema()[0] < 10  # the source really is transparent
+
+
+@pytest.mark.parametrize("case,base,tolerance", [
+    ("gray", "gray", 2), ("u16", "rgb", 2),
+    ("indexed", "indexed", 12),  # GIMP maps the result to the nearest colours of the palette
+])
+def test_other_image_types_get_a_fitting_layer(report, case, base, tolerance):
+    layer = only_new_layer(report.case(case))
+    assert layer["base"] == base
+    assert layer["offsets"] == list(OFFSETS) and layer["size"] == list(LAYER)
+    pixels = report.picture(case, layer["pixels"]).convert("RGB")
+    source = report.picture(case, "source-before.png").convert("RGB")
+    assert max_difference(pixels, source) <= tolerance
+
+
+# -- failures ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", FAILURES)
+def test_failure_leaves_the_image_as_it_was_with_the_workers_sentence(
+        report, case, fake_wisgate_server, tmp_path):
+    result = report.case(case)
+    assert result["status"] == "execution-error"
+    unchanged(result)
+    scenario = "echo" if case == "unauthorized" else case
+    expected = worker_sentence(fake_wisgate_server, scenario, tmp_path,
+                               key="not-the-key" if case == "unauthorized" else DEFAULT_KEY,
+                               timeout=1 if case == "slow" else None,
+                               variants=2 if case == "fewer" else 1)
+    assert result["message"] == expected
+
+
+@pytest.mark.parametrize("case,sentence", [
+    ("empty_prompt", "The prompt is empty: describe what should change and try again."),
+    ("no_key", "No API key is set: enter it in Filters > AI > GPT Image Settings... or set "
+               "GPT_IMAGE_EDIT_API_KEY."),
+    ("no_layer", "GPT Image Edit works on one layer: select exactly one layer and try again."),
+    ("two_layers", "GPT Image Edit works on one layer: select exactly one layer and try "
+                   "again."),
+    ("layer_group", "GPT Image Edit cannot edit a layer group: select one layer inside it and "
+                    "try again."),
+])
+def test_refusals_say_why(report, case, sentence):
+    result = report.case(case)
+    assert result["status"] == "execution-error"
+    assert result["message"] == sentence
+    unchanged(result)
+
+
+def test_no_temporary_folder_is_left_behind(report):
+    leftovers = [str(path) for path in report.tmpdir.rglob("*")
+                 if PLUGIN_NAME in path.name or path.name.startswith("tmp")]
+    assert leftovers == []
+    # GIMP keeps its own "gimp" folder there; nothing else may remain.
+    assert {path.name for path in report.tmpdir.iterdir()} <= {"gimp"}
+
+
+def test_missing_worker_is_explained(installed, fake_wisgate_server, tmp_path):
+    pictures = source_pictures(tmp_path / "run" / "pictures")
+    cases = [case for case in edit_cases(fake_wisgate_server, pictures)
+             if case["name"] == "whole_echo"]
+    report = run_cases(installed, tmp_path / "run", cases,
+                       env={"GPT_IMAGE_EDIT_WORKER": str(tmp_path / "no-such-python")})
+    result = report.case("whole_echo")
+    assert result["status"] == "execution-error"
+    assert result["message"] == ("The GPT Image Edit worker is not set up: run 'python3 "
+                                 "install/install.py' from the plug-in's download, then "
+                                 "restart GIMP.")
+    unchanged(result)

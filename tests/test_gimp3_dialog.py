@@ -1,0 +1,242 @@
+"""The dialogs, seen: real GIMP 3.0 with its windows on Xvfb, driven with xdotool.
+
+- GPT Image Edit's dialog: type a prompt, screenshot it, confirm, find the new layer, press
+  Ctrl+Z once and find the image as it was;
+- Cancel while the worker waits: the image stays as it was, no job folder is left;
+- GPT Image Settings: Test connection reaches the endpoint typed, Save writes the settings
+  file with mode 0600, and the key lands nowhere else.
+
+GPT_IMAGE_EDIT_UPDATE_SCREENSHOT=1 also copies the edit dialog's screenshot to
+docs/dialog.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from tests import real_gimp
+from tests.fake_wisgate import DEFAULT_KEY
+
+PROMPT = "add a small red boat on the lake"
+SCREENSHOT = real_gimp.REPO / "docs" / "dialog.png"
+UPDATE_ENV = "GPT_IMAGE_EDIT_UPDATE_SCREENSHOT"
+WAIT_SECONDS = 90.0
+TOOLS = ("Xvfb", "xdotool", "import")
+
+
+def require_tools() -> None:
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not found: install them with "
+                           "'apt-get install xvfb xdotool imagemagick'.")
+
+
+@pytest.fixture
+def display():
+    """A private Xvfb server; yields its DISPLAY value."""
+    require_tools()
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0",
+                               "1280x960x24", "-nolisten", "tcp"], pass_fds=(write_end,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()
+    assert number, "Xvfb did not start"
+    yield f":{number}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def home(tmp_path_factory) -> Path:
+    gimp = real_gimp.provide("3.0")
+    folder = real_gimp.installed_home(gimp, tmp_path_factory.mktemp)
+    gimprc = folder / ".config" / "GIMP" / "3.0" / "gimprc"
+    gimprc.write_text("(show-welcome-dialog no)\n")  # keep the screen to our windows
+    return folder
+
+
+class Session:
+    """One GIMP launch running one step of tests/gimp3/dialog_session.py."""
+
+    def __init__(self, display: str, process: subprocess.Popen, out: Path, log: Path):
+        self.display, self.process, self.out, self.log = display, process, out, log
+
+    def xdotool(self, *args: str) -> str:
+        done = subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": self.display},
+                              capture_output=True, text=True, timeout=30)
+        return done.stdout.strip()
+
+    def window(self, name: str) -> str:
+        """Wait for a visible window whose name matches, focus it and return its id."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            found = self.xdotool("search", "--onlyvisible", "--name", name).split()
+            if found:
+                self.xdotool("windowfocus", "--sync", found[-1])
+                return found[-1]
+            assert self.process.poll() is None, f"GIMP ended:\n{self.log.read_text()[-3000:]}"
+            time.sleep(0.3)
+        visible = [self.xdotool("getwindowname", window) for window in
+                   self.xdotool("search", "--onlyvisible", "--name", ".").split()]
+        raise AssertionError(f"no window named {name!r} appeared; visible: {visible}")
+
+    def type(self, text: str) -> None:
+        self.xdotool("type", "--delay", "20", text)
+
+    def key(self, *keys: str) -> None:
+        self.xdotool("key", *keys)
+
+    def screenshot(self, window: str, path: Path) -> Path:
+        time.sleep(0.5)  # let GTK draw what was just typed
+        subprocess.run(["import", "-window", window, str(path)], check=True, timeout=60,
+                       env={**os.environ, "DISPLAY": self.display})
+        return path
+
+    def report(self, name: str) -> dict:
+        path = self.out / name
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not path.exists():
+            assert time.monotonic() < deadline and self.process.poll() is None, (
+                f"{name} was not written:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return json.loads(path.read_text())
+
+
+@pytest.fixture
+def start_gimp(display, home, tmp_path):
+    """start_gimp(step, settings) -> Session: GIMP 3.0 on the display, running one step
+    with the settings file holding `settings`; stopped at the end of the test."""
+    processes = []
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+
+    def start(step: str, settings: dict | None = None) -> Session:
+        out = tmp_path / f"out-{step}"
+        out.mkdir()
+        config = tmp_path / "settings" / "settings.json"
+        if settings is not None:
+            config.parent.mkdir(exist_ok=True)
+            config.write_text(json.dumps(settings))
+        log = tmp_path / f"gimp-{step}.log"
+        env = {"GIMP_TEST_STEP": step, "GIMP_TEST_OUT": str(out),
+               "GIMP_TEST_PICTURE": str(landscape(tmp_path / "lake.png")),
+               "GPT_IMAGE_EDIT_CONFIG": str(config), "TMPDIR": str(tmpdir)}
+        with open(log, "w") as stream:
+            process = real_gimp.provide("3.0").start_gui_script(
+                real_gimp.SCRIPTS / "dialog_session.py", home=home, display=display, env=env,
+                binds=[tmp_path], stdout=stream)
+        processes.append(process)
+        return Session(display, process, out, log)
+
+    yield start
+    for process in processes:
+        try:
+            process.wait(timeout=60)  # each step ends GIMP by itself (--quit)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+
+
+def landscape(path: Path) -> Path:
+    """A simple picture to edit: sky, hills, a lake."""
+    picture = Image.new("RGB", (480, 320), (135, 190, 235))
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse((-80, 150, 300, 420), fill=(90, 150, 80))
+    draw.ellipse((180, 170, 560, 430), fill=(70, 130, 70))
+    draw.rectangle((0, 250, 480, 320), fill=(60, 110, 170))
+    picture.save(path)
+    return path
+
+
+def test_edit_dialog_adds_a_layer_that_one_undo_removes(start_gimp, fake_wisgate, tmp_path):
+    gimp = start_gimp("edit", {"base_url": fake_wisgate.url_for("echo"),
+                               "api_key": fake_wisgate.key})
+    dialog = gimp.window("^GPT Image Edit$")
+    gimp.type(PROMPT)  # the prompt box has the focus when the dialog opens
+    shot = gimp.screenshot(dialog, tmp_path / "dialog.png")
+    with Image.open(shot) as picture:
+        assert picture.width > 300 and picture.height > 200
+    if os.environ.get(UPDATE_ENV) == "1":
+        shutil.copyfile(shot, SCREENSHOT)
+    gimp.key("alt+o")  # the dialog's _OK
+
+    edited = gimp.report("edited.json")
+    assert edited["status"] == "success"
+    assert edited["layers"] == [f"GPT edit: {PROMPT}", "Background"]
+    assert edited["new"] == [{"name": f"GPT edit: {PROMPT}", "size": [480, 320]}]
+    assert edited["dirty"] is True
+    assert [request.path for request in fake_wisgate.requests] == [
+        "/scenario/echo/v1/images/edits"]
+
+    gimp.window("480x320 – GIMP$")
+    gimp.key("ctrl+z")
+    time.sleep(1.0)  # the key press reaches GIMP's core asynchronously
+    (gimp.out / "undo-pressed").write_text("")
+    # One Ctrl+Z removes the whole edit and brings the image back to its clean state.
+    assert gimp.report("undone.json") == {"layers": ["Background"], "dirty": False}
+
+
+def test_cancel_while_waiting_leaves_the_image_as_it_was(start_gimp, fake_wisgate, tmp_path):
+    gimp = start_gimp("cancel", {"base_url": fake_wisgate.url_for("slow"),
+                                 "api_key": fake_wisgate.key})
+    gimp.window("^GPT Image Edit$")
+    gimp.key("ctrl+a")
+    gimp.type(PROMPT)
+    gimp.key("alt+o")
+    progress = gimp.window("^GPT Image Edit: working$")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not fake_wisgate.requests:  # cancel only once the request is out
+        assert time.monotonic() < deadline, "the worker sent nothing"
+        time.sleep(0.2)
+    gimp.screenshot(progress, tmp_path / "progress.png")
+    gimp.key("alt+c")  # the progress window's _Cancel
+
+    cancelled = gimp.report("cancelled.json")
+    assert cancelled == {"status": "cancel", "layers": ["Background"], "dirty": False,
+                         "new": []}
+    leftovers = [path.name for path in (tmp_path / "tmp").iterdir() if path.name != "gimp"]
+    assert leftovers == []
+
+
+def test_settings_dialog_tests_and_saves_privately(start_gimp, fake_wisgate, tmp_path, home):
+    gimp = start_gimp("settings")
+    dialog = gimp.window("^GPT Image Settings$")
+    gimp.key("ctrl+a")  # the endpoint box has the focus
+    gimp.type(fake_wisgate.url_for("echo"))
+    gimp.key("Tab")
+    gimp.type(fake_wisgate.key)
+    gimp.key("alt+t")  # Test connection runs the worker's check with what was typed
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not fake_wisgate.requests:
+        assert time.monotonic() < deadline, "Test connection sent nothing"
+        time.sleep(0.2)
+    assert fake_wisgate.requests[0].path.startswith("/scenario/echo/v1/")
+    gimp.screenshot(dialog, tmp_path / "settings.png")
+    gimp.key("alt+s")  # _Save
+
+    assert gimp.report("settings.json") == {"status": "success"}
+    config = tmp_path / "settings" / "settings.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    saved = json.loads(config.read_text())
+    assert saved["api_key"] == DEFAULT_KEY == fake_wisgate.key
+    assert saved["base_url"] == fake_wisgate.url_for("echo")
+    assert saved["timeout"] == 300
+    gimp.process.wait(timeout=60)  # GIMP writes its own files when it quits
+    key = DEFAULT_KEY.encode()
+    written = [*(home / ".config").rglob("*"), *(home / ".cache").rglob("*"),
+               *tmp_path.rglob("*")]
+    holding_key = [str(path) for path in written
+                   if path.is_file() and path != config and key in path.read_bytes()]
+    assert holding_key == []
