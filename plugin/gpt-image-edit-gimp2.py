@@ -9,7 +9,6 @@ insert its results as new layers in one undo group. Valid Python 2.7 and 3; only
 the standard library are used.
 """
 
-import json
 import os
 import sys
 
@@ -40,13 +39,10 @@ import gpt_image_edit_host as host  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
 MENU = "<Image>/Filters/AI"
-PARASITE = "gpt-image-edit"
 QUALITIES = ("auto", "low", "medium", "high")
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
 DEFAULT_QUALITY = QUALITIES.index("high")
 MAX_VARIANTS = 10
-NAME_PREFIX = "GPT edit: "
-NAME_PROMPT_CHARS = 40
 # The worker reports no fraction, only elapsed time: the bar creeps towards this so it
 # keeps moving (GIMP is alive) without ever claiming to be done.
 PROGRESS_CEILING = 0.95
@@ -239,7 +235,7 @@ def place_results(image, layer, loaded, manifest, arguments, with_selection):
     """Insert the results directly above the source layer (a group for several variants),
     at the manifest's placement, masked by the selection; on failure take them out again."""
     placement = manifest["placement"]
-    name = layer_name(arguments["prompt"])
+    name = host.layer_name(arguments["prompt"])
     parent = pdb.gimp_item_get_parent(layer)
     position = pdb.gimp_image_get_item_position(image, layer)
     inserted = []
@@ -259,8 +255,8 @@ def place_results(image, layer, loaded, manifest, arguments, with_selection):
             if with_selection:  # the selection, read at the layer's place in the image
                 pdb.gimp_layer_add_mask(result,
                                         pdb.gimp_layer_create_mask(result, ADD_SELECTION_MASK))
-            result.attach_new_parasite(PARASITE, PARASITE_PERSISTENT,
-                                       provenance(manifest, arguments, entry["variant"]))
+            result.attach_new_parasite(host.PARASITE_NAME, PARASITE_PERSISTENT,
+                                       host.provenance(manifest, arguments, entry["variant"]))
     except RuntimeError:
         if inserted:  # the group, or the single layer: it takes the rest out with it
             pdb.gimp_image_remove_layer(image, inserted[0])
@@ -272,26 +268,6 @@ def place_results(image, layer, loaded, manifest, arguments, with_selection):
 def delete_floating(layers):
     for floating in layers:
         pdb.gimp_item_delete(floating)
-
-
-def layer_name(prompt):
-    words = u" ".join(prompt.split())
-    if len(words) > NAME_PROMPT_CHARS:
-        words = words[:NAME_PROMPT_CHARS - 1].rstrip() + u"\u2026"
-    return NAME_PREFIX + words
-
-
-def provenance(manifest, arguments, variant):
-    """The same record the GIMP 3 plug-in attaches: what made this layer."""
-    record = {
-        "prompt": arguments["prompt"],
-        "model": arguments["model"],
-        "size": manifest.get("request", {}).get("size", arguments["size"]),
-        "quality": arguments["quality"],
-        "variant": variant,
-        "usage": manifest.get("usage", {}),
-    }
-    return json.dumps(record, sort_keys=True)  # ASCII: non-ASCII prompt text is escaped
 
 
 # ---------------------------------------------------------------------------------------

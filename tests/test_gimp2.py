@@ -31,7 +31,7 @@ HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
 PROCEDURE = "python-fu-gpt-image-edit"
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
-NAME = "GPT edit: replace the sky with a stormy sunset ov\u2026"  # 40 characters after the prefix
+NAME = "GPT edit: replace the sky with a stormy sunset\u2026"  # cut at a word
 NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
                  "from the plug-in's download, then restart GIMP.")
 FAILURES = ("unauthorized", "quota", "server_error", "unavailable", "html_502", "moderation",

@@ -131,7 +131,7 @@ entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)
 seen["messages"] = gimp.shim_messages
 arguments = entry.read_arguments("ciel d\xe2\x80\x99orage", "", " ", 1, 2)  # UTF-8 bytes
 seen["arguments"] = arguments
-seen["name"] = entry.native(entry.layer_name((arguments["prompt"] + u" ") * 4)).decode("utf-8")
+seen["name"] = entry.native(entry.host.layer_name((arguments["prompt"] + u" ") * 4)).decode("utf-8")
 sys.stdout.write(json.dumps(seen))
 '''
 

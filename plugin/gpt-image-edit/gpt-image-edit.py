@@ -27,15 +27,13 @@ EDIT_PROCEDURE = "plug-in-gpt-image-edit"
 SETTINGS_PROCEDURE = "plug-in-gpt-image-edit-settings"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
-PARASITE = "gpt-image-edit"
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
-NAME_PREFIX = "GPT edit: "
-NAME_PROMPT_CHARS = 40
 DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
 DEFAULT_TIMEOUT = 300.0
 KEY_ENVS = ("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE_KEY")
 NO_KEY = (f"No API key is set: enter it in {SETTINGS_MENU} or set GPT_IMAGE_EDIT_API_KEY.")
 POLL_MS = 100
+PNG_COMPRESSION = 1
 CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
 
 
@@ -277,12 +275,23 @@ def export_drawable(drawable, base_type, offsets, size, path):
         scratch.insert_layer(copy, None, 0)
         copy.set_offsets(*offsets)
         copy.resize_to_image_size()
-        if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, scratch,
-                              Gio.File.new_for_path(path), None):
+        if not save_png(scratch, path):
             raise host.HostError("GPT Image Edit could not write the layer to its temporary "
                                  "folder: check the free disk space and try again.")
     finally:
         scratch.delete()
+
+
+def save_png(image, path):
+    """Gimp.file_save would use GIMP's default compression (9); the file lives for seconds,
+    and level 1 halves the export time of a large layer."""
+    procedure = Gimp.get_pdb().lookup_procedure("file-png-export")
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_property("file", Gio.File.new_for_path(path))
+    config.set_property("compression", PNG_COMPRESSION)
+    return procedure.run(config).index(0) == Gimp.PDBStatusType.SUCCESS
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,7 +382,7 @@ def insert_results(image, layer, job, manifest, arguments, with_mask):
         raise host.HostError("The GPT Image Edit worker returned no picture: try again.")
     # Load every result before the first change, so a bad file leaves the image untouched.
     loaded = load_results(image, job, results)
-    name = layer_name(arguments["prompt"])
+    name = host.layer_name(arguments["prompt"])
     selected = image.get_selected_layers()
     parent, position = layer.get_parent(), image.get_item_position(layer)
     top = loaded[0][1] if len(loaded) == 1 else Gimp.GroupLayer.new(image, name)
@@ -391,7 +400,7 @@ def insert_results(image, layer, job, manifest, arguments, with_mask):
             result.set_offsets(placement["x"], placement["y"])
             if with_mask:
                 result.add_mask(result.create_mask(Gimp.AddMaskType.SELECTION))
-            result.attach_parasite(provenance(manifest, arguments, entry["variant"]))
+            result.attach_parasite(parasite(manifest, arguments, entry["variant"]))
         image.set_selected_layers(selected)
     except Exception:
         if inserted:  # leave no half-made result behind
@@ -422,27 +431,9 @@ def load_result(image, path):
                              "again.") from None
 
 
-def layer_name(prompt):
-    """The prefix and the start of the prompt, cut at a word when it is long."""
-    text = " ".join(prompt.split())
-    if len(text) > NAME_PROMPT_CHARS:
-        cut = text[:NAME_PROMPT_CHARS]
-        word_end = cut.rfind(" ")
-        text = (cut[:word_end] if word_end > NAME_PROMPT_CHARS // 2 else cut).rstrip() + "\u2026"
-    return NAME_PREFIX + text
-
-
-def provenance(manifest, arguments, variant):
-    record = {
-        "prompt": arguments["prompt"],
-        "model": arguments["model"],
-        "size": manifest.get("request", {}).get("size", arguments["size"]),
-        "quality": arguments["quality"],
-        "variant": variant,
-        "usage": manifest.get("usage", {}),
-    }
-    data = json.dumps(record, sort_keys=True).encode("utf-8")
-    return Gimp.Parasite.new(PARASITE, Gimp.PARASITE_PERSISTENT, list(data))
+def parasite(manifest, arguments, variant):
+    data = host.provenance(manifest, arguments, variant).encode("utf-8")
+    return Gimp.Parasite.new(host.PARASITE_NAME, Gimp.PARASITE_PERSISTENT, list(data))
 
 
 # ---------------------------------------------------------------------------------------

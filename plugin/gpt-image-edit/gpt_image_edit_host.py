@@ -25,6 +25,10 @@ WORKER_FILE = "gpt-image-edit-worker.json"
 PROTOCOL = 1
 KILL_GRACE_SECONDS = 2.0
 
+PARASITE_NAME = "gpt-image-edit"
+LAYER_NAME_PREFIX = "GPT edit: "
+LAYER_NAME_PROMPT_CHARS = 40
+
 NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
                  "from the plug-in's download, then restart GIMP.")
 
@@ -187,6 +191,31 @@ class WorkerRun(object):
             raise HostError(manifest.get("error", {}).get("message")
                             or "The edit failed for an unknown reason.")
         return manifest
+
+
+def layer_name(prompt):
+    """The result layer's name: the prefix and the start of the prompt, cut at a word."""
+    text = u" ".join(prompt.split())
+    if len(text) > LAYER_NAME_PROMPT_CHARS:
+        cut = text[:LAYER_NAME_PROMPT_CHARS]
+        word_end = cut.rfind(u" ")
+        keep = cut[:word_end] if word_end > LAYER_NAME_PROMPT_CHARS // 2 else cut
+        text = keep.rstrip() + u"\u2026"
+    return LAYER_NAME_PREFIX + text
+
+
+def provenance(manifest, arguments, variant):
+    """The text of the `gpt-image-edit` parasite: what made this result layer (ASCII JSON,
+    the same from both GIMP entries, so a saved XCF remembers it either way)."""
+    record = {
+        "prompt": arguments["prompt"],
+        "model": arguments["model"],
+        "size": manifest.get("request", {}).get("size", arguments["size"]),
+        "quality": arguments["quality"],
+        "variant": variant,
+        "usage": manifest.get("usage", {}),
+    }
+    return json.dumps(record, sort_keys=True)
 
 
 def _parse(raw):
