@@ -233,6 +233,10 @@ def _handler_for(server: FakeWisGate):
 class WisGateHandler(BaseHTTPRequestHandler):
     fake: FakeWisGate
     server_version = "fake-wisgate/1"
+    # HTTP/1.1 as real servers speak it: http.server answers "Expect: 100-continue" (curl
+    # sends it for large uploads) only then, and connections stay open between requests, so
+    # every answer carries its Content-Length and closes the connection when it must.
+    protocol_version = "HTTP/1.1"
 
     # -- routing -----------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -241,10 +245,17 @@ class WisGateHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def setup(self) -> None:
-        super().setup()
-        # One request a connection (HTTP/1.0): the request begins when the connection does.
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except ConnectionResetError:
+            self.close_connection = True  # the client dropped a connection kept open
+
+    def parse_request(self) -> bool:
+        # A request begins with its request line, whatever came before on the connection.
         self.generation = self.fake.generation
+        self.body_read = False
+        return super().parse_request()
 
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
@@ -301,7 +312,18 @@ class WisGateHandler(BaseHTTPRequestHandler):
             return b""
         if int(length) > MAX_BODY_BYTES:
             raise ApiError(413, "Request body too large", code="request_too_large")
-        return self.rfile.read(int(length))
+        body = self.rfile.read(int(length))
+        self.body_read = True
+        return body
+
+    def _body_unread(self) -> bool:
+        """True when the request's body is still on the connection, where the next request
+        would be read from: the connection must then close after the answer."""
+        if self.body_read:
+            return False
+        length = self.headers.get("Content-Length", "0")
+        return ("Transfer-Encoding" in self.headers
+                or not length.isdigit() or int(length) > 0)
 
     def _check_key(self, authorization: str) -> None:
         if authorization != f"Bearer {self.fake.key}":
@@ -335,8 +357,12 @@ class WisGateHandler(BaseHTTPRequestHandler):
         answer(self, edit)
 
     def _wait_long(self) -> bool:
-        """Wait longer than any test's timeout; True when the server stops meanwhile."""
-        return self.fake.stopping.wait(SLOW_SECONDS)
+        """Wait longer than any test's timeout; True when the server stops meanwhile (the
+        connection then closes without an answer)."""
+        stopped = self.fake.stopping.wait(SLOW_SECONDS)
+        if stopped:
+            self.close_connection = True
+        return stopped
 
     def _first_attempt(self, scenario: str) -> None:
         if scenario == "drop_once":
@@ -384,6 +410,8 @@ class WisGateHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(declared_length or len(body)))
         for name, value in extra_headers:
             self.send_header(name, value)
+        if self.close_connection or self._body_unread():
+            self.send_header("Connection", "close")  # sets close_connection too
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()

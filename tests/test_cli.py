@@ -50,6 +50,56 @@ def test_echo_returns_the_input(tmp_path, wisgate_env, size):
     assert psnr(result, Image.open(picture)) >= 35
 
 
+def test_whole_opaque_png_goes_both_ways_as_bytes(tmp_path, wisgate_env, fake_wisgate):
+    # Asked for at its own size, the input is uploaded as the file itself, and the answer,
+    # which already is the whole picture, is written as received.
+    path = save(scene(320, 240), tmp_path / "photo.png")
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
+                        env=wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    assert fake_wisgate.requests[-1].files["image"][0] == path.read_bytes()
+    assert (tmp_path / "photo-edit.png").read_bytes() == path.read_bytes()
+
+
+def test_png_with_an_alpha_channel_is_uploaded_encoded_again(tmp_path, wisgate_env,
+                                                            fake_wisgate):
+    path = save(scene(320, 240).convert("RGBA"), tmp_path / "photo.png")  # opaque, with alpha
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
+                        env=wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    sent = fake_wisgate.requests[-1].files["image"][0]
+    assert sent != path.read_bytes() and Image.open(io.BytesIO(sent)).mode == "RGB"
+    # The echoed answer is the whole picture already: written as received.
+    assert (tmp_path / "photo-edit.png").read_bytes() == sent
+
+
+def test_answer_at_another_size_is_placed_and_encoded(tmp_path, wisgate_env):
+    path = save(scene(320, 240), tmp_path / "photo.png")
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
+                        env=wisgate_env("resize"))  # answers 1024x1024
+    assert finished.returncode == 0, finished.stderr
+    result = Image.open(tmp_path / "photo-edit.png")
+    assert result.size == (320, 240) and result.mode == "RGB"
+    assert psnr(result, Image.open(path)) >= 30
+
+
+def test_answer_for_a_selection_is_composited_even_at_the_pictures_size(tmp_path, wisgate_env):
+    picture = scene(320, 240)
+    path = save(picture, tmp_path / "photo.png")
+    selection = Image.new("L", picture.size, 0)
+    # Half selected, as a feathered edge is; its region is the whole picture.
+    ImageDraw.Draw(selection).ellipse((20, 20, 300, 220), fill=128)
+    area = save(selection, tmp_path / "area.png")
+    finished = run_tool("edit", path, "--prompt", "invert", "--selection", area, "--size",
+                        "320x240", env=wisgate_env("invert"))
+    assert finished.returncode == 0, finished.stderr
+    result = Image.open(tmp_path / "photo-edit.png").convert("RGB")
+    outside = selection.point(lambda value: 255 if value == 0 else 0)
+    assert Image.composite(result, picture, outside).tobytes() == picture.tobytes()
+    # Inside: half the input, half the inverted answer.
+    assert result.getpixel((160, 120)) == pytest.approx((127.5,) * 3, abs=1)
+
+
 def selection_and_mask(size) -> tuple[Image.Image, Image.Image]:
     selection = Image.new("L", size, 0)
     ImageDraw.Draw(selection).ellipse((420, 180, 560, 300), fill=255)

@@ -111,3 +111,15 @@ def test_selection_of_another_size_is_refused(client_for, fake_wisgate):
         run_edit(client_for("echo"), scene(64, 64).convert("RGBA"), Image.new("L", (32, 32)),
                  EditParams("warmer"))
     assert fake_wisgate.requests == []
+
+
+def test_answers_are_kept_as_received_only_when_they_are_the_layer(client_for):
+    picture = scene(320, 240).convert("RGBA")
+    params = EditParams("same", size="320x240", variants=2)
+    echoed = run_edit(client_for("echo"), picture, None, params)
+    sent = echoed.layers[0]
+    assert len(echoed.as_received) == 2 and all(echoed.as_received)
+    assert Image.open(io.BytesIO(echoed.as_received[0])).tobytes() == \
+        sent.convert("RGB").tobytes()
+    resized = run_edit(client_for("resize"), picture, None, params)  # back at 1024x1024
+    assert resized.as_received == [None, None] and resized.layers[0].size == (320, 240)

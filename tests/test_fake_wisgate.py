@@ -6,6 +6,8 @@ import base64
 import hashlib
 import http.client
 import io
+import json
+import socket
 import subprocess
 import sys
 import threading
@@ -258,9 +260,62 @@ def test_truncated_answer_stops_before_its_declared_length(fake_wisgate):
                        headers={"Content-Type": content_type,
                                 "Authorization": f"Bearer {fake_wisgate.key}"})
     response = connection.getresponse()
+    assert response.getheader("Connection") == "close"
     with pytest.raises(http.client.IncompleteRead):
         response.read()
     connection.close()
+
+
+def test_expect_100_continue_is_answered_before_the_body(fake_wisgate):
+    # curl sends "Expect: 100-continue" for large uploads and holds the body back until the
+    # server says "100 Continue" (or a second has passed).
+    body, content_type = _multipart_body()
+    with socket.create_connection(("127.0.0.1", fake_wisgate.port), timeout=10) as connection:
+        connection.sendall(
+            f"POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {fake_wisgate.key}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        reader = connection.makefile("rb")
+        assert reader.readline().startswith(b"HTTP/1.1 100")
+        assert reader.readline() == b"\r\n"
+        connection.sendall(body)
+        assert reader.readline().startswith(b"HTTP/1.1 200")
+    assert len(fake_wisgate.requests) == 1
+
+
+def test_connection_is_kept_open_between_requests(fake_wisgate):
+    body, content_type = _multipart_body()
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {fake_wisgate.key}"}
+    connection = http.client.HTTPConnection("127.0.0.1", fake_wisgate.port, timeout=10)
+    try:
+        ports = []
+        for path in ("/v1/images/edits", "/v1/images/edits", "/scenario/url/v1/images/edits"):
+            connection.request("POST", path, body=body, headers=headers)
+            answer = connection.getresponse()
+            data = answer.read()
+            assert answer.status == 200 and answer.getheader("Connection") is None
+            ports.append(connection.sock.getsockname()[1])
+        url = json.loads(data)["data"][0]["url"]
+        connection.request("GET", url.split(str(fake_wisgate.port), 1)[1])
+        download = connection.getresponse()
+        assert download.status == 200 and download.read() == png()
+        assert len(set(ports)) == 1  # one connection for all of them
+    finally:
+        connection.close()
+    assert len(fake_wisgate.requests) == 3 and len(fake_wisgate.downloads) == 1
+
+
+def test_answer_before_the_body_was_read_closes_the_connection(fake_wisgate):
+    # The unread body would otherwise be taken for the next request.
+    connection = http.client.HTTPConnection("127.0.0.1", fake_wisgate.port, timeout=10)
+    try:
+        connection.request("POST", "/v1/no-such-endpoint", body=b"x" * 5000)
+        answer = connection.getresponse()
+        answer.read()
+        assert answer.status == 404 and answer.getheader("Connection") == "close"
+    finally:
+        connection.close()
+    assert requests.get(f"{fake_wisgate.origin}/_fake/requests", timeout=10).status_code == 200
 
 
 def test_slow_answer_ends_when_the_server_stops():

@@ -8,16 +8,19 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageStat, PngImagePlugin
 
 from gpt_image_edit.errors import BadInputError, BadResponseError
 from gpt_image_edit.geometry import Box, plan_region, request_size
 from gpt_image_edit.imaging import (
+    Payload,
     build_payload,
     decode_result,
     load_picture,
     load_selection,
+    load_source,
     place_result,
+    result_as_received,
 )
 
 
@@ -286,3 +289,162 @@ def test_upload_of_a_small_selection_in_a_large_layer_stays_small():
     region, payload = payload_for(picture, selection)
     assert region == Box(2650, 1800, 600, 500)
     assert len(payload.image) + len(payload.mask) <= 4_000_000
+
+
+# -- pictures the API takes as they are ----------------------------------------------------
+def png_bytes(picture: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", **options)
+    return buffer.getvalue()
+
+
+def whole_payload(source, size=None):
+    """build_payload for the whole picture without a selection, at `size` (its own)."""
+    picture = source.picture
+    region = Box(0, 0, *picture.size)
+    return build_payload(picture, None, region, size or picture.size, source.png)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_opaque_png_at_its_own_size_is_uploaded_as_the_file_itself(tmp_path, mode):
+    path = tmp_path / "photo.png"
+    path.write_bytes(png_bytes(scene(320, 240).convert(mode), compress_level=9))
+    source = load_source(path)
+    assert source.png == path.read_bytes()
+    assert source.picture.mode == "RGBA" and source.picture.size == (320, 240)
+    payload = whole_payload(source)
+    assert payload.image == path.read_bytes() and payload.mask is None
+    assert payload.content == Box(0, 0, 320, 240) and payload.size == (320, 240)
+
+
+def test_file_is_encoded_again_when_it_is_not_sent_whole_at_its_own_size(tmp_path):
+    path = tmp_path / "photo.png"
+    picture = scene(320, 240)
+    path.write_bytes(png_bytes(picture))
+    source = load_source(path)
+    assert source.png is not None
+    rescaled = whole_payload(source, (640, 480))
+    assert rescaled.image != source.png and open_png(rescaled.image).size == (640, 480)
+    selection = Image.new("L", picture.size, 0)
+    selection.paste(255, (100, 100, 140, 140))
+    region = plan_region(320, 240, Box(100, 100, 40, 40))
+    masked = build_payload(source.picture, selection, region,
+                           request_size(region.width, region.height, "gpt-image-2"),
+                           source.png)
+    assert masked.image != source.png and masked.mask is not None
+
+
+def _jpeg(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _exif_rotated(picture: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return png_bytes(picture, exif=exif)
+
+
+def _with_gps(picture: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x8825] = {2: (52.0, 31.0, 0.0)}  # GPSInfo: where the photo was taken
+    return png_bytes(picture, exif=exif)
+
+
+def _with_text(picture: Image.Image) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "Jane Doe")
+    return png_bytes(picture, pnginfo=info)
+
+
+def _palette(picture: Image.Image) -> bytes:
+    return png_bytes(picture.convert("P"))
+
+
+def _with_transparent_colour(picture: Image.Image) -> bytes:
+    return png_bytes(picture, transparency=(0, 0, 0))
+
+
+@pytest.mark.parametrize("encode", [
+    lambda picture: png_bytes(picture.convert("RGBA")),  # an alpha channel, even all opaque
+    lambda picture: png_bytes(picture.convert("LA")),
+    _palette,
+    _with_transparent_colour,
+    _exif_rotated,
+    _with_gps,
+    _with_text,
+    lambda picture: raw_png(picture.width, picture.height, 16, 2,
+                            b"".join(b"\0" + bytes(6 * picture.width)
+                                     for _ in range(picture.height))),
+    _jpeg,
+], ids=["rgba", "la", "palette", "transparent-colour", "exif-rotated", "gps-exif", "text-chunk",
+        "16-bit", "jpeg"])
+def test_files_read_differently_or_with_metadata_are_encoded_again(tmp_path, encode):
+    path = tmp_path / "photo.png"
+    path.write_bytes(encode(scene(64, 48)))
+    source = load_source(path, exif_transpose=True)
+    assert source.png is None
+    payload = whole_payload(source)
+    sent = open_png(payload.image)
+    assert payload.image != path.read_bytes() and sent.mode == "RGB"
+    assert sent.size == source.picture.size
+
+
+def test_larger_than_any_request_is_not_kept_as_bytes(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (4000, 2100), 90).save(path)
+    assert load_source(path).png is None
+
+
+def test_broken_files_fail_the_same_way_through_load_source(tmp_path):
+    good = png_bytes(scene(64, 48))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good[: len(good) // 2])  # a sound header, half the pixels
+    with pytest.raises(BadInputError, match="cut.png cannot be read as a picture"):
+        load_source(cut)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    with pytest.raises(BadInputError, match="notes.png cannot be read as a picture"):
+        load_source(notes)
+    with pytest.raises(BadInputError, match="does not exist"):
+        load_source(tmp_path / "missing.png")
+
+
+def _region(size, alpha=255) -> Image.Image:
+    region = scene(*size).convert("RGBA")
+    region.putalpha(alpha)
+    return region
+
+
+def _unpadded(size) -> Payload:
+    return Payload(b"", None, Box(0, 0, *size), size)
+
+
+def test_result_at_the_regions_size_is_kept_as_received():
+    data = png_bytes(scene(96, 64))
+    assert result_as_received(data, decode_result(data), _unpadded((96, 64)), _region((96, 64)))
+    opaque_rgba = png_bytes(scene(96, 64).convert("RGBA"))
+    assert result_as_received(opaque_rgba, decode_result(opaque_rgba), _unpadded((96, 64)),
+                              _region((96, 64)))
+
+
+@pytest.mark.parametrize("case", ["other-size", "padded", "region-alpha", "result-alpha",
+                                  "16-bit", "jpeg"])
+def test_result_that_needs_placing_is_not_kept_as_received(case):
+    size = (96, 64)
+    data = png_bytes(scene(*size))
+    payload, region = _unpadded(size), _region(size)
+    if case == "other-size":
+        data = png_bytes(scene(192, 128))
+    elif case == "padded":
+        payload = Payload(b"", None, Box(0, 8, 96, 48), size)
+    elif case == "region-alpha":
+        region = _region(size, alpha=200)
+    elif case == "result-alpha":
+        data = png_bytes(_region(size, alpha=0))
+    elif case == "16-bit":
+        data = raw_png(96, 64, 16, 2, b"".join(b"\0" + bytes(6 * 96) for _ in range(64)))
+    else:
+        data = _jpeg(scene(*size))
+    assert not result_as_received(data, decode_result(data), payload, region)

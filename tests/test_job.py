@@ -108,6 +108,27 @@ def test_whole_layer_without_selection(tmp_path, wisgate_env):
     assert psnr(result, picture) >= 35
 
 
+def test_opaque_result_at_the_regions_size_is_written_as_received(tmp_path, wisgate_env):
+    picture = scene(320, 240)
+    job_path = write_job(tmp_path / "job", picture, size="320x240")
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    source = (job_path.parent / "source.png").read_bytes()
+    # Uploaded as the file itself and echoed: the result file is those very bytes (RGB).
+    assert (job_path.parent / "results" / "variant-1.png").read_bytes() == source
+    assert manifest_of(job_path)["placement"] == {"x": 0, "y": 0, "width": 320, "height": 240}
+
+
+def test_result_of_a_layer_with_alpha_is_encoded_as_rgba(tmp_path, wisgate_env):
+    picture = rgba_with_alpha(320, 240)
+    job_path = write_job(tmp_path / "job", picture, size="320x240")
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    result = Image.open(job_path.parent / "results" / "variant-1.png")
+    assert result.mode == "RGBA"
+    assert result.getchannel("A").tobytes() == picture.getchannel("A").tobytes()
+
+
 def test_region_never_grows_beyond_an_exported_crop(tmp_path, wisgate_env, capsys):
     """A host may export only the planned region: the worker must keep to it."""
     wisgate_env("echo")

@@ -293,15 +293,16 @@ def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, r
 def _edit_one(path: Path, params, area, output_dir, retry, reporter):
     from .client import ImagesClient
     from .edit import run_edit
-    from .imaging import load_picture
+    from .imaging import load_source
     from .settings import load_settings
 
-    picture = load_picture(path, exif_transpose=True)
+    source = load_source(path, exif_transpose=True)
+    picture = source.picture
     selection = area.for_picture(picture, path) if area is not None else None
     with ImagesClient(load_settings(), retry=retry,
                       on_event=lambda stage, message: reporter.client_event(path, stage,
                                                                             message)) as client:
-        outcome = run_edit(client, picture, selection, params)
+        outcome = run_edit(client, picture, selection, params, picture_png=source.png)
     folder = output_dir or path.parent
     written = save_outputs(picture, selection, outcome, folder, path.stem)
     return written, outcome
@@ -309,16 +310,22 @@ def _edit_one(path: Path, params, area, output_dir, retry, reporter):
 
 def save_outputs(picture, selection, outcome, folder: Path, stem: str) -> list[Path]:
     """The whole picture with each result composited inside the selection (outside it the
-    input's pixels, exactly), as PNGs under names no existing file has."""
-    from .job import replace_atomically
+    input's pixels, exactly), as PNGs under names no existing file has. A result that covers
+    the whole picture as received (EditOutcome.as_received) is written as those bytes."""
+    from .job import replace_atomically, write_bytes
 
     region = outcome.region
+    whole = selection is None and region == Box(0, 0, picture.width, picture.height)
     # An opaque input is written as RGB: smaller, and one full-size copy fewer in memory.
     mode = "RGBA" if picture.getchannel("A").getextrema() != (255, 255) else "RGB"
     blend = selection.crop(region.bounds()) if selection is not None else None
+    received = outcome.as_received or [None] * len(outcome.layers)
     paths = reserve_names(folder, stem, len(outcome.layers))
     try:
-        for path, layer in zip(paths, outcome.layers):
+        for path, layer, data in zip(paths, outcome.layers, received):
+            if whole and data is not None:
+                replace_atomically(path, write_bytes(data))
+                continue
             output = picture.convert(mode) if mode == "RGB" else picture.copy()
             output.paste(layer.convert(mode), (region.x, region.y), blend)
             replace_atomically(path, lambda stream, output=output: output.save(

@@ -13,7 +13,7 @@ from PIL import Image
 from .client import EditRequest
 from .errors import BadInputError
 from .geometry import Box, check_size, plan_region, request_size
-from .imaging import build_payload, decode_result, place_result
+from .imaging import build_payload, decode_result, place_result, result_as_received
 
 QUALITIES = ("auto", "low", "medium", "high")
 MAX_VARIANTS = 10
@@ -56,12 +56,16 @@ class EditParams:
 @dataclass
 class EditOutcome:
     """`layers` are RGBA pictures of the region's size, to be placed at `region` (in the
-    picture's coordinates); `request` is what was asked of the API, `usage` its token count."""
+    picture's coordinates); `request` is what was asked of the API, `usage` its token count.
+    `as_received[i]` is the PNG the API sent for layer i when that file already is the layer
+    but for its alpha, which is opaque (imaging.result_as_received): written as it is, it
+    saves encoding the layer again. None otherwise."""
 
     region: Box
     layers: list[Image.Image]
     request: dict
     usage: dict = field(default_factory=dict)
+    as_received: list[bytes | None] = field(default_factory=list)
 
 
 def selection_box(selection: Image.Image | None) -> Box | None:
@@ -74,9 +78,10 @@ def selection_box(selection: Image.Image | None) -> Box | None:
 
 
 def run_edit(client, picture: Image.Image, selection: Image.Image | None, params: EditParams,
-             on_event=None) -> EditOutcome:
+             on_event=None, picture_png: bytes | None = None) -> EditOutcome:
     """Send the region of `picture` around `selection` (the same size, L) and place what
-    comes back. `on_event(stage, message)` hears `prepare` and `finish`."""
+    comes back. `on_event(stage, message)` hears `prepare` and `finish`. `picture_png` is
+    imaging.Source.png: the picture's file, uploaded as it is when nothing needs changing."""
     report = on_event or (lambda stage, message: None)
     if selection is not None and selection.size != picture.size:
         raise BadInputError(f"The selection is {selection.width}x{selection.height} but the "
@@ -85,7 +90,8 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     region = plan_region(picture.width, picture.height, bounds)
     width, height = request_size(region.width, region.height, params.model, params.size)
     report("prepare", f"Preparing {region.width}x{region.height} pixels for {params.model}")
-    payload = build_payload(picture, selection if bounds else None, region, (width, height))
+    payload = build_payload(picture, selection if bounds else None, region, (width, height),
+                            picture_png)
     request = EditRequest(image=payload.image, mask=payload.mask, prompt=params.prompt,
                           model=params.model, size=f"{width}x{height}",
                           quality=params.quality, n=params.variants)
@@ -93,9 +99,13 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     count = len(response.images)
     report("finish", f"Placing {count} result{'s' if count != 1 else ''}")
     region_picture = picture.crop(region.bounds())
-    layers = [place_result(decode_result(data), payload, region_picture)
-              for data in response.images]
+    layers, as_received = [], []
+    for data in response.images:
+        result = decode_result(data)
+        layers.append(place_result(result, payload, region_picture))
+        as_received.append(data if result_as_received(data, result, payload, region_picture)
+                           else None)
     return EditOutcome(region=region, layers=layers,
                        request={"model": params.model, "size": f"{width}x{height}",
                                 "quality": params.quality, "n": params.variants},
-                       usage=dict(response.usage or {}))
+                       usage=dict(response.usage or {}), as_received=as_received)

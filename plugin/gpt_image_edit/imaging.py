@@ -1,6 +1,11 @@
 """Pictures in and out: load and normalise them, build what the API receives (picture and
 mask), and map what it sends back onto the region's exact pixels.
 
+Pictures the API can take as they are go untouched both ways: a whole opaque PNG sent at its
+own size is uploaded as the file's own bytes (uploads_file_as_is), and a result that already
+is the region's exact pixels is kept as the bytes received (result_as_received). Encoding a
+large PNG costs far more than anything else the worker does on its side.
+
 The request canvas holds the region scaled with its aspect ratio kept (geometry.letterbox);
 the rest of the canvas is padding, cut away again when the result is placed. Nothing is
 ever stretched.
@@ -9,13 +14,13 @@ ever stretched.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError, BadResponseError
-from .geometry import Box, letterbox
+from .geometry import MAX_PIXELS, Box, letterbox
 
 # Fast PNG compression: level 1 is several times faster than the default and the upload
 # grows only a little, which a multi-megapixel request notices far more than the bytes.
@@ -28,6 +33,12 @@ RESULT_FORMATS = ("PNG", "JPEG", "WEBP")
 FLATTEN_BACKGROUND = (128, 128, 128)
 DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
                  ValueError, EOFError)
+# The PNG signature and the IHDR chunk up to the colour type: what a file must start with to
+# be sent as it is. Pillow's modes do not tell 8 from 16 bits per channel (16-bit RGB opens
+# as "RGB"), the header does.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_HEADER_LENGTH = 26
+PNG_GRAY, PNG_RGB, PNG_RGBA = 0, 2, 6
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,33 @@ class Payload:
     size: tuple[int, int]
 
 
+@dataclass(frozen=True)
+class Source:
+    """A picture to edit: its pixels as 8-bit RGBA and, only when the file is an opaque 8-bit
+    RGB or grayscale PNG whose pixels are shown as stored (no EXIF orientation turns them),
+    the file's bytes, which can then go to the API untouched (uploads_file_as_is)."""
+
+    picture: Image.Image
+    png: bytes | None = field(default=None, repr=False)
+
+
 def load_picture(path, exif_transpose: bool = False) -> Image.Image:
     """The picture at `path` as 8-bit RGBA, whatever its mode and depth."""
-    image = _open(path)
-    if exif_transpose:
-        image = ImageOps.exif_transpose(image)
-    return _to_8bit(image, "RGBA")
+    return _picture_of(_open(path), exif_transpose)
+
+
+def load_source(path, exif_transpose: bool = False) -> Source:
+    """The picture at `path`, as load_picture, with the file's bytes when they can be sent as
+    they are. The file is read once: the pixels are decoded from those same bytes."""
+    data = _read_if_png_as_is(path)
+    if data is None:
+        return Source(load_picture(path, exif_transpose))
+    image = _open(path, io.BytesIO(data))
+    # A file with metadata (camera EXIF with its GPS position, text chunks) is re-encoded:
+    # only pixels go to the API.
+    bare = not image.getexif() and not getattr(image, "text", None)
+    keep = _opaque(image) and bare and not getattr(image, "is_animated", False)
+    return Source(_picture_of(image, exif_transpose), data if keep else None)
 
 
 def load_selection(path, exif_transpose: bool = False) -> Image.Image:
@@ -58,9 +90,12 @@ def load_selection(path, exif_transpose: bool = False) -> Image.Image:
 
 
 def build_payload(picture: Image.Image, selection: Image.Image | None, region: Box,
-                  request_size: tuple[int, int]) -> Payload:
-    """The region of `picture` (and of `selection`, the same size) as the API wants it."""
+                  request_size: tuple[int, int], picture_png: bytes | None = None) -> Payload:
+    """The region of `picture` (and of `selection`, the same size) as the API wants it.
+    `picture_png` is Source.png: the file itself, sent when uploads_file_as_is says so."""
     content = letterbox(region.width, region.height, *request_size)
+    if uploads_file_as_is(picture_png, picture.size, selection, region, request_size):
+        return Payload(picture_png, None, content, tuple(request_size))
     flat = _flatten(picture.crop(region.bounds()))
     canvas = _pad(_resize(flat, (content.width, content.height)), content, request_size)
     mask = None
@@ -69,14 +104,26 @@ def build_payload(picture: Image.Image, selection: Image.Image | None, region: B
     return Payload(_encode_png(canvas), mask, content, tuple(request_size))
 
 
+def uploads_file_as_is(picture_png: bytes | None, picture_size: tuple[int, int],
+                       selection: Image.Image | None, region: Box,
+                       request_size: tuple[int, int]) -> bool:
+    """Whether the upload is the picture's file itself: there is one (Source.png, so an
+    opaque 8-bit RGB or grayscale PNG), the whole picture is edited (no mask) and it is
+    asked for at its own size, so nothing would be cropped, scaled, padded or flattened."""
+    return (picture_png is not None and selection is None
+            and region == Box(0, 0, *picture_size)
+            and tuple(request_size) == tuple(picture_size))
+
+
 def decode_result(data: bytes) -> Image.Image:
-    """One returned picture, fully decoded, as RGB; unreadable data is a BadResponseError."""
+    """One returned picture, fully decoded, in its own mode; unreadable data is a
+    BadResponseError."""
     try:
         image = Image.open(io.BytesIO(data), formats=RESULT_FORMATS)
         if image.width * image.height > RESULT_MAX_PIXELS:
             raise Image.DecompressionBombError(f"{image.width}x{image.height}")
         image.load()
-        return image.convert("RGB")
+        return image
     except DECODE_ERRORS:
         raise BadResponseError("WisGate sent a picture that could not be read (it was cut "
                                "off or is not a picture): try again.") from None
@@ -98,11 +145,59 @@ def place_result(result: Image.Image, payload: Payload,
     return placed
 
 
-def _open(path) -> Image.Image:
-    """Open and decode with Pillow's decompression-bomb guard; failures name the file."""
+def result_as_received(data: bytes, result: Image.Image, payload: Payload,
+                       region_picture: Image.Image) -> bool:
+    """Whether the received bytes (`data`, decoded as `result` by decode_result) already are
+    what place_result makes of them, so they can be written as they are: an opaque 8-bit RGB
+    PNG (or RGBA, all opaque) exactly the region's size, for a request without padding to
+    cut away, and an opaque region (the placed layer takes the source's alpha)."""
+    return (result.format == "PNG" and _png_header_is(data, 8, (PNG_RGB, PNG_RGBA))
+            and result.size == region_picture.size
+            and payload.content == Box(0, 0, *payload.size)
+            and _opaque(result) and _opaque(region_picture))
+
+
+def _read_if_png_as_is(path) -> bytes | None:
+    """The whole file when its header says it is an 8-bit RGB or grayscale PNG that some
+    model could take at its own size; None otherwise (and for any trouble reading it, which
+    _open then explains), so that large files are never held in memory as bytes."""
+    try:
+        with open(path, "rb") as stream:
+            header = stream.read(PNG_HEADER_LENGTH)
+            if not _png_header_is(header, 8, (PNG_GRAY, PNG_RGB)):
+                return None
+            width = int.from_bytes(header[16:20], "big")
+            height = int.from_bytes(header[20:24], "big")
+            if width * height > MAX_PIXELS:
+                return None
+            return header + stream.read()
+    except OSError:
+        return None
+
+
+def _png_header_is(data: bytes, bit_depth: int, colour_types: tuple[int, ...]) -> bool:
+    return (len(data) >= PNG_HEADER_LENGTH and data[:8] == PNG_SIGNATURE
+            and data[12:16] == b"IHDR" and data[24] == bit_depth and data[25] in colour_types)
+
+
+def _opaque(image: Image.Image) -> bool:
+    if "transparency" in image.info:
+        return False
+    return "A" not in image.getbands() or image.getchannel("A").getextrema() == (255, 255)
+
+
+def _picture_of(image: Image.Image, exif_transpose: bool) -> Image.Image:
+    if exif_transpose:
+        image = ImageOps.exif_transpose(image)
+    return _to_8bit(image, "RGBA")
+
+
+def _open(path, stream=None) -> Image.Image:
+    """Open and decode (from `stream` when given, else from `path`) with Pillow's
+    decompression-bomb guard; failures name the file."""
     name = Path(path).name
     try:
-        image = Image.open(path)
+        image = Image.open(stream if stream is not None else path)
         image.load()
         return image
     except FileNotFoundError:

@@ -179,12 +179,13 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     """Run the edit and write the result PNGs; returns the success manifest."""
     from .client import ImagesClient
     from .edit import run_edit
-    from .imaging import load_picture, load_selection
+    from .imaging import load_selection, load_source
     from .settings import load_settings
 
     progress.event("prepare", f"Preparing {job.params.variants} "
                    f"picture{'s' if job.params.variants != 1 else ''}")
-    picture = load_picture(job.source_path)
+    source = load_source(job.source_path)
+    picture = source.picture
     selection = load_selection(job.selection_path) if job.selection_path else None
     _check_source(job, picture, selection)
     log.info("Job: %s, size %s, quality %s, %d variant(s), source %dx%d at %d,%d%s",
@@ -196,10 +197,10 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     try:
         with ImagesClient(load_settings(), on_event=ticker.on_event) as client:
             outcome = run_edit(client, picture, selection, job.params,
-                               on_event=ticker.on_event)
+                               on_event=ticker.on_event, picture_png=source.png)
     finally:
         ticker.stop()
-    results = write_results(outcome.layers, job.output_dir)
+    results = write_results(outcome.layers, job.output_dir, outcome.as_received)
     region = outcome.region
     placement = {"x": job.layer.offset_x + job.source_x + region.x,
                  "y": job.layer.offset_y + job.source_y + region.y,
@@ -223,15 +224,18 @@ def _check_source(job: Job, picture, selection) -> None:
                             f"{picture.height}): start the edit again.")
 
 
-def write_results(layers, output_dir: Path) -> list[dict]:
+def write_results(layers, output_dir: Path, as_received=()) -> list[dict]:
     """Each layer as variant-N.png (written under a temporary name, then renamed); on any
-    failure the ones already written are removed."""
+    failure the ones already written are removed. A layer whose PNG as received is given
+    (EditOutcome.as_received) is written as those bytes, not encoded again."""
     written: list[Path] = []
+    received = list(as_received) or [None] * len(layers)
     try:
-        for number, layer in enumerate(layers, start=1):
+        for number, (layer, data) in enumerate(zip(layers, received), start=1):
             path = output_dir / f"variant-{number}.png"
-            replace_atomically(path, lambda stream, layer=layer: layer.save(
-                stream, "PNG", compress_level=RESULT_COMPRESS_LEVEL))
+            replace_atomically(path, write_bytes(data) if data is not None else (
+                lambda stream, layer=layer: layer.save(
+                    stream, "PNG", compress_level=RESULT_COMPRESS_LEVEL)))
             written.append(path)
     except BaseException:
         for path in written:
@@ -242,9 +246,13 @@ def write_results(layers, output_dir: Path) -> list[dict]:
 
 
 def write_json_atomically(path: Path, data: dict) -> Path:
-    text = json.dumps(data, indent=2) + "\n"
-    replace_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+    replace_atomically(path, write_bytes((json.dumps(data, indent=2) + "\n").encode("utf-8")))
     return path
+
+
+def write_bytes(data: bytes):
+    """A writer for replace_atomically that writes `data` as it is."""
+    return lambda stream: stream.write(data)
 
 
 def replace_atomically(path: Path, write) -> None:
