@@ -299,6 +299,25 @@ def test_check_ok_and_refused_key(wisgate_env, fake_wisgate):
     assert all(request.path.endswith("/models") for request in fake_wisgate.requests)
 
 
+def test_check_tests_a_typed_key_given_on_stdin(wisgate_env, fake_wisgate):
+    """The settings dialog checks a key before saving it, whatever the environment holds."""
+    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_API_KEY="sk-stale-key-in-environment")
+    argv = TOOL + ["check", "--key-from-stdin"]
+    accepted = subprocess.run(argv, env=env, input=fake_wisgate.key + "\n",
+                              capture_output=True, text=True, timeout=120)
+    assert accepted.returncode == 0
+    assert "the API key is accepted" in accepted.stdout
+    typed = "sk-typed-but-wrong-0123456789"
+    refused = subprocess.run(argv, env=env, input=typed + "\n", capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 3
+    assert refused.stderr.strip() == ("WisGate did not accept the API key: check it in "
+                                      "Filters > AI > GPT Image Settings... "
+                                      "(or GPT_IMAGE_EDIT_API_KEY).")
+    assert [request.headers["authorization"] for request in fake_wisgate.requests] == [
+        f"Bearer {fake_wisgate.key}", f"Bearer {typed}"]
+
+
 # -- plan, version, progress -----------------------------------------------------------------
 def test_plan_prints_the_region_without_loading_pillow_or_requests():
     code = ("import json, sys; from gpt_image_edit.cli import main; "

@@ -223,6 +223,7 @@ def test_settings_dialog_tests_and_saves_privately(start_gimp, fake_wisgate, tmp
         assert time.monotonic() < deadline, "Test connection sent nothing"
         time.sleep(0.2)
     assert fake_wisgate.requests[0].path.startswith("/scenario/echo/v1/")
+    assert fake_wisgate.requests[0].headers["authorization"] == f"Bearer {fake_wisgate.key}"
     gimp.screenshot(dialog, tmp_path / "settings.png")
     gimp.key("alt+s")  # _Save
 

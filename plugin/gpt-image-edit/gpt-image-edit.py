@@ -536,22 +536,25 @@ def stored_timeout(stored):
 
 
 class ConnectionCheck:
-    """The worker's `check` run with what the dialog holds. The key travels in the
-    worker's environment, never on its command line where other users could read it."""
+    """The worker's `check` run with what the dialog holds. A typed key travels on the
+    worker's standard input, never on its command line or in its environment, where other
+    processes could read it."""
 
     def __init__(self, changes):
         worker = host.find_worker(ENTRY_DIR)
         env = worker.environment()
         env["GPT_IMAGE_EDIT_BASE_URL"] = changes["base_url"] or DEFAULT_BASE_URL
         env["GPT_IMAGE_EDIT_TIMEOUT"] = str(min(changes["timeout"], CHECK_TIMEOUT))
-        if changes.get("api_key"):
-            env["GPT_IMAGE_EDIT_API_KEY"] = changes["api_key"]
+        typed_key = changes.get("api_key") or ""
         try:
             self.process = subprocess.Popen(
-                [worker.python, "-m", "gpt_image_edit", "check"], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                [worker.python, "-m", "gpt_image_edit", "check", "--key-from-stdin"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env)
         except OSError:
             raise host.HostError(host.NOT_INSTALLED) from None
+        self.process.stdin.write((typed_key + "\n").encode("utf-8"))
+        self.process.stdin.close()
 
     def running(self):
         return self.process.poll() is None

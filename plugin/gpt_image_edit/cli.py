@@ -15,7 +15,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     edit.set_defaults(run=run_edit_command)
 
     check = commands.add_parser("check", help="check the API key and endpoint (no credits)")
+    check.add_argument("--key-from-stdin", action="store_true",
+                       help="check the key on the first line of standard input instead of "
+                            "the stored one (how the settings dialog tests a typed key)")
     check.set_defaults(run=run_check)
 
     job = commands.add_parser("job", help="run a worker job (docs/job-protocol.md)")
@@ -131,10 +134,17 @@ def _parse_bounds(text: str) -> Box:
 def run_check(args) -> int:
     from .client import ImagesClient
     from .logs import setup_logging
-    from .settings import load_settings
+    from .settings import FILE_SOURCE, load_settings
 
     setup_logging()
-    with ImagesClient(load_settings()) as client:
+    settings = load_settings()
+    if args.key_from_stdin:
+        typed = sys.stdin.readline().strip()
+        if typed:
+            # The key about to be saved in the settings file: refusals speak of that file,
+            # not of an environment variable that may also be set.
+            settings = replace(settings, api_key=typed, key_source=FILE_SOURCE)
+    with ImagesClient(settings) as client:
         print(client.check())
     return EXIT_OK
 
