@@ -145,8 +145,11 @@ def run_measured(argv: list[str], env: dict[str, str], log: Path) -> Measured:
 
 
 def worker_env(base_url: str, folder: Path) -> dict[str, str]:
+    # PYTHONDONTWRITEBYTECODE would recompile the worker on every run, which no installed
+    # worker does.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("GPT_IMAGE_EDIT_") and k != "WISDOM_GATE_KEY"}
+           if not k.startswith("GPT_IMAGE_EDIT_") and k not in ("WISDOM_GATE_KEY",
+                                                                "PYTHONDONTWRITEBYTECODE")}
     env.update(GPT_IMAGE_EDIT_BASE_URL=base_url, GPT_IMAGE_EDIT_API_KEY=KEY,
                GPT_IMAGE_EDIT_CONFIG=str(folder / "config" / "settings.json"),
                PYTHONPATH=os.pathsep.join([str(REPO / "plugin"), str(REPO)]))
@@ -169,10 +172,7 @@ def curl_script(base_url: str, fields: dict[str, str], files: dict[str, Path],
         form += ["--form-string", f"{name}={value}"]
     for name, path in files.items():
         form += ["-F", f"{name}=@{path};type=image/png"]
-    # "Expect:" stops curl from waiting a second for a "100 Continue" that the fake server
-    # (http.server, HTTP/1.0) never sends; a real server answers it at once.
-    curl = ["curl", "-sS", "--fail", "-H", f"Authorization: Bearer {KEY}", "-H", "Expect:",
-            *form,
+    curl = ["curl", "-sS", "--fail", "-H", f"Authorization: Bearer {KEY}", *form,
             f"{base_url}/images/edits"]
     script = (f"{_quote(curl)} | jq -r '.data[0].b64_json' | base64 -d > {_quote([str(out)])}")
     return ["bash", "-o", "pipefail", "-c", script]
@@ -407,8 +407,7 @@ decodes the picture, which is part of every row, the baseline's included. The ro
 - baseline: the WisGate tutorial's `curl -F image=@in.png ... | jq -r '.data[0].b64_json' |
   base64 -d > out.png`, with the same form fields as the worker and the picture the worker
   sends (the input file itself when the worker sends it at its own size, otherwise the
-  worker's request picture and mask). `-H "Expect:"` keeps curl from waiting a second for
-  a `100 Continue` the fake server (Python's http.server) never sends.
+  worker's request picture and mask).
 - worker: `python3 -m gpt_image_edit edit INPUT [--selection FILE] -o DIR`, a fresh process
   per edit. The command-line tool writes the whole picture with the result composited in
   (for the 6000x4000 case a full-size PNG); GIMP's worker job writes only the region.

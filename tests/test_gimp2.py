@@ -24,6 +24,7 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from tests.fake_wisgate import DEFAULT_KEY
+from tests.worker_jobs import worker_failure_sentence
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "plugin" / "gpt-image-edit-gimp2.py"
@@ -196,25 +197,12 @@ def planned_region(layer_size, selection_in_layer) -> dict:
 
 def worker_sentence(server, scenario, folder: Path, key=DEFAULT_KEY, timeout=None,
                     variants=1) -> str:
-    """What the worker itself says for a scenario, from a small job of its own."""
-    job_dir = folder / ("job-" + scenario)
-    job_dir.mkdir()
-    Image.new("RGB", (64, 48), "gray").save(job_dir / "source.png")
-    (job_dir / "job.json").write_text(json.dumps({
-        "protocol": 1, "prompt": PROMPT, "model": "gpt-image-2", "size": "auto",
-        "quality": "high", "variants": variants,
-        "layer": {"width": 64, "height": 48, "offset_x": 0, "offset_y": 0},
-        "source": {"path": "source.png", "x": 0, "y": 0}, "selection": None,
-        "output_dir": "results"}))
+    """What the worker itself says for a scenario, with the key in the environment."""
     env = dict(os.environ, GPT_IMAGE_EDIT_BASE_URL=server.url_for(scenario),
                GPT_IMAGE_EDIT_API_KEY=key, GPT_IMAGE_EDIT_CONFIG=str(folder / "none.json"))
     if timeout:
         env["GPT_IMAGE_EDIT_TIMEOUT"] = str(timeout)
-    subprocess.run([sys.executable, "-m", "gpt_image_edit", "job", str(job_dir / "job.json")],
-                   env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
-    manifest = json.loads((job_dir / "results" / "manifest.json").read_text())
-    assert manifest["ok"] is False, manifest
-    return manifest["error"]["message"]
+    return worker_failure_sentence(env, folder / ("job-" + scenario), PROMPT, variants)
 
 
 # -- registration ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from PIL import Image, ImageChops, ImageFilter
 
 from tests import real_gimp
 from tests.fake_wisgate import DEFAULT_KEY
+from tests.worker_jobs import worker_failure_sentence
 
 CANVAS = (320, 240)
 OFFSETS = (40, 30)  # the source layer sits away from the canvas corner
@@ -151,27 +152,15 @@ def report(installed, fake_wisgate_server, tmp_path_factory) -> Report:
 
 def worker_sentence(server, scenario: str, tmp_path: Path, key=DEFAULT_KEY, timeout=None,
                     variants=1) -> str:
-    """What the worker itself says for a scenario: a job run on this machine's Python."""
-    job_dir = tmp_path / f"job-{scenario}"
-    job_dir.mkdir()
-    Image.new("RGB", (64, 48), "gray").save(job_dir / "source.png")
-    (job_dir / "job.json").write_text(json.dumps({
-        "protocol": 1, "prompt": LONG_PROMPT, "model": "gpt-image-2", "size": "auto",
-        "quality": "high", "variants": variants,
-        "layer": {"width": 64, "height": 48, "offset_x": 0, "offset_y": 0},
-        "source": {"path": "source.png", "x": 0, "y": 0}, "selection": None,
-        "output_dir": "results"}))
-    settings = tmp_path / f"settings-{scenario}.json"  # as in GIMP: the settings file
+    """What the worker itself says for a scenario, with the key in the settings file as the
+    GIMP cases have it."""
+    settings = tmp_path / f"settings-{scenario}.json"
     settings.write_text(json.dumps({"base_url": server.url_for(scenario), "api_key": key,
                                     **({"timeout": timeout} if timeout else {})}))
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("GPT_IMAGE_EDIT_", "WISDOM_GATE"))}
     env["GPT_IMAGE_EDIT_CONFIG"] = str(settings)
-    subprocess.run([sys.executable, "-m", "gpt_image_edit", "job", str(job_dir / "job.json")],
-                   env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
-    manifest = json.loads((job_dir / "results" / "manifest.json").read_text())
-    assert manifest["ok"] is False, manifest
-    return manifest["error"]["message"]
+    return worker_failure_sentence(env, tmp_path / f"job-{scenario}", LONG_PROMPT, variants)
 
 
 def planned_region(selection_in_layer: tuple[int, int, int, int]) -> dict:

@@ -1,0 +1,27 @@
+"""Small worker jobs the GIMP tests run themselves, to know what the worker says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+
+def worker_failure_sentence(env: dict, folder: Path, prompt: str, variants: int = 1) -> str:
+    """The sentence the worker's own failure manifest holds for a small job run in `env`."""
+    folder.mkdir()
+    Image.new("RGB", (64, 48), "gray").save(folder / "source.png")
+    (folder / "job.json").write_text(json.dumps({
+        "protocol": 1, "prompt": prompt, "model": "gpt-image-2", "size": "auto",
+        "quality": "high", "variants": variants,
+        "layer": {"width": 64, "height": 48, "offset_x": 0, "offset_y": 0},
+        "source": {"path": "source.png", "x": 0, "y": 0}, "selection": None,
+        "output_dir": "results"}))
+    subprocess.run([sys.executable, "-m", "gpt_image_edit", "job", str(folder / "job.json")],
+                   env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    manifest = json.loads((folder / "results" / "manifest.json").read_text())
+    assert manifest["ok"] is False, manifest
+    return manifest["error"]["message"]
