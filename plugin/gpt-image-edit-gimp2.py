@@ -47,6 +47,8 @@ MAX_VARIANTS = 10
 # keeps moving (GIMP is alive) without ever claiming to be done.
 PROGRESS_CEILING = 0.95
 PROGRESS_HALF_SECONDS = 30.0
+# The exported file lives for seconds: level 1 writes a large layer several times faster.
+PNG_COMPRESSION = 1
 
 
 def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_selection):
@@ -173,7 +175,7 @@ def export_drawable(drawable, base_type, precision, offsets, geometry, path):
         pdb.gimp_layer_set_offsets(copy, offsets[0], offsets[1])
         pdb.gimp_layer_resize_to_image_size(copy)
         # interlace, compression, bKGD, gAMA, oFFs, pHYs, tIME
-        pdb.file_png_save(scratch, copy, path, path, 0, 9, 0, 0, 0, 0, 0)
+        pdb.file_png_save(scratch, copy, path, path, 0, PNG_COMPRESSION, 0, 0, 0, 0, 0)
     except RuntimeError:  # pygimp's "execution error" of a failed PDB call
         raise host.HostError(  # noqa: B904 (no "raise from" in Python 2.7)
             "GPT Image Edit could not write the layer to its temporary folder: check the free "
