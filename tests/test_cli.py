@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -316,6 +317,40 @@ def test_check_tests_a_typed_key_given_on_stdin(wisgate_env, fake_wisgate):
                                       "(or GPT_IMAGE_EDIT_API_KEY).")
     assert [request.headers["authorization"] for request in fake_wisgate.requests] == [
         f"Bearer {fake_wisgate.key}", f"Bearer {typed}"]
+
+
+def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp_path):
+    """GIMP's settings dialog reads and saves through this command: the worker is the one
+    writer of the settings file."""
+    env = {name: value for name, value in wisgate_env("echo").items()
+           if not name.startswith(("GPT_IMAGE_EDIT_API_KEY", "GPT_IMAGE_EDIT_BASE_URL"))}
+    config = tmp_path / "private" / "settings.json"
+    env["GPT_IMAGE_EDIT_CONFIG"] = str(config)
+    argv = TOOL + ["settings"]
+    empty = json.loads(run_tool("settings", env=env).stdout)
+    assert empty == {"path": str(config), "base_url": "https://api.wisgate.ai/v1",
+                     "default_base_url": "https://api.wisgate.ai/v1", "timeout": 300.0,
+                     "api_key_stored": False, "api_key_available": False}
+    key = "sk-saved-through-stdin-0123456789"
+    changes = {"api_key": key, "base_url": "http://127.0.0.1:9/v1", "timeout": 120}
+    saved = subprocess.run(argv + ["--update-from-stdin"], env=env, input=json.dumps(changes),
+                           capture_output=True, text=True, timeout=120)
+    assert saved.returncode == 0, saved.stderr
+    assert key not in saved.stdout + saved.stderr
+    assert json.loads(saved.stdout)["api_key_stored"] is True
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert json.loads(config.read_text()) == changes
+    removed = subprocess.run(argv + ["--update-from-stdin"], env=env,
+                             input='{"base_url": null}', capture_output=True, text=True,
+                             timeout=120)
+    summary = json.loads(removed.stdout)
+    assert summary["base_url"] == "https://api.wisgate.ai/v1"
+    assert summary["api_key_available"] is True and summary["timeout"] == 120.0
+    refused = subprocess.run(argv + ["--update-from-stdin"], env=env, input='{"colour": 1}',
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("The settings to save must be a JSON object with "
+                                      "base_url, api_key or timeout.")
 
 
 # -- plan, version, progress -----------------------------------------------------------------

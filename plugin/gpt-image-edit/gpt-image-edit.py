@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import traceback
 
 import gi
@@ -28,9 +27,6 @@ SETTINGS_PROCEDURE = "plug-in-gpt-image-edit-settings"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
-DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
-DEFAULT_TIMEOUT = 300.0
-KEY_ENVS = ("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE_KEY")
 NO_KEY = (f"No API key is set: enter it in {SETTINGS_MENU} or set GPT_IMAGE_EDIT_API_KEY.")
 POLL_MS = 100
 PNG_COMPRESSION = 1
@@ -46,70 +42,24 @@ class Cancelled(Exception):
 
 
 # ---------------------------------------------------------------------------------------
-# Settings file: the same path rules and format as gpt_image_edit.settings (the worker).
+# Settings: the worker owns the settings file (its path rules, format and mode 0600).
 
-def settings_path():
-    override = os.environ.get("GPT_IMAGE_EDIT_CONFIG")
-    if override:
-        return os.path.expanduser(override)
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or os.path.join(os.path.expanduser("~"),
-                                                          "AppData", "Roaming")
-    elif sys.platform == "darwin":
-        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
-    else:
-        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
-                                                                 ".config")
-    return os.path.join(base, "gpt-image-edit", "settings.json")
-
-
-def read_settings():
-    """The stored settings, or {} when the file is missing or unreadable (the worker
-    reports an unreadable file with its own sentence)."""
+def worker_settings(worker, changes=None):
+    """The worker's `settings`: the file's values, never the key, and whether edits have a
+    key at all. With changes, the worker first merges them into the file; the key travels
+    on its standard input, never on a command line."""
+    argv = [worker.python, "-m", "gpt_image_edit", "settings"]
+    if changes is not None:
+        argv.append("--update-from-stdin")
     try:
-        with open(settings_path(), encoding="utf-8") as handle:
-            stored = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return stored if isinstance(stored, dict) else {}
-
-
-def save_settings(changes):
-    """Merge changes (None removes a setting) and write the file atomically, mode 0600."""
-    path = settings_path()
-    stored = read_settings()
-    stored.update(changes)
-    stored = {name: value for name, value in stored.items() if value is not None}
-    folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    # mkstemp creates the file with mode 0600: the key is never readable by others.
-    handle, temporary = tempfile.mkstemp(prefix=".settings.json.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(stored, indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
-
-
-def key_is_missing():
-    """True only when no key can be anywhere: no variable and a settings file that is
-    absent or holds none. A file that cannot be read is left to the worker, whose
-    sentence says what is wrong with it."""
-    if any(os.environ.get(name, "").strip() for name in KEY_ENVS):
-        return False
-    path = settings_path()
-    if not os.path.exists(path):
-        return True
-    try:
-        with open(path, encoding="utf-8") as handle:
-            stored = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    return isinstance(stored, dict) and not stored.get("api_key")
+        done = subprocess.run(argv, input=json.dumps(changes or {}).encode("utf-8"),
+                              capture_output=True, env=worker.environment(), timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        raise host.HostError(host.NOT_INSTALLED) from None
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise host.HostError(lines[-1] if lines else host.NOT_INSTALLED)
+    return json.loads(done.stdout.decode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,7 +70,7 @@ def run_edit(procedure, run_mode, image, drawables, config, data):
     try:
         layer = single_layer(drawables)
         worker = host.find_worker(ENTRY_DIR)
-        if key_is_missing():
+        if not worker_settings(worker)["api_key_available"]:
             raise UserError(NO_KEY)
         if interactive and not show_edit_dialog(procedure, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -446,12 +396,10 @@ def run_settings(procedure, config, data):
             GLib.Error("GPT Image Settings can only be changed in its dialog: open "
                        f"{SETTINGS_MENU}."))
     try:
-        saved = SettingsDialog().run()
-    except OSError as error:
-        sentence = (f"GPT Image Settings could not be saved to {settings_path()} "
-                    f"({error.strerror or error}): check that folder's permissions.")
-        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
-                                           GLib.Error(sentence))
+        worker = host.find_worker(ENTRY_DIR)
+        saved = SettingsDialog(worker).run()
+    except host.HostError as error:
+        return fail(procedure, str(error))
     status = Gimp.PDBStatusType.SUCCESS if saved else Gimp.PDBStatusType.CANCEL
     return procedure.new_return_values(status, GLib.Error())
 
@@ -459,24 +407,24 @@ def run_settings(procedure, config, data):
 class SettingsDialog:
     """Endpoint, API key (masked, never shown back) and timeout, with Test connection."""
 
-    def __init__(self):
+    def __init__(self, worker):
         gi.require_version("GimpUi", "3.0")
         from gi.repository import GimpUi, Gtk
 
         GimpUi.init(SETTINGS_PROCEDURE)
         self.Gtk = Gtk
-        stored = read_settings()
+        self.worker = worker
+        self.stored = stored = worker_settings(worker)
         self.dialog = GimpUi.Dialog(title="GPT Image Settings", role=SETTINGS_PROCEDURE)
         self.dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
         self.dialog.add_button("_Save", Gtk.ResponseType.OK)
         grid = Gtk.Grid(row_spacing=6, column_spacing=12, border_width=12)
-        self.endpoint = Gtk.Entry(text=str(stored.get("base_url") or DEFAULT_BASE_URL),
-                                  width_chars=40)
+        self.endpoint = Gtk.Entry(text=stored["base_url"], width_chars=40)
         self.key = Gtk.Entry(visibility=False, input_purpose=Gtk.InputPurpose.PASSWORD)
         self.key.set_placeholder_text("a key is set: type a new one to replace it"
-                                      if stored.get("api_key") else "paste your WisGate key")
+                                      if stored["api_key_stored"] else "paste your WisGate key")
         self.timeout = Gtk.SpinButton.new_with_range(5, 3600, 5)
-        self.timeout.set_value(stored_timeout(stored))
+        self.timeout.set_value(stored["timeout"])
         self.status = Gtk.Label(label="", xalign=0, wrap=True, max_width_chars=50)
         test = Gtk.Button(label="_Test connection", use_underline=True)
         test.connect("clicked", self.on_test)
@@ -503,7 +451,7 @@ class SettingsDialog:
         try:
             saved = self.dialog.run() == self.Gtk.ResponseType.OK
             if saved:
-                save_settings(self.changes())
+                worker_settings(self.worker, self.changes())
         finally:
             self.dialog.destroy()
         return saved
@@ -511,7 +459,8 @@ class SettingsDialog:
     def on_test(self, button):
         """Run the worker's `check` without freezing the dialog; show its sentence."""
         try:
-            check = ConnectionCheck(self.changes())
+            check = ConnectionCheck(self.worker, self.changes(),
+                                    self.stored["default_base_url"])
         except host.HostError as error:
             self.status.set_text(str(error))
             return
@@ -528,22 +477,14 @@ class SettingsDialog:
         GLib.timeout_add(POLL_MS, on_tick)
 
 
-def stored_timeout(stored):
-    try:
-        return float(stored.get("timeout") or DEFAULT_TIMEOUT)
-    except (TypeError, ValueError):
-        return DEFAULT_TIMEOUT  # the worker says what is wrong with the file
-
-
 class ConnectionCheck:
     """The worker's `check` run with what the dialog holds. A typed key travels on the
     worker's standard input, never on its command line or in its environment, where other
     processes could read it."""
 
-    def __init__(self, changes):
-        worker = host.find_worker(ENTRY_DIR)
+    def __init__(self, worker, changes, default_base_url):
         env = worker.environment()
-        env["GPT_IMAGE_EDIT_BASE_URL"] = changes["base_url"] or DEFAULT_BASE_URL
+        env["GPT_IMAGE_EDIT_BASE_URL"] = changes["base_url"] or default_base_url
         env["GPT_IMAGE_EDIT_TIMEOUT"] = str(min(changes["timeout"], CHECK_TIMEOUT))
         typed_key = changes.get("api_key") or ""
         try:

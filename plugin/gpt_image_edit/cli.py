@@ -26,6 +26,7 @@ EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_INTERRUPTED = 130
 DEFAULT_JOBS = 2
+SETTING_NAMES = frozenset({"base_url", "api_key", "timeout"})
 # A rate limit that outlasts the client's own retries pauses the whole batch, halves its
 # concurrency and sends that input again, at most this many times.
 BATCH_RATE_LIMIT_TRIES = 3
@@ -95,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "the stored one (how the settings dialog tests a typed key)")
     check.set_defaults(run=run_check)
 
+    settings = commands.add_parser(
+        "settings", help="print the settings file's values as JSON (never the key)")
+    settings.add_argument("--update-from-stdin", action="store_true",
+                          help="first merge the JSON object on standard input (base_url, "
+                               "api_key, timeout; null removes one) into the settings file: "
+                               "how GIMP's settings dialog saves, the key never on a "
+                               "command line")
+    settings.set_defaults(run=run_settings)
+
     job = commands.add_parser("job", help="run a worker job (docs/job-protocol.md)")
     job.add_argument("job_file", metavar="JOBFILE")
     job.set_defaults(run=run_job_command)
@@ -129,6 +139,32 @@ def _parse_bounds(text: str) -> Box:
         raise BadInputError(f"The selection bounds '{text}' are not X1,Y1,X2,Y2 with X2 > X1 "
                             "and Y2 > Y1, for example 10,20,110,220.")
     return Box.from_bounds(x1, y1, x2, y2)
+
+
+def run_settings(args) -> int:
+    from .settings import config_path, save_settings, settings_summary
+
+    if args.update_from_stdin:
+        changes = _settings_changes(sys.stdin.read())
+        try:
+            save_settings(changes)
+        except OSError as error:
+            raise BadInputError(
+                f"The settings could not be saved to {config_path()} "
+                f"({error.strerror or error}): check that folder's permissions.") from None
+    print(json.dumps(settings_summary()))
+    return EXIT_OK
+
+
+def _settings_changes(text: str) -> dict:
+    try:
+        changes = json.loads(text)
+    except ValueError:
+        changes = None
+    if not isinstance(changes, dict) or not set(changes) <= SETTING_NAMES:
+        raise BadInputError("The settings to save must be a JSON object with base_url, "
+                            "api_key or timeout.")
+    return changes
 
 
 def run_check(args) -> int:
