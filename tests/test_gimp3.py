@@ -26,6 +26,8 @@ CANVAS = (320, 240)
 OFFSETS = (40, 30)  # the source layer sits away from the canvas corner
 LAYER = (200, 150)
 ELLIPSE = (130, 90, 80, 60)  # image coordinates, away from the layer's top-left corner
+EDGE_OFFSETS = (-60, -40)  # a layer hanging over the canvas's top-left corner
+EDGE_ELLIPSE = (0, 0, 60, 50)  # in the canvas's corner: the region sent reaches beyond it
 LONG_PROMPT = "replace the sky with a stormy sunset over the hills and the river"
 PLUGIN_NAME = "gpt-image-edit"
 FAILURES = ("unauthorized", "moderation", "quota", "unavailable", "html_502", "bad_base64",
@@ -53,8 +55,8 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         stored = {"base_url": server.url_for(scenario), "api_key": key}
         return dict(stored, timeout=timeout) if timeout else stored
 
-    def image(mode="rgb", picture="opaque", above=False):
-        return {"source": str(pictures[picture]), "canvas": CANVAS, "offsets": OFFSETS,
+    def image(mode="rgb", picture="opaque", above=False, offsets=OFFSETS):
+        return {"source": str(pictures[picture]), "canvas": CANVAS, "offsets": offsets,
                 "mode": mode, "above": above}
 
     def case(name, scenario="echo", prompt=LONG_PROMPT, selection=None, key=DEFAULT_KEY,
@@ -69,6 +71,8 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         case("whole_echo", above=True),
         case("selection_invert", "invert", selection=ellipse),
         case("feathered_invert", "invert", selection=dict(ellipse, feather=12)),
+        case("over_edge_invert", "invert", selection={"ellipse": EDGE_ELLIPSE},
+             offsets=EDGE_OFFSETS),
         case("selection_ignored", "echo", selection=ellipse,
              arguments={"use-selection": False}),
         case("variants", arguments={"variants": 3, "quality": "medium"}),
@@ -280,6 +284,20 @@ def test_selection_edit_is_masked_to_the_selection(report, case):
     assert max_difference(report.picture(case, "selection-after.png"), selection) == 0
     source = report.picture(case, "source-before.png")
     assert max_difference(report.picture(case, "source-after.png"), source) == 0
+
+
+def test_nothing_beyond_the_canvas_counts_as_selected(report):
+    """Where the region sent hangs over the canvas edge the selection is empty: the API must
+    not be told to change layer pixels that only nobody sees yet."""
+    result = report.case("over_edge_invert")
+    layer = only_new_layer(result)
+    left, top = (layer["offsets"][0] - EDGE_OFFSETS[0], layer["offsets"][1] - EDGE_OFFSETS[1])
+    assert layer["offsets"][0] < 0 and layer["offsets"][1] < 0
+    hidden = (0, 0, 40, 30)  # result pixels left of and above the canvas, away from the ellipse
+    pixels = report.picture("over_edge_invert", layer["pixels"]).convert("RGB").crop(hidden)
+    source = report.picture("over_edge_invert", "source-before.png").convert("RGB").crop(
+        (left, top, left + hidden[2], top + hidden[3]))
+    assert max_difference(pixels, source) <= 8  # resampled, never inverted
 
 
 def test_use_selection_false_edits_the_whole_layer(report):

@@ -16,7 +16,8 @@ import traceback
 import gi
 
 gi.require_version("Gimp", "3.0")
-from gi.repository import Gimp, Gio, GLib, GObject  # noqa: E402
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 ENTRY_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ENTRY_DIR)
@@ -217,9 +218,15 @@ def export_selection(image, layer, region, path):
 
 def export_drawable(drawable, base_type, offsets, size, path):
     """Copy a drawable into a throw-away image of `size` at `offsets` and save it as PNG.
-    The copy converts indexed, grayscale and high bit depth pixels to 8-bit `base_type`."""
+    The copy converts indexed, grayscale and high bit depth pixels to 8-bit `base_type`.
+
+    Where the copy does not reach (the selection, for a layer hanging over the canvas
+    edge) GIMP fills with the context's background colour: black there means "not
+    selected", where GIMP's default white would let the API change those pixels."""
     scratch = Gimp.Image.new(size[0], size[1], base_type)
+    Gimp.context_push()
     try:
+        Gimp.context_set_background(Gegl.Color.new("black"))
         scratch.undo_disable()
         copy = Gimp.Layer.new_from_drawable(drawable, scratch)
         scratch.insert_layer(copy, None, 0)
@@ -229,6 +236,7 @@ def export_drawable(drawable, base_type, offsets, size, path):
             raise host.HostError("GPT Image Edit could not write the layer to its temporary "
                                  "folder: check the free disk space and try again.")
     finally:
+        Gimp.context_pop()
         scratch.delete()
 
 
