@@ -233,9 +233,20 @@ def test_lifeline_closed_stops_the_worker_without_a_manifest(tmp_path, wisgate_e
 def test_lifeline_closed_removes_the_hosts_job_folder(tmp_path, wisgate_env):
     """A host killed mid-edit cannot clean up; its private folder must not stay behind."""
     job_path = write_job(tmp_path / "gpt-image-edit-k2j4", scene(64, 48).convert("RGBA"))
+    (job_path.parent / job_module.JOB_FOLDER_MARKER).touch()
     code = close_lifeline_mid_request(job_path, wisgate_env("slow", timeout=120))
     assert code == job_module.EXIT_HOST_GONE
     assert not job_path.parent.exists()
+
+
+def test_lifeline_closed_keeps_a_folder_the_host_did_not_mark(tmp_path, wisgate_env):
+    """A job run by hand from the user's own folder: nothing of theirs may go."""
+    job_path = write_job(tmp_path / "gpt-image-edit-my-project", scene(64, 48).convert("RGBA"))
+    notes = job_path.parent / "notes.txt"
+    notes.write_text("mine")
+    code = close_lifeline_mid_request(job_path, wisgate_env("slow", timeout=120))
+    assert code == job_module.EXIT_HOST_GONE
+    assert notes.read_text() == "mine"
 
 
 # -- bad jobs, in process (the worker's own code path, without a process start each) -------

@@ -22,6 +22,7 @@ except ImportError:  # Python 2.7
 
 WORKER_ENV = "GPT_IMAGE_EDIT_WORKER"
 WORKER_FILE = "gpt-image-edit-worker.json"
+JOB_FOLDER_MARKER = ".gpt-image-edit-job"
 PROTOCOL = 1
 KILL_GRACE_SECONDS = 2.0
 
@@ -79,6 +80,9 @@ class Job(object):
 
     def __init__(self):
         self.folder = tempfile.mkdtemp(prefix="gpt-image-edit-")
+        # Tells the worker this folder is the job's alone: a worker whose host died
+        # removes it (docs/job-protocol.md, "Cancel").
+        open(os.path.join(self.folder, JOB_FOLDER_MARKER), "w").close()
         self.source_path = os.path.join(self.folder, "source.png")
         self.selection_path = os.path.join(self.folder, "selection.png")
         self.path = os.path.join(self.folder, "job.json")

@@ -28,7 +28,7 @@ TICK_SECONDS = 1.0
 EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_HOST_GONE = 5
-HOST_JOB_PREFIX = "gpt-image-edit-"  # tempfile prefix of the host module's Job folders
+JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
 INTERNAL_KIND = "internal"
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
@@ -387,7 +387,7 @@ def _exit_at_end_of(descriptor: int, job_folder: Path) -> None:
             data = b""
         if not data:
             # A host killed mid-edit (GIMP 2.10's Cancel does that) cannot remove its private
-            # job folder any more; only a folder the host module made is removed here.
-            if job_folder.name.startswith(HOST_JOB_PREFIX):
+            # job folder any more; only a folder the host marked as the job's alone goes.
+            if (job_folder / JOB_FOLDER_MARKER).is_file():
                 shutil.rmtree(job_folder, ignore_errors=True)
             os._exit(EXIT_HOST_GONE)
