@@ -192,10 +192,9 @@ def run_worker(worker, job):
         raise host.HostError(host.NOT_INSTALLED)  # noqa: B904 (Python 2.7)
     gimp.progress_init("GPT Image Edit")
     try:
-        return run.wait(on_tick=show_progress)
+        with run:
+            return run.wait(on_tick=show_progress)
     finally:
-        if run.poll():  # only after an unexpected error: never leave the worker running
-            run.cancel()
         pdb.gimp_progress_end()
 
 

@@ -18,6 +18,7 @@ from gpt_image_edit.settings import (
     config_path,
     load_settings,
     save_settings,
+    settings_summary,
 )
 
 KEY = "sk-settings-test-0123456789"
@@ -199,3 +200,18 @@ def test_log_file_sits_beside_the_settings_and_is_redacted(monkeypatch):
     assert "RuntimeError: failed with [redacted]" in text
     assert KEY not in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("content", ["{broken", '{"timeout": "soon"}', '{"api_key": 42}'])
+def test_a_broken_file_is_a_problem_to_show_not_a_locked_dialog(private_config, content):
+    """The settings dialog reads this summary before it opens: it must open to fix the file."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    summary = settings_summary()
+    assert str(path) in summary["problem"]
+    assert summary["base_url"] == DEFAULT_BASE_URL and summary["timeout"] == DEFAULT_TIMEOUT
+    assert summary["api_key_available"] is False
+    save_settings({"api_key": "sk-new", "timeout": 300})  # what the dialog saves
+    repaired = settings_summary()
+    assert repaired["problem"] is None and repaired["api_key_available"] is True

@@ -71,7 +71,10 @@ def run_edit(procedure, run_mode, image, drawables, config, data):
     try:
         layer = single_layer(drawables)
         worker = host.find_worker(ENTRY_DIR)
-        if not worker_settings(worker)["api_key_available"]:
+        settings = worker_settings(worker)
+        if settings["problem"]:
+            raise UserError(settings["problem"])
+        if not settings["api_key_available"]:
             raise UserError(NO_KEY)
         if interactive and not show_edit_dialog(procedure, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -260,9 +263,10 @@ def run_worker(worker, job, interactive):
         run = host.WorkerRun(worker, job)
     except OSError:
         raise host.HostError(host.NOT_INSTALLED) from None
-    if interactive:
-        return wait_with_dialog(run)
-    return wait_with_progress(run)
+    with run:
+        if interactive:
+            return wait_with_dialog(run)
+        return wait_with_progress(run)
 
 
 def progress_text(run):
@@ -344,25 +348,30 @@ def insert_results(image, layer, job, manifest, arguments, with_mask):
     selected = image.get_selected_layers()
     parent, position = layer.get_parent(), image.get_item_position(layer)
     top = loaded[0][1] if len(loaded) == 1 else Gimp.GroupLayer.new(image, name)
-    inserted = False
+    floating = [top] + [result for _, result in loaded if result is not top]
     image.undo_group_start()
     try:
         image.insert_layer(top, parent, position)
-        inserted = True
+        floating.remove(top)
         for index, (entry, result) in enumerate(loaded):
             if result is top:
                 result.set_name(name)
             else:
                 result.set_name(f"variant {entry['variant']}")
                 image.insert_layer(result, top, index)
+                floating.remove(result)
             result.set_offsets(placement["x"], placement["y"])
             if with_mask:
                 result.add_mask(result.create_mask(Gimp.AddMaskType.SELECTION))
             result.attach_parasite(parasite(manifest, arguments, entry["variant"]))
         image.set_selected_layers(selected)
     except Exception:
-        if inserted:  # leave no half-made result behind
+        # Leave no half-made result behind: removing the top takes the inserted variants
+        # with it; what was never inserted is deleted, or it would leak.
+        if top not in floating:
             image.remove_layer(top)
+        for item in floating:
+            item.delete()
         raise
     finally:
         image.undo_group_end()
@@ -433,7 +442,9 @@ class SettingsDialog:
                                       if stored["api_key_stored"] else "paste your WisGate key")
         self.timeout = Gtk.SpinButton.new_with_range(5, 3600, 5)
         self.timeout.set_value(stored["timeout"])
-        self.status = Gtk.Label(label="", xalign=0, wrap=True, max_width_chars=50)
+        # A broken settings file is said here; saving writes a good one.
+        self.status = Gtk.Label(label=stored["problem"] or "", xalign=0, wrap=True,
+                                max_width_chars=50)
         test = Gtk.Button(label="_Test connection", use_underline=True)
         test.connect("clicked", self.on_test)
         rows = (("Endpoint", self.endpoint), ("API key", self.key),

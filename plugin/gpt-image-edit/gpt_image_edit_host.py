@@ -46,10 +46,12 @@ class Worker(object):
         self.pythonpath = list(pythonpath)
 
     def environment(self):
+        """GIMP's environment without what points at GIMP's own Python (a bundled GIMP sets
+        PYTHONHOME and PYTHONPATH), which would break or shadow the worker's."""
         env = dict(os.environ)
+        env.pop("PYTHONHOME", None)
         if self.pythonpath:
-            paths = self.pythonpath + [p for p in [env.get("PYTHONPATH")] if p]
-            env["PYTHONPATH"] = os.pathsep.join(paths)
+            env["PYTHONPATH"] = os.pathsep.join(self.pythonpath)
         return env
 
 
@@ -135,11 +137,13 @@ class WorkerRun(object):
         self._cancelled = False
         # stdin stays open as a lifeline: the worker stops by itself when it reaches EOF,
         # so a host that dies or is killed does not leave a worker running.
-        self._process = subprocess.Popen(
-            [worker.python, "-m", "gpt_image_edit", "job", job.path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-            if hasattr(subprocess, "DEVNULL") else open(os.devnull, "wb"),
-            cwd=job.folder, env=worker.environment(), **_no_window())
+        # Standard error keeps the worker's last word when it cannot write a manifest.
+        self._stderr_path = os.path.join(job.folder, "worker-stderr.txt")
+        with open(self._stderr_path, "wb") as stderr:
+            self._process = subprocess.Popen(
+                [worker.python, "-m", "gpt_image_edit", "job", job.path],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                cwd=job.folder, env=worker.environment(), **_no_window())
         reader = threading.Thread(target=self._read_lines)
         reader.daemon = True
         reader.start()
@@ -149,6 +153,14 @@ class WorkerRun(object):
             self._lines.put(raw)
         self._process.stdout.close()
         self._output_ended.set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        # After an error on the host's side, never leave a worker running (and billing).
+        if self._process.poll() is None:
+            self.cancel()
 
     @property
     def elapsed(self):
@@ -189,7 +201,8 @@ class WorkerRun(object):
             raise HostError("The edit was cancelled; the image is unchanged.")
         manifest = _read_manifest(self.job.output_dir)
         if manifest is None:
-            raise HostError("The GPT Image Edit worker stopped unexpectedly (exit code %s); "
+            raise HostError(_last_word(self._stderr_path) or
+                            "The GPT Image Edit worker stopped unexpectedly (exit code %s); "
                             "see the log in the gpt-image-edit settings folder." % code)
         if not manifest.get("ok"):
             raise HostError(manifest.get("error", {}).get("message")
@@ -228,6 +241,21 @@ def _parse(raw):
     except ValueError:
         return None
     return event if isinstance(event, dict) else None
+
+
+def _last_word(stderr_path):
+    """The sentence a worker with no manifest left on standard error, if any. A worker that
+    could not even start (its package or Pillow missing) means the set-up is broken."""
+    try:
+        with open(stderr_path, "rb") as handle:
+            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+    except (IOError, OSError):
+        return None
+    if not lines:
+        return None
+    if any(word in lines[-1] for word in ("ImportError", "ModuleNotFoundError", "SyntaxError")):
+        return NOT_INSTALLED
+    return lines[-1].strip()
 
 
 def _read_manifest(output_dir):

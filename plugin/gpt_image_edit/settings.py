@@ -85,19 +85,25 @@ def load_settings(environ=os.environ) -> Settings:
 
 def settings_summary(environ=os.environ) -> dict:
     """What a settings dialog shows: the file's values (defaults where it holds none),
-    whether it holds a key and whether edits have any key at all. Never the key itself."""
+    whether it holds a key and whether edits have any key at all. Never the key itself.
+    A broken file is a `problem` (its sentence), not an error: the dialog that fixes it
+    must still open."""
     path = config_path(environ)
-    stored = _read_file(path)
-    timeout = stored.get("timeout")
-    return {
-        "path": str(path),
-        "base_url": _stored_text(stored, "base_url", path) or DEFAULT_BASE_URL,
-        "default_base_url": DEFAULT_BASE_URL,
-        "timeout": DEFAULT_TIMEOUT if timeout is None else parse_timeout(
-            timeout, f"The timeout in {path}"),
-        "api_key_stored": _stored_text(stored, "api_key", path) is not None,
-        "api_key_available": load_settings(environ).api_key is not None,
-    }
+    summary = {"path": str(path), "base_url": DEFAULT_BASE_URL,
+               "default_base_url": DEFAULT_BASE_URL, "timeout": DEFAULT_TIMEOUT,
+               "api_key_stored": False, "api_key_available": False, "problem": None}
+    try:
+        stored = _read_file(path)
+        timeout = stored.get("timeout")
+        summary.update(
+            base_url=_stored_text(stored, "base_url", path) or DEFAULT_BASE_URL,
+            timeout=DEFAULT_TIMEOUT if timeout is None else parse_timeout(
+                timeout, f"The timeout in {path}"),
+            api_key_stored=_stored_text(stored, "api_key", path) is not None,
+            api_key_available=load_settings(environ).api_key is not None)
+    except BadInputError as error:
+        summary["problem"] = str(error)
+    return summary
 
 
 def save_settings(changes: dict, environ=os.environ) -> Path:

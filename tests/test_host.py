@@ -1,0 +1,68 @@
+"""The host side of the job protocol, as both GIMP entries use it (here on Python 3)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugin" / "gpt-image-edit"))
+import gpt_image_edit_host as host  # noqa: E402
+
+ARGUMENTS = {"prompt": "make it blue", "model": "gpt-image-2", "size": "auto",
+             "quality": "high", "variants": 1}
+LAYER = {"width": 64, "height": 48, "offset_x": 0, "offset_y": 0}
+
+
+def stand_in_worker(tmp_path: Path, script: str) -> host.Worker:
+    """An executable in the worker's place, so the host meets a worker that misbehaves."""
+    program = tmp_path / "python"
+    program.write_text("#!/bin/sh\n" + script + "\n")
+    program.chmod(0o755)
+    return host.Worker(str(program))
+
+
+def run(worker: host.Worker) -> str:
+    with host.Job() as job:
+        job.write(ARGUMENTS, LAYER)
+        with pytest.raises(host.HostError) as failure:
+            host.WorkerRun(worker, job).wait()
+    return str(failure.value)
+
+
+def test_a_worker_that_cannot_import_its_packages_means_it_is_not_set_up(tmp_path):
+    worker = stand_in_worker(tmp_path, "echo \"ModuleNotFoundError: No module named 'PIL'\" >&2"
+                                       "; exit 1")
+    assert run(worker) == host.NOT_INSTALLED
+
+
+def test_the_workers_last_word_is_shown_when_it_wrote_no_manifest(tmp_path):
+    sentence = "The results folder could not be made: check the free disk space."
+    worker = stand_in_worker(tmp_path, f"echo 'some log line' >&2; echo '{sentence}' >&2; exit 2")
+    assert run(worker) == sentence
+
+
+def test_an_error_on_the_host_side_stops_the_worker(tmp_path):
+    worker = stand_in_worker(tmp_path, "exec sleep 60")
+    with host.Job() as job:
+        job.write(ARGUMENTS, LAYER)
+        with pytest.raises(ValueError), host.WorkerRun(worker, job) as running:
+            raise ValueError("the host failed while the worker ran")
+    assert running._process.poll() is not None
+
+
+def test_the_worker_gets_its_own_python_path_not_gimps(monkeypatch):
+    monkeypatch.setenv("PYTHONHOME", "/gimp/bundled/python")
+    monkeypatch.setenv("PYTHONPATH", "/gimp/bundled/site-packages")
+    env = host.Worker("/venv/bin/python", ["/data/lib"]).environment()
+    assert "PYTHONHOME" not in env
+    assert env["PYTHONPATH"] == "/data/lib"
+
+
+def test_job_folders_are_private_and_marked_as_the_jobs_alone():
+    with host.Job() as job:
+        assert os.stat(job.folder).st_mode & 0o777 == 0o700
+        assert os.path.isfile(os.path.join(job.folder, host.JOB_FOLDER_MARKER))
+    assert not os.path.exists(job.folder)
