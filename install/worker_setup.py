@@ -18,6 +18,11 @@ from pathlib import Path
 from gimp_folders import FLATPAK, FLATPAK_APP, NATIVE, SNAP, flatpak_home, snap_home
 from install_steps import InstallError, Steps, command_text, last_line, run_command
 
+# The worker's own settings rules (standard library only): the installer names the file the
+# worker will read, by the same code.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugin"))
+from gpt_image_edit import settings as worker_settings  # noqa: E402
+
 APP_NAME = "gpt-image-edit"
 PACKAGE = "gpt_image_edit"
 # The lower bounds of pyproject.toml's dependencies (a test keeps the two equal).
@@ -107,18 +112,7 @@ def settings_file(gimp_sandbox: str, platform: str, environ, home: Path) -> Path
         return flatpak_home(home) / "config" / APP_NAME / "settings.json"
     if gimp_sandbox == SNAP:
         return snap_home(home) / "current" / ".config" / APP_NAME / "settings.json"
-    override = environ.get("GPT_IMAGE_EDIT_CONFIG")
-    if override:
-        return Path(os.path.expanduser(override))
-    if platform == "win32":
-        appdata = environ.get("APPDATA")
-        base = Path(appdata) if appdata else home / "AppData" / "Roaming"
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        xdg = environ.get("XDG_CONFIG_HOME")
-        base = Path(xdg) if xdg else home / ".config"
-    return base / APP_NAME / "settings.json"
+    return worker_settings.config_path(environ, platform, home)
 
 
 class WorkerSetup:

@@ -63,7 +63,7 @@ INSECURE_HOST = "images.wisgate.invalid"
 SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "quota",
              "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
              "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
-             "insecure_url", "no_data")
+             "drop_upload_once", "insecure_url", "no_data")
 # Scenarios about the server or the account, not about one edit: /models answers the same way.
 SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
 
@@ -279,9 +279,15 @@ class WisGateHandler(BaseHTTPRequestHandler):
 
     def _api(self, method: str, route: re.Match) -> None:
         scenario = route["scenario"] or self.fake.default_scenario
-        body = self._read_body()
         headers = {name.lower(): value for name, value in self.headers.items()}
         request = RecordedRequest(method, self.path, scenario, headers)
+        if (scenario == "drop_upload_once" and route["endpoint"] == "images/edits"
+                and self.fake.first_time(scenario)):
+            # Gone after the headers, the body unread: the client's upload breaks off.
+            self.fake.record(request, self.generation)
+            self.close_connection = True
+            return
+        body = self._read_body()
         form, form_error = None, None
         if method == "POST" and route["endpoint"] == "images/edits":
             try:
@@ -341,6 +347,8 @@ class WisGateHandler(BaseHTTPRequestHandler):
             for model in MODELS]})
 
     def _edit(self, scenario: str, edit: Edit, form: Form) -> None:
+        if scenario == "drop_upload_once":
+            scenario = "echo"
         if scenario in ("rate_limit", "rate_limit_ms", "drop_once"):
             if self.fake.first_time(scenario + form.fingerprint()):
                 self._first_attempt(scenario)

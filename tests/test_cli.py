@@ -16,6 +16,7 @@ from PIL import Image, ImageChops, ImageDraw
 from gpt_image_edit import cli
 from gpt_image_edit.client import RetryPolicy
 from gpt_image_edit.edit import EditParams
+from gpt_image_edit.logs import setup_logging
 from tests.test_imaging import psnr, scene
 
 TOOL = [sys.executable, "-m", "gpt_image_edit"]
@@ -330,7 +331,7 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     empty = json.loads(run_tool("settings", env=env).stdout)
     assert empty == {"path": str(config), "base_url": "https://api.wisgate.ai/v1",
                      "default_base_url": "https://api.wisgate.ai/v1", "timeout": 300.0,
-                     "api_key_stored": False, "api_key_available": False}
+                     "api_key_stored": False, "api_key_available": False, "problem": None}
     key = "sk-saved-through-stdin-0123456789"
     changes = {"api_key": key, "base_url": "http://127.0.0.1:9/v1", "timeout": 120}
     saved = subprocess.run(argv + ["--update-from-stdin"], env=env, input=json.dumps(changes),
@@ -392,3 +393,22 @@ def test_progress_lines_while_waiting(monkeypatch):
     reporter.stop()
     assert err.getvalue().splitlines()[0] == "Waiting for gpt-image-2: photo.png 0 s"
     assert out.getvalue() == ""
+
+
+def test_unexpected_failure_in_a_batch_points_to_the_log(tmp_path, wisgate_env, monkeypatch):
+    wisgate_env("echo")
+    inputs = [save(scene(40, 30), tmp_path / "photo.png")]
+
+    def failing_save(*arguments):
+        raise RuntimeError("simulated bug while saving")
+
+    monkeypatch.setattr(cli, "save_outputs", failing_save)
+    setup_logging()  # as run_edit_command does
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.run_batch(inputs, EditParams("x"), as_json=True, stdout=out, stderr=err)
+    log_file = tmp_path / "settings" / "gpt-image-edit.log"
+    message = f"gpt-image-edit failed unexpectedly: see the log at {log_file}."
+    assert code == 1
+    assert json.loads(out.getvalue())["error"] == {"kind": "internal", "message": message}
+    assert err.getvalue().strip() == message
+    assert "simulated bug" in log_file.read_text()

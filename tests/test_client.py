@@ -6,6 +6,7 @@ import io
 import os
 import socket
 import time
+import zlib
 
 import pytest
 from PIL import Image
@@ -40,6 +41,9 @@ from tests.fake_wisgate import INSECURE_HOST
 
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 FAST = RetryPolicy(max_retries=2, backoff=0.01, backoff_max=0.05)
+# Linux on loopback buffers at most a few MB of a connection nobody reads (tcp_wmem's 4 MB
+# send buffer plus the untouched receive window).
+UPLOAD_LARGER_THAN_SOCKET_BUFFERS = 16 * 1024 * 1024
 
 
 def png(width=48, height=32, mode="RGB", color=(200, 30, 60)) -> bytes:
@@ -65,6 +69,16 @@ def api_mask(width=48, height=32) -> bytes:
     buffer = io.BytesIO()
     mask.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def padded_png(size: int) -> bytes:
+    """png() grown to `size` bytes by a private ancillary chunk, which decoders skip."""
+    picture = png()
+    filler = b"\0" * (size - len(picture) - 12)
+    chunk = (len(filler).to_bytes(4, "big") + b"prVt" + filler
+             + zlib.crc32(b"prVt" + filler).to_bytes(4, "big"))
+    end = picture.rindex(b"IEND") - 4
+    return picture[:end] + chunk + picture[end:]
 
 
 def edit_request(**changes) -> EditRequest:
@@ -254,12 +268,27 @@ def test_500_is_retried_then_reported(fake_wisgate, make_client):
     assert len(edit_paths(fake_wisgate)) == 3
 
 
-def test_dropped_connection_is_retried(fake_wisgate, make_client):
+def test_connection_dropped_during_the_upload_is_retried(fake_wisgate, make_client):
+    # Larger than the loopback socket buffers hold, so the upload cannot finish before the
+    # server hangs up after reading the headers.
+    image = padded_png(UPLOAD_LARGER_THAN_SOCKET_BUFFERS)
     events = Events()
-    response = make_client("drop_once", events=events).edit(edit_request())
-    assert response.images == [png()]
-    assert len(fake_wisgate.requests) == 2
-    assert events[2][0] == "retry" and events[2][1].startswith("Connection failed, trying again")
+    response = make_client("drop_upload_once", events=events).edit(edit_request(image=image))
+    assert response.images == [image]
+    assert len(edit_paths(fake_wisgate)) == 2
+    assert events.stages() == ["upload", "retry", "upload", "wait"]
+    assert events[1][1].startswith("Connection failed, trying again")
+
+
+def test_connection_dropped_after_the_upload_is_not_retried(fake_wisgate, make_client):
+    events = Events()
+    with pytest.raises(NetworkError) as raised:
+        make_client("drop_once", events=events).edit(edit_request())
+    assert str(raised.value) == (
+        "The connection to 127.0.0.1 dropped while WisGate was working on the edit, which may "
+        "still have been billed: try again.")
+    assert len(edit_paths(fake_wisgate)) == 1
+    assert "retry" not in events.stages()
 
 
 def test_refused_connection_is_retried_then_reported():
@@ -360,8 +389,24 @@ def test_invalid_request_names_the_setting_and_is_not_retried(fake_wisgate, make
         make_client().edit(edit_request(quality="ultra"))
     assert str(raised.value) == (
         "WisGate refused the request (Invalid value: 'ultra'. Supported values are: 'low', "
-        "'medium', 'high', 'auto'): check the quality setting and try again.")
+        "'medium', 'high', 'auto'): check the Quality setting and try again.")
     assert len(fake_wisgate.requests) == 1
+
+
+@pytest.mark.parametrize("changes, what", [
+    ({"n": 11}, "the Variants setting"),
+    ({"size": "1000x1000"}, "the Size setting"),
+    ({"model": "gpt-image-9"}, "the Model setting"),
+    ({"prompt": "x" * 32001}, "the Prompt"),
+    ({"mask": png(width=10, height=10, mode="RGBA")}, "the layer or the selection"),
+    ({"image": b"not a picture"}, "the layer or the selection"),
+    ({"background": "white"}, "the prompt, model, size and quality"),
+])
+def test_refused_field_is_named_as_the_retoucher_sees_it(make_client, changes, what):
+    with pytest.raises(BadRequestError) as raised:
+        make_client().edit(edit_request(**changes))
+    assert str(raised.value).endswith(f": check {what} and try again.")
+    assert "background" not in str(raised.value).rpartition(": check ")[2]
 
 
 def test_plain_http_endpoint_on_another_computer_is_refused():

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from gpt_image_edit import job as job_module
+from gpt_image_edit.errors import EXIT_CRASHED
 from gpt_image_edit.job import run_job
 from tests.test_imaging import psnr, scene
 
@@ -94,6 +95,7 @@ def test_success_manifest_places_results_in_image_coordinates(tmp_path, wisgate_
     assert events[-1] == {"event": "done", "ok": True, "manifest": "results/manifest.json"}
     stages = [event["stage"] for event in events[:-1]]
     assert stages[0] == "prepare" and "upload" in stages and stages[-1] == "finish"
+    assert stages.count("prepare") == 1
 
 
 def test_whole_layer_without_selection(tmp_path, wisgate_env):
@@ -334,7 +336,7 @@ def test_unexpected_failure_leaves_a_manifest_pointing_to_the_log(tmp_path, wisg
 
     monkeypatch.setattr(job_module, "replace_atomically", failing_second_time)
     code, events = run_in_process(job_path, capsys)
-    assert code == job_module.EXIT_CRASHED
+    assert code == EXIT_CRASHED
     error = manifest_of(job_path)["error"]
     log_file = tmp_path / "settings" / "gpt-image-edit.log"
     assert error == {"kind": "internal",

@@ -19,11 +19,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
-from .errors import BadInputError, EditError, MissingKeyError, RateLimitError
+from .errors import (
+    EXIT_OK,
+    BadInputError,
+    EditError,
+    MissingKeyError,
+    RateLimitError,
+    UnexpectedError,
+    unexpected_failure,
+)
 from .geometry import SIZE_PATTERN, Box, plan_region
 
-EXIT_OK = 0
-EXIT_CRASHED = 1
 EXIT_INTERRUPTED = 130
 DEFAULT_JOBS = 2
 SETTING_NAMES = frozenset({"base_url", "api_key", "timeout"})
@@ -56,8 +62,9 @@ def main(argv=None) -> int:
         print("Stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:
-        print(_crash_sentence(), file=sys.stderr)
-        return EXIT_CRASHED
+        error = _crashed()
+        print(str(error), file=sys.stderr)
+        return error.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,7 +285,7 @@ def run_batch(inputs: list[Path], params, area: Area | None = None,
             reporter.failed(path, error.kind, str(error))
             return
         except Exception:
-            error = UnexpectedError(_crash_sentence())
+            error = _crashed()
             failures[index] = (path, error)
             reporter.failed(path, error.kind, str(error))
             return
@@ -415,18 +422,12 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
-def _crash_sentence() -> str:
+def _crashed() -> UnexpectedError:
+    """The error for the exception being handled, whose traceback goes to the log."""
     from .logs import log_path
 
     log.exception("gpt-image-edit failed unexpectedly")
-    return f"gpt-image-edit failed unexpectedly: see the log at {log_path()}."
-
-
-class UnexpectedError(EditError):
-    """A bug, not a failure the user can act on: the sentence points to the log."""
-
-    kind = "internal"
-    exit_code = EXIT_CRASHED
+    return unexpected_failure("gpt-image-edit", log_path())
 
 
 class Throttle:

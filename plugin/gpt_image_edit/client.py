@@ -58,6 +58,11 @@ MAX_REDIRECTS = 5
 DETAIL_LENGTH = 300
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 QUOTA_WORDS = ("quota", "balance", "insufficient", "credit")
+# The API's name of a refused field -> what the retoucher sees in the dialog.
+SETTING_OF_PARAM = {"n": "the Variants setting", "size": "the Size setting",
+                    "model": "the Model setting", "quality": "the Quality setting",
+                    "prompt": "the Prompt", "image": "the layer or the selection",
+                    "mask": "the layer or the selection"}
 
 EventHandler = Callable[[str, str], None]
 
@@ -216,14 +221,20 @@ class ImagesClient:
             files=request.form_files()))
         # The body is handed over as a stream so that reaching its end tells us the upload
         # is complete (Content-Length stays the one requests computed).
-        prepared.body = _UploadBody(prepared.body, lambda: self._event(
+        body = _UploadBody(prepared.body, lambda: self._event(
             "wait", f"Waiting for {request.model}"))
+        prepared.body = body
         self._event("upload", f"Sending {size} to {request.model}")
         # Session.send, unlike Session.request, does not read proxies and CA bundles from
         # the environment by itself.
         environment = self._api.merge_environment_settings(url, {}, None, None, None)
-        return self._api.send(prepared, timeout=self._timeouts(), allow_redirects=False,
-                              **environment)
+        try:
+            return self._api.send(prepared, timeout=self._timeouts(), allow_redirects=False,
+                                  **environment)
+        except requests.exceptions.ConnectionError as error:
+            if body.sent and not _is_read_timeout(error):
+                raise _DroppedAfterUpload() from error
+            raise
 
     def _with_retries(self, attempt: Callable[[], requests.Response], what: str,
                       error_for: Callable[[requests.Response], EditError] | None = None,
@@ -262,10 +273,15 @@ class ImagesClient:
         except requests.exceptions.ChunkedEncodingError:
             return Failure(BadResponseError("WisGate's answer was cut off before it was "
                                             "complete: try again."))
+        except _DroppedAfterUpload:
+            # Not retried, like a read timeout: the edit may have run (and been billed).
+            return Failure(NetworkError(
+                f"The connection to {self.origin.host} dropped while WisGate was working on "
+                "the edit, which may still have been billed: try again."))
         except requests.exceptions.ConnectionError as error:
             if _is_read_timeout(error):
                 return Failure(self._timed_out())
-            # Refused, or dropped before any answer came.
+            # Refused, or dropped before the request was completely sent: nothing ran.
             return Failure(self._unreachable(), retryable=True, reason="Connection failed")
         except requests.exceptions.RequestException as error:
             return Failure(NetworkError(redact(
@@ -409,18 +425,24 @@ class Failure:
     reason: str = ""
 
 
+class _DroppedAfterUpload(requests.exceptions.ConnectionError):
+    """The connection dropped after the whole edit request was sent."""
+
+
 class _UploadBody:
-    """The request body read by urllib3 block by block; `on_sent` runs once at its end."""
+    """The request body read by urllib3 block by block; `on_sent` runs once at its end,
+    when `sent` turns true."""
 
     def __init__(self, data: bytes, on_sent: Callable[[], None]):
         self._stream = io.BytesIO(data)
-        self._on_sent: Callable[[], None] | None = on_sent
+        self._on_sent = on_sent
+        self.sent = False
 
     def read(self, size: int = -1) -> bytes:
         block = self._stream.read(size)
-        if not block and self._on_sent is not None:
-            on_sent, self._on_sent = self._on_sent, None
-            on_sent()
+        if not block and not self.sent:
+            self.sent = True
+            self._on_sent()
         return block
 
 
@@ -477,7 +499,7 @@ def _refusal(message: str | None, code: str | None, param: str | None) -> EditEr
     """An error for a request the API refused as it was (HTTP 400 and the like)."""
     if code == "moderation_blocked" or "safety system" in (message or "").lower():
         return ModerationError()
-    what = f"the {param} setting" if param else "the prompt, model, size and quality"
+    what = SETTING_OF_PARAM.get(param or "", "the prompt, model, size and quality")
     return BadRequestError(redact(f"WisGate refused the request{_detail(message)}: check "
                                   f"{what} and try again."))
 

@@ -79,17 +79,15 @@ def selection_box(selection: Image.Image | None) -> Box | None:
 
 def run_edit(client, picture: Image.Image, selection: Image.Image | None, params: EditParams,
              on_event=None, picture_png: bytes | None = None) -> EditOutcome:
-    """Send the region of `picture` around `selection` (the same size, L) and place what
-    comes back. `on_event(stage, message)` hears `prepare` and `finish`. `picture_png` is
-    imaging.Source.png: the picture's file, uploaded as it is when nothing needs changing."""
+    """Send the region of `picture` around `selection` and place what comes back.
+    `selection` (L) is the picture's size: each caller checks that, in its own words.
+    `on_event(stage, message)` hears `finish` (a caller showing progress reports `prepare`
+    itself, before loading the picture). `picture_png` is imaging.Source.png: the picture's
+    file, uploaded as it is when nothing needs changing."""
     report = on_event or (lambda stage, message: None)
-    if selection is not None and selection.size != picture.size:
-        raise BadInputError(f"The selection is {selection.width}x{selection.height} but the "
-                            f"picture is {picture.width}x{picture.height}: they must match.")
     bounds = selection_box(selection)
     region = plan_region(picture.width, picture.height, bounds)
     width, height = request_size(region.width, region.height, params.model, params.size)
-    report("prepare", f"Preparing {region.width}x{region.height} pixels for {params.model}")
     payload = build_payload(picture, selection if bounds else None, region, (width, height),
                             picture_png)
     request = EditRequest(image=payload.image, mask=payload.mask, prompt=params.prompt,

@@ -10,6 +10,8 @@ from __future__ import annotations
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 KEY_ENV = "GPT_IMAGE_EDIT_API_KEY"
 
+EXIT_OK = 0
+EXIT_CRASHED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 EXIT_FAILED = 4
@@ -24,10 +26,6 @@ class EditError(Exception):
 
     def __init__(self, message: str | None = None):
         super().__init__(message or self.default_message)
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
@@ -127,6 +125,14 @@ class BadResponseError(EditError):
                        "minutes.")
 
 
-ERROR_CLASSES = (BadInputError, MissingKeyError, AuthenticationError, PermissionDeniedError,
-                 ModerationError, RateLimitError, QuotaError, TooLargeError, BadRequestError,
-                 ServerError, NetworkError, RequestTimeoutError, BadResponseError)
+class UnexpectedError(EditError):
+    """A bug, not a failure the user can act on: the sentence points to the log."""
+
+    kind = "internal"
+    exit_code = EXIT_CRASHED
+
+
+def unexpected_failure(who: str, log_file) -> UnexpectedError:
+    """The error for an exception nobody expected; `who` is what failed, for example
+    "The worker" (the traceback is for the log, not for this sentence)."""
+    return UnexpectedError(f"{who} failed unexpectedly: see the log at {log_file}.")

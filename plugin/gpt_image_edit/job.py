@@ -20,16 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInputError, EditError
+from .errors import EXIT_OK, BadInputError, EditError, unexpected_failure
 
 PROTOCOL = 1
 MANIFEST = "manifest.json"
 TICK_SECONDS = 1.0
-EXIT_OK = 0
-EXIT_CRASHED = 1
 EXIT_HOST_GONE = 5
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
-INTERNAL_KIND = "internal"
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
 
@@ -75,9 +72,8 @@ def run_job(job_path) -> int:
         return fail(output_dir, job_path, progress, error.kind, str(error), error.exit_code)
     except Exception:
         log.exception("The worker failed unexpectedly on %s", job_path)
-        return fail(output_dir, job_path, progress, INTERNAL_KIND,
-                    f"The worker failed unexpectedly: see the log at {log_file}.",
-                    EXIT_CRASHED)
+        error = unexpected_failure("The worker", log_file)
+        return fail(output_dir, job_path, progress, error.kind, str(error), error.exit_code)
     path = write_json_atomically(output_dir / MANIFEST, manifest)
     progress.done(True, _shown_path(path, job_path))
     return EXIT_OK

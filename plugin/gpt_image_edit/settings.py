@@ -46,25 +46,30 @@ class Settings:
     __str__ = __repr__
 
 
-def config_dir(environ=os.environ) -> Path:
-    """The platform's usual folder for this tool's configuration."""
-    if sys.platform == "win32":
+def config_dir(environ=os.environ, platform: str | None = None,
+               home: Path | None = None) -> Path:
+    """The platform's usual folder for this tool's configuration (the installer asks for
+    other platforms and homes than its own)."""
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
+    if platform == "win32":
         appdata = environ.get("APPDATA")
-        base = Path(appdata) if appdata else Path.home() / "AppData" / "Roaming"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
+        base = Path(appdata) if appdata else home / "AppData" / "Roaming"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
     else:
         xdg = environ.get("XDG_CONFIG_HOME")
-        base = Path(xdg) if xdg else Path.home() / ".config"
+        base = Path(xdg) if xdg else home / ".config"
     return base / APP_NAME
 
 
-def config_path(environ=os.environ) -> Path:
+def config_path(environ=os.environ, platform: str | None = None,
+                home: Path | None = None) -> Path:
     """$GPT_IMAGE_EDIT_CONFIG, else settings.json in the platform's config folder."""
     override = environ.get(CONFIG_ENV)
     if override:
         return Path(override).expanduser()
-    return config_dir(environ) / SETTINGS_FILE
+    return config_dir(environ, platform, home) / SETTINGS_FILE
 
 
 def load_settings(environ=os.environ) -> Settings:
