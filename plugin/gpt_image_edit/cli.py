@@ -28,6 +28,7 @@ from .errors import (
     UnexpectedError,
     unexpected_failure,
 )
+from .files import remove_quietly
 from .geometry import SIZE_PATTERN, Box, plan_region
 
 EXIT_INTERRUPTED = 130
@@ -365,7 +366,7 @@ def save_outputs(picture, selection, outcome, folder: Path, stem: str) -> list[P
     """The whole picture with each result composited inside the selection (outside it the
     input's pixels, exactly), as PNGs under names no existing file has. A result that covers
     the whole picture as received (EditOutcome.as_received) is written as those bytes."""
-    from .job import replace_atomically, write_bytes
+    from .files import replace_atomically, write_bytes
 
     region = outcome.region
     whole = selection is None and region == Box(0, 0, picture.width, picture.height)
@@ -386,7 +387,7 @@ def save_outputs(picture, selection, outcome, folder: Path, stem: str) -> list[P
             del output
     except BaseException:
         for path in paths:
-            _remove_quietly(path)
+            remove_quietly(path)
         raise
     return paths
 
@@ -407,19 +408,12 @@ def reserve_names(folder: Path, stem: str, count: int) -> list[Path]:
             return names
         except FileExistsError:
             for name in claimed:
-                _remove_quietly(name)
+                remove_quietly(name)
         except OSError as error:
             for name in claimed:
-                _remove_quietly(name)
+                remove_quietly(name)
             raise BadInputError(f"Cannot write {name} ({error.strerror}): choose another "
                                 "folder with -o.") from None
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
 
 
 def _crashed() -> UnexpectedError:

@@ -14,13 +14,13 @@ import os
 import shutil
 import stat
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EXIT_OK, BadInputError, EditError, unexpected_failure
+from .files import remove_quietly, replace_atomically, write_bytes
 
 PROTOCOL = 1
 MANIFEST = "manifest.json"
@@ -235,7 +235,7 @@ def write_results(layers, output_dir: Path, as_received=()) -> list[dict]:
             written.append(path)
     except BaseException:
         for path in written:
-            _remove_quietly(path)
+            remove_quietly(path)
         raise
     return [{"path": path.name, "variant": number}
             for number, path in enumerate(written, start=1)]
@@ -244,33 +244,6 @@ def write_results(layers, output_dir: Path, as_received=()) -> list[dict]:
 def write_json_atomically(path: Path, data: dict) -> Path:
     replace_atomically(path, write_bytes((json.dumps(data, indent=2) + "\n").encode("utf-8")))
     return path
-
-
-def write_bytes(data: bytes):
-    """A writer for replace_atomically that writes `data` as it is."""
-    return lambda stream: stream.write(data)
-
-
-def replace_atomically(path: Path, write) -> None:
-    """`write(stream)` into a temporary file beside `path`, then rename it to `path`."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                         dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(Path(temporary))
-        raise
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
 
 
 def fail(output_dir: Path | None, job_path: Path, progress: Progress, kind: str,

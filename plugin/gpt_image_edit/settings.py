@@ -10,11 +10,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SETTINGS_MENU, BadInputError
+from .files import replace_atomically, write_bytes
 
 APP_NAME = "gpt-image-edit"
 SETTINGS_FILE = "settings.json"
@@ -187,24 +187,5 @@ def _reason(error: OSError) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write to a 0600 temporary file beside `path`, then rename it over `path`."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # mkstemp creates the file with mode 0600 through os.open: never readable by others.
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                         dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    replace_atomically(path, write_bytes(text.encode("utf-8")))
