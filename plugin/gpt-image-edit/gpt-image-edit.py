@@ -431,6 +431,7 @@ class SettingsDialog:
         GimpUi.init(SETTINGS_PROCEDURE)
         self.Gtk = Gtk
         self.worker = worker
+        self.check = None  # the running connection test, if any
         self.stored = stored = worker_settings(worker)
         self.dialog = GimpUi.Dialog(title="GPT Image Settings", role=SETTINGS_PROCEDURE)
         self.dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
@@ -472,6 +473,9 @@ class SettingsDialog:
             if saved:
                 worker_settings(self.worker, self.changes())
         finally:
+            if self.check is not None:  # closed while testing: stop the test, not GIMP
+                self.check.stop()
+                self.check = None
             self.dialog.destroy()
         return saved
 
@@ -483,12 +487,16 @@ class SettingsDialog:
         except host.HostError as error:
             self.status.set_text(str(error))
             return
+        self.check = check
         button.set_sensitive(False)
         self.status.set_text("Testing the connection...")
 
         def on_tick():
+            if self.check is not check:  # the dialog closed and stopped it
+                return False
             if check.running():
                 return True
+            self.check = None
             self.status.set_text(check.sentence())
             button.set_sensitive(True)
             return False
@@ -518,6 +526,11 @@ class ConnectionCheck:
 
     def running(self):
         return self.process.poll() is None
+
+    def stop(self):
+        if self.running():
+            self.process.kill()
+        self.process.communicate()
 
     def sentence(self):
         """The worker's last line: its answer on success, its sentence on failure."""
