@@ -30,6 +30,7 @@ PROMPT = "add a small red boat on the lake"
 SCREENSHOT = real_gimp.REPO / "docs" / "dialog.png"
 UPDATE_ENV = "GPT_IMAGE_EDIT_UPDATE_SCREENSHOT"
 WAIT_SECONDS = 90.0
+POLL_SECONDS = 0.1  # how often the plug-in's dialogs look at a running worker
 TOOLS = ("Xvfb", "xdotool", "import")
 
 
@@ -224,10 +225,13 @@ def test_settings_dialog_tests_and_saves_privately(start_gimp, fake_wisgate, tmp
         time.sleep(0.2)
     assert fake_wisgate.requests[0].path.startswith("/scenario/echo/v1/")
     assert fake_wisgate.requests[0].headers["authorization"] == f"Bearer {fake_wisgate.key}"
+    assert all(_ends(pid, within=30) for pid in _connection_checks())
+    time.sleep(POLL_SECONDS * 3)  # the dialog takes the test's answer on its next tick
     gimp.screenshot(dialog, tmp_path / "settings.png")
     gimp.key("alt+s")  # _Save
 
     assert gimp.report("settings.json") == {"status": "success"}
+    assert "Traceback" not in gimp.log.read_text()  # showing the answer went wrong
     config = tmp_path / "settings" / "settings.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     saved = json.loads(config.read_text())
@@ -241,3 +245,51 @@ def test_settings_dialog_tests_and_saves_privately(start_gimp, fake_wisgate, tmp
     holding_key = [str(path) for path in written
                    if path.is_file() and path != config and key in path.read_bytes()]
     assert holding_key == []
+
+
+def test_closing_settings_during_a_connection_test_stops_the_test(start_gimp, fake_wisgate):
+    gimp = start_gimp("settings")
+    gimp.window("^GPT Image Settings$")
+    gimp.key("ctrl+a")
+    gimp.type(fake_wisgate.url_for("slow"))  # the test's request hangs there
+    gimp.key("Tab")
+    gimp.type(fake_wisgate.key)
+    gimp.key("alt+t")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not fake_wisgate.requests:
+        assert time.monotonic() < deadline, "Test connection sent nothing"
+        time.sleep(0.2)
+    checks = _connection_checks()
+    assert checks, "no connection test running"
+    gimp.key("alt+c")  # _Cancel closes the dialog mid-test
+
+    assert gimp.report("settings.json") == {"status": "cancel"}
+    assert all(_ends(pid, within=30) for pid in checks), "the connection test kept running"
+    assert "Traceback" not in gimp.log.read_text()
+
+
+def _connection_checks() -> list[int]:
+    """The worker processes running `check` (their command lines name it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"gpt_image_edit" in argv and b"check" in argv:
+                found.append(int(entry.name))
+    return found
+
+
+def _ends(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False

@@ -530,11 +530,20 @@ class ConnectionCheck:
     def stop(self):
         if self.running():
             self.process.kill()
-        self.process.communicate()
+        self._collect()
+
+    def _collect(self):
+        """The worker's output, once it has ended. (communicate() would flush the standard
+        input this class already closed, and fail.)"""
+        out, err = self.process.stdout.read(), self.process.stderr.read()
+        self.process.stdout.close()
+        self.process.stderr.close()
+        self.process.wait()
+        return out, err
 
     def sentence(self):
         """The worker's last line: its answer on success, its sentence on failure."""
-        out, err = self.process.communicate()
+        out, err = self._collect()
         lines = (out or err).decode("utf-8", "replace").strip().splitlines()
         if lines:
             return lines[-1]
