@@ -136,13 +136,14 @@ def test_load_selection_is_grayscale(tmp_path):
     assert selection.mode == "L" and pixel(selection, (3, 3)) == 255
 
 
-def test_unreadable_file_is_bad_input_naming_it(tmp_path):
+@pytest.mark.parametrize("load", [load_picture, load_source])
+def test_unreadable_file_is_bad_input_naming_it(tmp_path, load):
     path = tmp_path / "notes.png"
     path.write_text("not a picture")
     with pytest.raises(BadInputError, match="notes.png cannot be read as a picture"):
-        load_picture(path)
+        load(path)
     with pytest.raises(BadInputError, match="does not exist"):
-        load_picture(tmp_path / "missing.png")
+        load(tmp_path / "missing.png")
 
 
 def test_decompression_bomb_refused(tmp_path):
@@ -397,18 +398,12 @@ def test_larger_than_any_request_is_not_kept_as_bytes(tmp_path):
     assert load_source(path).png is None
 
 
-def test_broken_files_fail_the_same_way_through_load_source(tmp_path):
+def test_a_half_written_png_is_bad_input_through_load_source(tmp_path):
     good = png_bytes(scene(64, 48))
     cut = tmp_path / "cut.png"
     cut.write_bytes(good[: len(good) // 2])  # a sound header, half the pixels
     with pytest.raises(BadInputError, match="cut.png cannot be read as a picture"):
         load_source(cut)
-    notes = tmp_path / "notes.png"
-    notes.write_text("not a picture")
-    with pytest.raises(BadInputError, match="notes.png cannot be read as a picture"):
-        load_source(notes)
-    with pytest.raises(BadInputError, match="does not exist"):
-        load_source(tmp_path / "missing.png")
 
 
 def _region(size, alpha=255) -> Image.Image:
