@@ -222,8 +222,7 @@ def test_batch_lists_failures_and_exits_with_the_first(tmp_path, wisgate_env):
     assert finished.returncode == 2
     assert finished.stderr.splitlines()[-3:] == [
         "2 of 3 edits failed:",
-        f"  {tmp_path / 'missing.png'}: {tmp_path / 'missing.png'} does not exist: check the "
-        "file name.",
+        f"  {tmp_path / 'missing.png'} does not exist: check the file name.",
         f"  {tmp_path / 'broken.png'}: broken.png cannot be read as a picture: save it as PNG "
         "or JPEG and try again."]
     assert pngs(tmp_path) == ["broken.png", "good-edit.png", "good.png"]
@@ -410,5 +409,5 @@ def test_unexpected_failure_in_a_batch_points_to_the_log(tmp_path, wisgate_env, 
     message = f"gpt-image-edit failed unexpectedly: see the log at {log_file}."
     assert code == 1
     assert json.loads(out.getvalue())["error"] == {"kind": "internal", "message": message}
-    assert err.getvalue().strip() == message
+    assert err.getvalue().strip() == f"{inputs[0]}: {message}"  # names its input
     assert "simulated bug" in log_file.read_text()
