@@ -36,6 +36,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from . import __version__
 from .errors import (
+    ENDPOINT_HAS_USERINFO,
     SETTINGS_MENU,
     AuthenticationError,
     BadInputError,
@@ -654,10 +655,7 @@ def usable_endpoint(base_url: str) -> str:
         check_unambiguous(base_url)
     except UnsafeURL as reason:
         if "user name" in str(reason):
-            raise BadInputError(
-                "The endpoint holds a user name or password, which is never sent: remove it "
-                f"from the endpoint in {SETTINGS_MENU} (or GPT_IMAGE_EDIT_BASE_URL); the API "
-                "key goes in the key setting.") from None
+            raise BadInputError(ENDPOINT_HAS_USERINFO) from None
         raise BadInputError(f"The endpoint is not a usable address ({reason}): set it again "
                             f"in {SETTINGS_MENU} (or GPT_IMAGE_EDIT_BASE_URL).") from None
     origin = Origin.of(base_url)

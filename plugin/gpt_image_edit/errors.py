@@ -9,6 +9,10 @@ from __future__ import annotations
 
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 KEY_ENV = "GPT_IMAGE_EDIT_API_KEY"
+ENDPOINT_HAS_USERINFO = (
+    "The endpoint holds a user name or password, which is never sent: remove it from the "
+    f"endpoint in {SETTINGS_MENU} (or GPT_IMAGE_EDIT_BASE_URL); the API key goes in the key "
+    "setting.")
 
 # The exit codes of the command-line tool and the worker (product.md, "Exit codes"): the
 # one place they are defined.
