@@ -330,7 +330,12 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     empty = json.loads(run_tool("settings", env=env).stdout)
     assert empty == {"path": str(config), "base_url": "https://api.wisgate.ai/v1",
                      "default_base_url": "https://api.wisgate.ai/v1", "timeout": 300.0,
-                     "api_key_stored": False, "api_key_available": False, "problem": None}
+                     "api_key_stored": False, "api_key_available": False, "problem": None,
+                     "effective": {
+                         "base_url": {"value": "https://api.wisgate.ai/v1",
+                                      "source": "default"},
+                         "timeout": {"value": 300.0, "source": "default"},
+                         "api_key": {"set": False, "source": None}}}
     key = "sk-saved-through-stdin-0123456789"
     changes = {"api_key": key, "base_url": "http://127.0.0.1:9/v1", "timeout": 120}
     saved = subprocess.run(argv + ["--update-from-stdin"], env=env, input=json.dumps(changes),
@@ -346,6 +351,19 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     summary = json.loads(removed.stdout)
     assert summary["base_url"] == "https://api.wisgate.ai/v1"
     assert summary["api_key_available"] is True and summary["timeout"] == 120.0
+    assert summary["effective"] == {
+        "base_url": {"value": "https://api.wisgate.ai/v1", "source": "default"},
+        "timeout": {"value": 120.0, "source": f"settings file {config}"},
+        "api_key": {"set": True, "source": f"settings file {config}"}}
+    from_environment = json.loads(run_tool("settings", env=dict(
+        env, GPT_IMAGE_EDIT_BASE_URL="http://127.0.0.1:7/v1",
+        WISDOM_GATE_KEY="sk-from-environment-0123456789")).stdout)
+    assert from_environment["effective"]["base_url"] == {
+        "value": "http://127.0.0.1:7/v1",
+        "source": "environment variable GPT_IMAGE_EDIT_BASE_URL"}
+    assert from_environment["effective"]["api_key"] == {
+        "set": True, "source": "environment variable WISDOM_GATE_KEY"}
+    assert "sk-from-environment" not in json.dumps(from_environment)
     refused = subprocess.run(argv + ["--update-from-stdin"], env=env, input='{"colour": 1}',
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2

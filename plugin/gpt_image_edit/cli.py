@@ -85,6 +85,9 @@ EDIT_EXAMPLES = """examples:
 
 
 def main(argv=None) -> int:
+    # Records logged before the log file is set up are dropped, never printed (Python's
+    # last-resort handler would print tracebacks on stderr).
+    logging.getLogger("gpt_image_edit").addHandler(logging.NullHandler())
     _stop_on_sigterm()
     _paths_as_given(sys.stdout)
     usual_mode()  # read the umask now, on the main thread, before any writer starts
@@ -581,8 +584,12 @@ def claim_names(temporaries: list[Path], folder: Path, stem: str) -> list[Path]:
 
 def _crashed() -> UnexpectedError:
     """The error for the exception being handled, whose traceback goes to the log."""
-    from .logs import log_path
+    from .logs import log_path, setup_logging
 
+    try:
+        setup_logging()  # the traceback goes to the log the sentence names, never to stderr
+    except Exception:
+        pass
     log.exception("gpt-image-edit failed unexpectedly")
     return unexpected_failure("gpt-image-edit", log_path())
 

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
-from urllib.parse import urljoin
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
@@ -62,6 +61,7 @@ from .transport import (
     TooLarge,
     UnsafeURL,
     check_unambiguous,
+    follow,
     read_bounded,
     session,
 )
@@ -484,9 +484,10 @@ class ImagesClient:
 
     # -- pictures answered by address ----------------------------------------------------
     def _download(self, url: str) -> bytes:
+        location = None
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                url = check_unambiguous(url)
+                url = check_unambiguous(url) if location is None else follow(url, location)
             except UnsafeURL as reason:
                 raise BadResponseError(f"WisGate pointed to its result at an address that "
                                        f"could be misread ({reason}), so it was not fetched: "
@@ -503,7 +504,7 @@ class ImagesClient:
                     _too_big_download), "download", _download_failed)
             if not answer.is_redirect:
                 return answer.content
-            url = urljoin(url, answer.headers["Location"])
+            location = answer.headers["Location"]
         raise BadResponseError("The address of WisGate's result redirects too often: try again.")
 
     def _event(self, stage: str, message: str) -> None:

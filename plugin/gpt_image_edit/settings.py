@@ -312,14 +312,16 @@ def _make_private(path: Path) -> None:
         return
     warning = (f"The settings file {path} holds the API key and was readable by other users: "
                "it is now private (mode 0600); consider replacing the key.")
-    log.warning("%s", warning)
+    log.info("%s", warning)
     if str(path) not in _warned:
         _warned.add(str(path))
         print(warning, file=sys.stderr)
 
 
-def _reason(error: OSError) -> str:
-    return error.strerror or type(error).__name__
+def _reason(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return getattr(error, "strerror", None) or type(error).__name__
 
 
 def _write_private(path: Path, text: str) -> None:

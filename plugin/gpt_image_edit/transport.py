@@ -19,7 +19,7 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -51,10 +51,22 @@ def prepared(url: str) -> str:
     return request.url
 
 
+def check_characters(text: str) -> None:
+    """UnsafeURL for characters that parsers drop, keep or split on differently (urllib's
+    urljoin silently deletes tabs and line breaks, for one)."""
+    if AMBIGUOUS_CHARACTERS.search(text):
+        raise UnsafeURL("it holds spaces, control characters or backslashes")
+
+
+def follow(url: str, location: str) -> str:
+    """Where a redirect from `url` to `location` leads, judged on the raw `location`."""
+    check_characters(location)
+    return check_unambiguous(urljoin(url, location))
+
+
 def check_unambiguous(url: str) -> str:
     """`url` as requests prepares it, or UnsafeURL when parsers could disagree on it."""
-    if AMBIGUOUS_CHARACTERS.search(url):
-        raise UnsafeURL("it holds spaces, control characters or backslashes")
+    check_characters(url)
     ready = prepared(url)
     try:
         connect = parse_url(ready)
