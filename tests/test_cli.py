@@ -429,3 +429,32 @@ def test_unexpected_failure_in_a_batch_points_to_the_log(tmp_path, wisgate_env, 
     assert json.loads(out.getvalue())["error"] == {"kind": "internal", "message": message}
     assert err.getvalue().strip() == f"{inputs[0]}: {message}"  # names its input
     assert "simulated bug" in log_file.read_text()
+
+
+def test_a_failed_edit_takes_away_the_folders_it_made(tmp_path, wisgate_env, fake_wisgate):
+    picture = save(scene(40, 40), tmp_path / "a.png")
+    (tmp_path / "kept").mkdir()
+    for output in (tmp_path / "new" / "deeper", tmp_path / "kept" / "new"):
+        finished = run_tool("edit", picture, "--prompt", "x", "-o", output,
+                            env=wisgate_env("moderation"))
+        assert finished.returncode == 3
+        assert finished.stderr.strip().splitlines()[-1].startswith(f"{picture}: ")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png", "kept", "settings"]
+    assert list((tmp_path / "kept").iterdir()) == []
+    assert len(fake_wisgate.requests) == 2
+
+
+@pytest.mark.parametrize("command", [[], ["edit"]])
+def test_help_shows_examples_and_every_exit_code(command):
+    shown = subprocess.run(TOOL + command + ["--help"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0
+    assert "examples:" in shown.stdout
+    assert 'gpt-image-edit edit photo.png --prompt "make the sky stormy"' in shown.stdout
+    for code, meaning in [("0", "done"), ("1", "an unexpected failure"),
+                          ("2", "usage, input or local file error"), ("3", "the API refused"),
+                          ("4", "network or server failure"), ("5", "the job's host went away"),
+                          ("130", "interrupted (Ctrl-C)"), ("143", "terminated (SIGTERM)")]:
+        assert any(line.split(None, 1) == [code, meaning] or
+                   (line.split(None, 1)[0] == code and line.split(None, 1)[1].startswith(meaning))
+                   for line in shown.stdout.splitlines() if line.strip())
