@@ -35,7 +35,6 @@ FILE_SOURCE = "settings file"
 DEFAULT_SOURCE = "default"
 # Group and others may not change the settings (a planted endpoint would receive the key),
 # nor read a key.
-OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 OTHERS_ANY = stat.S_IRWXG | stat.S_IRWXO
 
 log = logging.getLogger(__name__)
@@ -273,6 +272,26 @@ def _trusted_owner(uid: int) -> bool:
     return uid in (os.getuid(), 0)
 
 
+def _others_can_write(status: os.stat_result) -> bool:
+    """Writable by others, or by a group with anyone but this user in it (a user private
+    group, the default on Ubuntu and Fedora with umask 002, is this user alone)."""
+    if status.st_mode & stat.S_IWOTH:
+        return True
+    if not status.st_mode & stat.S_IWGRP:
+        return False
+    try:
+        import grp
+        import pwd
+
+        group = grp.getgrgid(status.st_gid)
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return True
+    private = (status.st_gid == os.getgid() and group.gr_name == user
+               and set(group.gr_mem) <= {user})
+    return not private
+
+
 def _check_file(path: Path, status: os.stat_result) -> None:
     if not hasattr(os, "getuid"):
         return  # Windows: the profile folder's ACLs are the protection
@@ -281,7 +300,7 @@ def _check_file(path: Path, status: os.stat_result) -> None:
             f"The settings file {path} belongs to another user, who could have set where "
             f"the key is sent, so it is not used: delete it, or save the settings again in "
             f"{SETTINGS_MENU} to make a file of your own.")
-    if status.st_mode & OTHERS_WRITE:
+    if _others_can_write(status):
         raise BadInputError(
             f"The settings file {path} can be changed by other users, who could set where the "
             f"key is sent, so it is not used: save the settings again in {SETTINGS_MENU} "
@@ -298,7 +317,7 @@ def _check_folder(folder: Path) -> None:
     except OSError:
         return  # not there yet: it is made 0700 when the settings are saved
     sticky = status.st_mode & stat.S_ISVTX
-    if not _trusted_owner(status.st_uid) or (status.st_mode & OTHERS_WRITE and not sticky):
+    if not _trusted_owner(status.st_uid) or (_others_can_write(status) and not sticky):
         raise BadInputError(
             f"The settings folder {folder} can be changed by other users, who could plant "
             "settings that send the key elsewhere, so it is not used: run chmod go-w on it "
