@@ -348,6 +348,27 @@ def test_signals_at_any_moment_leave_only_whole_results(tmp_path, env, endpoint)
     assert {130, 143} <= set(outcomes) and outcomes[-1] == 0
 
 
+def test_a_job_cancelled_with_sigterm_stops_at_once_and_leaves_nothing(tmp_path, env,
+                                                                       endpoint):
+    """GIMP cancels an edit by terminating the worker (SIGKILL 2 s later)."""
+    endpoint.route("/v1/images/edits", hostile.hold(30, hostile.pictures(1)))
+    job = _job(tmp_path / "job")
+    process = subprocess.Popen(
+        [sys.executable, "-c", MEASURED, "job", str(job)],
+        env=dict(env, **{RSS_FILE_ENV: str(tmp_path / "rss")}), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not endpoint.received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    process.terminate()
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143 and time.monotonic() - started < 2
+    assert stderr.strip().splitlines() == ["Stopped (terminated): nothing half-written was "
+                                           "left."]
+    assert files_in(tmp_path / "job" / "results") == []
+
+
 # -- 6. the answer decides nothing it should not -----------------------------------------------
 def test_only_the_pictures_asked_for_are_used(tmp_path, env, endpoint):
     endpoint.route("/v1/images/edits", hostile.pictures(5))
