@@ -226,7 +226,6 @@ class DeadlineAdapter(HTTPAdapter):
 def session(user_agent: str) -> requests.Session:
     new = requests.Session()
     new.headers["User-Agent"] = user_agent
-    new.trust_env = True
     adapter = DeadlineAdapter(max_retries=0)
     new.mount("http://", adapter)
     new.mount("https://", adapter)
