@@ -41,7 +41,8 @@ def launcher_text(platform: str, python: str, lib: str) -> str:
     if platform == "win32":
         return (f"@echo off\r\nrem {MARK}\r\nsetlocal\r\n"
                 f'set "PYTHONPATH={lib};%PYTHONPATH%"\r\n'
-                f'"{python}" -m gpt_image_edit %*\r\n')
+                f'"{python}" -m gpt_image_edit %*\r\n'
+                "exit /b %ERRORLEVEL%\r\n")  # the tool's exit code, not the batch file's
     return (f"#!/bin/sh\n# {MARK}\n"
             f'PYTHONPATH={shlex.quote(lib)}${{PYTHONPATH:+:$PYTHONPATH}}\n'
             "export PYTHONPATH\n"

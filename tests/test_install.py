@@ -384,6 +384,8 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     assert command.returncode == 0, command.stderr
     assert command.stdout.strip() == start_worker(entry3, monkeypatch, "-m", "gpt_image_edit",
                                                   "--version")
+    usage = subprocess.run(["gpt-image-edit", "edit"], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2  # the tool's own exit code comes through the launcher
 
 
 def test_second_run_upgrades_in_place_and_keeps_the_settings(checkout, home):

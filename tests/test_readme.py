@@ -24,7 +24,7 @@ from tests import debian_root
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-MARKER = "<!-- tests/test_readme.py runs this block"
+MARKER = "<!-- tests/test_readme.py runs this block verbatim: "
 HOME = Path("/home") / debian_root.NORMAL_USER
 COPY = HOME / "gpt-image-edit"  # where the user unpacked the download
 HOST = Path("/tmp/host")  # this machine's folders that pip's settings name, read-only
@@ -37,10 +37,11 @@ NO_GIMP = ("error: No GIMP user folder was found (looked in ~/.config/GIMP, "
 TIMEOUT = 900
 
 
-def readme_blocks(text: str) -> list[str]:
-    """The shell blocks the README marks as run by this test, in order."""
-    pattern = re.compile(re.escape(MARKER) + r"[^\n]*\n```sh\n(.*?)```", re.DOTALL)
-    return pattern.findall(text)
+def readme_blocks(text: str) -> tuple[str, str]:
+    """The README's install block and its try-it block, marked for this test by name."""
+    pattern = re.compile(re.escape(MARKER) + r"([a-z-]+)[^\n]*\n```sh\n(.*?)```", re.DOTALL)
+    blocks = dict(pattern.findall(text))
+    return blocks["install"], blocks["try-it"]
 
 
 def test_readme_marks_the_install_and_the_try_it_blocks():
