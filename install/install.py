@@ -157,6 +157,9 @@ def _install(steps, args, chosen, platform, environ, home) -> int:
             if folder.sandbox == SNAP:
                 steps.say("  note: Snap GIMP runs plug-ins confined; if the plug-in says the "
                           "worker is not set up, use your distribution's or the Flatpak GIMP.")
+    if NATIVE not in _by_worker(chosen):
+        steps.say("Note: no gpt-image-edit command: Flatpak GIMP's worker runs only inside its "
+                  "sandbox; for the command line, run 'pipx install .' in the plug-in's folder.")
     settings = _say_settings(steps, chosen, platform, environ, home)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)

@@ -258,6 +258,9 @@ def test_dry_run_for_flatpak_makes_the_worker_with_the_sandbox_python(checkout, 
         {"python": str(python), "pythonpath": [str(data / "lib")]}) in lines
     assert (f"Settings file: {flatpak / 'config' / 'gpt-image-edit' / 'settings.json'} "
             "(not created yet).") in lines
+    assert ("Note: no gpt-image-edit command: Flatpak GIMP's worker runs only inside its "
+            "sandbox; for the command line, run 'pipx install .' in the plug-in's folder.") \
+        in lines
 
 
 # -- real installs --------------------------------------------------------------------------
