@@ -26,6 +26,11 @@ JOB_FOLDER_MARKER = ".gpt-image-edit-job"
 PROTOCOL = 1
 KILL_GRACE_SECONDS = 2.0
 
+# Where the retoucher changes the settings, on GIMP 3 and 2.10 alike. The worker's sentences
+# name it (it says what is wrong; the host, through this, where to fix it).
+SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
+SETTINGS_PLACE_ENV = "GPT_IMAGE_EDIT_SETTINGS_PLACE"
+
 PARASITE_NAME = "gpt-image-edit"
 LAYER_NAME_PREFIX = "GPT edit: "
 LAYER_NAME_PROMPT_CHARS = 40
@@ -50,6 +55,7 @@ class Worker(object):
         PYTHONHOME and PYTHONPATH), which would break or shadow the worker's."""
         env = dict(os.environ)
         env.pop("PYTHONHOME", None)
+        env[SETTINGS_PLACE_ENV] = SETTINGS_MENU
         if self.pythonpath:
             env["PYTHONPATH"] = os.pathsep.join(self.pythonpath)
         return env
@@ -99,13 +105,19 @@ class Job(object):
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def write(self, arguments, layer, source_origin=(0, 0), with_selection=False):
+    def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
+              with_selection=False):
         """Write job.json.
 
         arguments: dict with prompt, model, size, quality, variants;
         layer: dict with width, height, offset_x, offset_y;
-        source_origin: where source.png's top-left pixel sits in layer coordinates.
+        source_origin: where source.png's top-left pixel sits in layer coordinates;
+        source_size: (width, height) of the region source.png stands for, in layer pixels,
+        when it was exported scaled down (None: source.png is at full size).
         """
+        source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
+        if source_size is not None:
+            source["width"], source["height"] = source_size
         job = {
             "protocol": PROTOCOL,
             "prompt": arguments["prompt"],
@@ -114,7 +126,7 @@ class Job(object):
             "quality": arguments["quality"],
             "variants": int(arguments["variants"]),
             "layer": dict(layer),
-            "source": {"path": "source.png", "x": source_origin[0], "y": source_origin[1]},
+            "source": source,
             "selection": {"path": "selection.png"} if with_selection else None,
             "output_dir": "results",
         }

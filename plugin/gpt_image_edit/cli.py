@@ -1,8 +1,8 @@
-"""The command-line tool: `gpt-image-edit edit | check | job | plan`.
+"""The command-line tool: `gpt-image-edit edit | check | job | settings`.
 
-Only geometry and errors are imported up front: `plan` runs on every edit from GIMP and must
-start without loading Pillow or requests. Every failure prints its one sentence, never a
-traceback (that goes to the log).
+Only geometry and errors are imported up front: `job` runs on every edit from GIMP and
+should start without loading what it may not need. Every failure prints its one sentence,
+never a traceback (that goes to the log).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .errors import (
     unexpected_failure,
 )
 from .files import remove_quietly
-from .geometry import SIZE_PATTERN, Box, plan_region
+from .geometry import Box
 
 EXIT_INTERRUPTED = 130
 DEFAULT_JOBS = 2
@@ -116,39 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     job = commands.add_parser("job", help="run a worker job (docs/job-protocol.md)")
     job.add_argument("job_file", metavar="JOBFILE")
     job.set_defaults(run=run_job_command)
-
-    plan = commands.add_parser("plan", help="print the region an edit sends, as JSON")
-    plan.add_argument("--layer-size", required=True, metavar="WxH")
-    plan.add_argument("--selection-bounds", metavar="X1,Y1,X2,Y2")
-    plan.set_defaults(run=run_plan)
     return parser
 
 
-# -- plan, check, job ------------------------------------------------------------------------
-def run_plan(args) -> int:
-    match = SIZE_PATTERN.match(args.layer_size)
-    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise BadInputError(f"The layer size '{args.layer_size}' is not WIDTHxHEIGHT, for "
-                            "example 6000x4000.")
-    width, height = int(match.group(1)), int(match.group(2))
-    selection = None
-    if args.selection_bounds:
-        selection = _parse_bounds(args.selection_bounds)
-    print(json.dumps(plan_region(width, height, selection).as_dict()))
-    return EXIT_OK
-
-
-def _parse_bounds(text: str) -> Box:
-    try:
-        x1, y1, x2, y2 = (int(part) for part in text.split(","))
-    except ValueError:
-        x1 = y1 = x2 = y2 = 0
-    if x2 <= x1 or y2 <= y1:
-        raise BadInputError(f"The selection bounds '{text}' are not X1,Y1,X2,Y2 with X2 > X1 "
-                            "and Y2 > Y1, for example 10,20,110,220.")
-    return Box.from_bounds(x1, y1, x2, y2)
-
-
+# -- settings, check, job -------------------------------------------------------------------
 def run_settings(args) -> int:
     from .settings import config_path, save_settings, settings_summary
 

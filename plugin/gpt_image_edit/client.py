@@ -30,7 +30,6 @@ from urllib3.exceptions import ReadTimeoutError
 
 from . import __version__
 from .errors import (
-    SETTINGS_MENU,
     AuthenticationError,
     BadInputError,
     BadRequestError,
@@ -45,6 +44,7 @@ from .errors import (
     RequestTimeoutError,
     ServerError,
     TooLargeError,
+    settings_place,
 )
 from .logs import redact, register_secret
 from .settings import FILE_SOURCE, Settings
@@ -170,7 +170,8 @@ class ImagesClient:
         if not self.origin.is_safe:
             raise BadInputError(
                 f"The endpoint {redact(self.base_url)} is not a secure https:// address: set "
-                f"an https:// endpoint in {SETTINGS_MENU} (plain http only for this computer).")
+                f"an https:// endpoint in {settings_place()} (plain http only for this "
+                "computer).")
         self._api = _session()
         self._downloads = _session()  # never given the key: pictures may live elsewhere
 
@@ -264,7 +265,7 @@ class ImagesClient:
         except requests.exceptions.SSLError:
             return Failure(NetworkError(
                 f"The secure connection to {self.origin.host} could not be verified: check "
-                f"the endpoint in {SETTINGS_MENU} and the computer's date and time."))
+                f"the endpoint in {settings_place()} and the computer's date and time."))
         except requests.exceptions.ConnectTimeout:
             return Failure(self._unreachable(), retryable=True, reason="Connection failed")
         except requests.exceptions.ReadTimeout:
@@ -286,7 +287,7 @@ class ImagesClient:
         except requests.exceptions.RequestException as error:
             return Failure(NetworkError(redact(
                 f"The request to {self.origin.host} failed ({type(error).__name__}): check "
-                f"the endpoint in {SETTINGS_MENU}.")))
+                f"the endpoint in {settings_place()}.")))
         log.info("%s %s: HTTP %d", response.request.method, response.url, response.status_code)
         if response.status_code < 400:
             return response
@@ -299,12 +300,12 @@ class ImagesClient:
 
     def _unreachable(self) -> NetworkError:
         return NetworkError(f"Could not reach {self.origin.host}: check the internet connection "
-                            f"and the endpoint in {SETTINGS_MENU}, then try again.")
+                            f"and the endpoint in {settings_place()}, then try again.")
 
     def _timed_out(self) -> RequestTimeoutError:
         return RequestTimeoutError(
             f"WisGate did not answer within {self.settings.timeout:g} s: raise the timeout "
-            f"(GPT_IMAGE_EDIT_TIMEOUT or {SETTINGS_MENU}) and try again.")
+            f"(GPT_IMAGE_EDIT_TIMEOUT or {settings_place()}) and try again.")
 
     # -- errors ------------------------------------------------------------------------
     def _error_for(self, response: requests.Response) -> EditError:
@@ -320,7 +321,7 @@ class ImagesClient:
         if status == 404 or status == 405:
             return BadRequestError(redact(
                 f"{self.base_url} does not offer the images API (HTTP {status}): check the "
-                f"endpoint in {SETTINGS_MENU} (it usually ends in /v1)."))
+                f"endpoint in {settings_place()} (it usually ends in /v1)."))
         if status == 413:
             return TooLargeError()
         if status == 429:
@@ -337,7 +338,7 @@ class ImagesClient:
         if source and source != FILE_SOURCE:
             return AuthenticationError(
                 f"WisGate did not accept the API key set in {source}: correct or unset it "
-                f"(the key in {SETTINGS_MENU} is used only when no such variable is set).")
+                f"(the key in {settings_place()} is used only when no such variable is set).")
         return AuthenticationError()
 
     def _too_many(self, response, message, code, kind) -> EditError:
@@ -352,7 +353,7 @@ class ImagesClient:
             raise BadInputError(redact(
                 f"The endpoint {self.base_url} redirects elsewhere "
                 f"({response.headers.get('Location', 'no address given')}): set the endpoint "
-                f"to its final address in {SETTINGS_MENU}."))
+                f"to its final address in {settings_place()}."))
         try:
             answer = json.loads(response.content)
         except ValueError:

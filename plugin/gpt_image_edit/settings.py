@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SETTINGS_MENU, BadInputError
+from .errors import BadInputError, settings_place
 from .files import replace_atomically, write_bytes
 
 APP_NAME = "gpt-image-edit"
@@ -161,7 +161,7 @@ def _stored_text(stored: dict, name: str, path: Path) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
     raise BadInputError(f"The setting '{name}' in {path} is not text: correct it in "
-                        f"{SETTINGS_MENU} or delete the file.")
+                        f"{settings_place()} or delete the file.")
 
 
 def _read_file(path: Path) -> dict:
@@ -178,7 +178,7 @@ def _read_file(path: Path) -> dict:
         stored = None
     if not isinstance(stored, dict):
         raise BadInputError(f"The settings file {path} is not valid JSON: save the settings "
-                            f"again in {SETTINGS_MENU} or delete the file.")
+                            f"again in {settings_place()} or delete the file.")
     return stored
 
 
