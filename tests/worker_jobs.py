@@ -26,7 +26,8 @@ def worker_failure_sentence(env: dict, folder: Path, prompt: str, variants: int 
         "source": {"path": "source.png", "x": 0, "y": 0}, "selection": None,
         "output_dir": "results"}))
     subprocess.run([sys.executable, "-m", "gpt_image_edit", "job", str(folder / "job.json")],
-                   env={**env, **GIMP_SETTINGS_PLACE}, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+                   env={**env, **GIMP_SETTINGS_PLACE}, stdin=subprocess.DEVNULL,
+                   capture_output=True, timeout=300)
     manifest = json.loads((folder / "results" / "manifest.json").read_text())
     assert manifest["ok"] is False, manifest
     return manifest["error"]["message"]
