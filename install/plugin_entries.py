@@ -2,8 +2,10 @@
 
 GIMP 3 runs only plug-ins that sit in a folder of their own name, so the whole
 plugin/gpt-image-edit/ folder goes to plug-ins/gpt-image-edit/. GIMP 2.10 tries to run
-every executable file in plug-ins/, so only its entry gets the run bit; the host module and
-the worker description lie beside it without.
+every executable file in plug-ins/, so only its entry gets the run bit; the host core, the
+host module and the worker description lie beside it without. Both get the worker's pure
+geometry module (plugin/gpt_image_edit/geometry.py, valid Python 2.7 and 3) beside the host
+core as gpt_image_edit_geometry.py: one source, imported by both sides.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ GIMP3_FOLDER = "gpt-image-edit"
 GIMP3_ENTRY = "gpt-image-edit.py"
 GIMP2_ENTRY = "gpt-image-edit-gimp2.py"
 HOST_MODULE = "gpt_image_edit_host.py"
+HOST_CORE = "gpt_image_edit_core.py"
+HOST_MODULES = (HOST_CORE, HOST_MODULE)
+GEOMETRY_SOURCE = Path("gpt_image_edit") / "geometry.py"
+GEOMETRY_MODULE = "gpt_image_edit_geometry.py"
 WORKER_FILE = "gpt-image-edit-worker.json"
 # The manual for the dialogs' Help button, from docs/ into the layout of a GIMP help domain
 # (help/<language>/gimp-help.xml maps help ids to pages); the GIMP 3 entry registers it.
@@ -64,7 +70,9 @@ def _install_gimp3(steps, folder, plugin_source, worker) -> None:
     for required in (source / GIMP3_ENTRY, *(docs / name for name in HELP_FILES)):
         _require(required)
     target = folder.plug_ins / GIMP3_FOLDER
+    _require(plugin_source / GEOMETRY_SOURCE)
     steps.replace_tree(source, target)
+    steps.copy_file(plugin_source / GEOMETRY_SOURCE, target / GEOMETRY_MODULE)
     steps.set_executable(target / GIMP3_ENTRY)
     for name in HELP_FILES:
         steps.copy_file(docs / name, target / HELP_FOLDER / name)
@@ -75,16 +83,20 @@ def _install_gimp2(steps, folder, plugin_source, worker) -> None:
     entry = plugin_source / GIMP2_ENTRY
     _require(entry)
     steps.copy_file(entry, folder.plug_ins / GIMP2_ENTRY, executable=True)
-    steps.copy_file(plugin_source / GIMP3_FOLDER / HOST_MODULE, folder.plug_ins / HOST_MODULE)
-    steps.remove(folder.plug_ins / (HOST_MODULE + "c"))  # Python 2.7's cache of the old one
+    for module in HOST_MODULES:
+        steps.copy_file(plugin_source / GIMP3_FOLDER / module, folder.plug_ins / module)
+    steps.copy_file(plugin_source / GEOMETRY_SOURCE, folder.plug_ins / GEOMETRY_MODULE)
+    for module in HOST_MODULES + (GEOMETRY_MODULE,):  # Python 2.7's caches of older ones
+        steps.remove(folder.plug_ins / (module + "c"))
     steps.write_json(folder.plug_ins / WORKER_FILE, worker)
 
 
 def _installed_paths(folder: GimpFolder) -> list[Path]:
     if folder.major == 3:
         return [folder.plug_ins / GIMP3_FOLDER]
+    modules = HOST_MODULES + (GEOMETRY_MODULE,)
     return [folder.plug_ins / name
-            for name in (GIMP2_ENTRY, HOST_MODULE, HOST_MODULE + "c", WORKER_FILE)]
+            for name in (GIMP2_ENTRY, WORKER_FILE) + modules + tuple(m + "c" for m in modules)]
 
 
 def _require(path: Path) -> None:

@@ -302,7 +302,8 @@ def test_check_ok_and_refused_key(wisgate_env, fake_wisgate):
 
 def test_check_tests_a_typed_key_given_on_stdin(wisgate_env, fake_wisgate):
     """The settings dialog checks a key before saving it, whatever the environment holds."""
-    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_API_KEY="sk-stale-key-in-environment")
+    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_API_KEY="sk-stale-key-in-environment",
+               GPT_IMAGE_EDIT_SETTINGS_PLACE="Filters > AI > GPT Image Settings...")
     argv = TOOL + ["check", "--key-from-stdin"]
     accepted = subprocess.run(argv, env=env, input=fake_wisgate.key + "\n",
                               capture_output=True, text=True, timeout=120)
@@ -371,26 +372,23 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
                                       "base_url, api_key or timeout.")
 
 
-# -- plan, version, progress -----------------------------------------------------------------
-def test_plan_prints_the_region_without_loading_pillow_or_requests():
-    code = ("import json, sys; from gpt_image_edit.cli import main; "
-            "code = main(['plan', '--layer-size', '6000x4000', "
-            "'--selection-bounds', '2750,1900,3150,2200']); "
-            "print(json.dumps(['PIL' in sys.modules, 'requests' in sys.modules, code]))")
-    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True)
-    region, loaded = finished.stdout.splitlines()
-    assert json.loads(region) == {"x": 2650, "y": 1800, "width": 600, "height": 500}
-    assert json.loads(loaded) == [False, False, 0]
+# -- version, progress ----------------------------------------------------------------------
+def test_sentences_name_the_settings_file_on_the_command_line(wisgate_env, tmp_path):
+    """No GIMP menu on the command line: the settings file and the command that shows it."""
+    env = {name: value for name, value in wisgate_env("echo").items()
+           if not name.startswith(("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE"))}
+    env["GPT_IMAGE_EDIT_CONFIG"] = str(tmp_path / "none" / "settings.json")
+    refused = run_tool("check", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"No API key is set: enter it in {tmp_path / 'none' / 'settings.json'} "
+        "(gpt-image-edit settings shows it) or set GPT_IMAGE_EDIT_API_KEY.")
+    assert "Filters" not in refused.stderr
 
 
-def test_plan_without_selection_and_bad_arguments(wisgate_env):
-    env = wisgate_env("echo")
-    whole = run_tool("plan", "--layer-size", "300x200", env=env)
-    assert json.loads(whole.stdout) == {"x": 0, "y": 0, "width": 300, "height": 200}
-    bad = run_tool("plan", "--layer-size", "300x200", "--selection-bounds", "5,5,1,1", env=env)
-    assert bad.returncode == 2 and "X2 > X1" in bad.stderr
-    assert run_tool("plan", "--layer-size", "huge", env=env).returncode == 2
+def test_there_is_no_plan_command_any_more(wisgate_env):
+    """The GIMP hosts work out the region themselves (the shared geometry module)."""
+    assert run_tool("plan", "--layer-size", "300x200", env=wisgate_env("echo")).returncode == 2
 
 
 def test_version(wisgate_env):

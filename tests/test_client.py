@@ -47,6 +47,13 @@ FAST = RetryPolicy(max_retries=2, backoff=0.01, backoff_max=0.05)
 UPLOAD_LARGER_THAN_SOCKET_BUFFERS = 16 * 1024 * 1024
 
 
+@pytest.fixture(autouse=True)
+def started_by_gimp(monkeypatch):
+    """The sentences as a GIMP host gets them: it names its settings menu to the worker
+    (tests/test_job.py checks the command line's own wording)."""
+    monkeypatch.setenv("GPT_IMAGE_EDIT_SETTINGS_PLACE", SETTINGS_MENU)
+
+
 def png(width=48, height=32, mode="RGB", color=(200, 30, 60)) -> bytes:
     buffer = io.BytesIO()
     picture = Image.new(mode, (width, height), color)

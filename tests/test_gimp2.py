@@ -23,12 +23,16 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
+from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
+from tests import host_policies as policies
 from tests.fake_wisgate import DEFAULT_KEY
 from tests.worker_jobs import worker_failure_sentence
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "plugin" / "gpt-image-edit-gimp2.py"
 HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
+CORE = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_core.py"
+GEOMETRY = REPO / "plugin" / "gpt_image_edit" / "geometry.py"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
 PROCEDURE = "python-fu-gpt-image-edit"
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
@@ -70,14 +74,22 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture
-def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
-    plug_ins = tmp_path / "plug-ins"
+def lay_out_plug_ins(plug_ins: Path) -> None:
+    """The entry and what the installer puts beside it (install/plugin_entries.py)."""
     plug_ins.mkdir()
     shutil.copy(ENTRY, plug_ins / ENTRY.name)
     shutil.copy(HOST, plug_ins / HOST.name)
+    shutil.copy(CORE, plug_ins / CORE.name)
+    shutil.copy(GEOMETRY, plug_ins / "gpt_image_edit_geometry.py")
+
+
+@pytest.fixture
+def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
+    plug_ins = tmp_path / "plug-ins"
+    lay_out_plug_ins(plug_ins)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the entry adds its own folder
-    monkeypatch.delitem(sys.modules, "gpt_image_edit_host", raising=False)
+    for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
     gimp.shim_reset()
     gimpfu._registered_plugins_.clear()
@@ -186,13 +198,9 @@ def capture_job_pictures(folder: Path) -> dict:
 
 
 def planned_region(layer_size, selection_in_layer) -> dict:
-    """The region the worker sends for a selection (its own `plan`), in layer coordinates."""
-    done = subprocess.run(
-        [sys.executable, "-m", "gpt_image_edit", "plan",
-         "--layer-size", f"{layer_size[0]}x{layer_size[1]}",
-         "--selection-bounds", ",".join(map(str, selection_in_layer))],
-        capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    """The region an edit sends for a selection (the shared geometry), in layer coordinates."""
+    return plan_region(layer_size[0], layer_size[1],
+                       Box.from_bounds(*selection_in_layer)).as_dict()
 
 
 def worker_sentence(server, scenario, folder: Path, key=DEFAULT_KEY, timeout=None,
@@ -247,11 +255,51 @@ def test_whole_layer_edit_lands_directly_above_the_source(entry, wisgate_env, pr
     assert layer.mask is None
     assert_same_picture(layer.pixels.convert("RGB"), source_pixels)
     assert source.pixels.tobytes() == source_pixels.tobytes()  # the source is untouched
+    assert image.active_layer is layer  # the result is the selected layer
     assert_one_undo_step(image)
     assert gimp.shim_images == [image] and list(private_tmp.iterdir()) == []
     assert ("init", "GPT Image Edit") in gimp.shim_progress
     assert any(event[0] == "update" for event in gimp.shim_progress)
     assert gimp.shim_progress[-1] == ("end",)
+
+
+def test_large_layer_is_sent_at_the_size_the_api_gets(entry, wisgate_env, private_tmp,
+                                                      fake_wisgate):
+    """GIMP scales the export down to the request's content size and the one result back up
+    to the layer's place and size."""
+    wisgate_env("echo")
+    image, source = make_image((3000, 2000), (3000, 2000), (0, 0))
+    source.shim_set_pixels(source.pixels.resize((300, 200)).resize((3000, 2000),
+                                                                   Image.BICUBIC))
+    ids = {layer.ID for layer in image.layers}
+    sent = capture_job_pictures(private_tmp)
+    entry.run(image, source)
+    assert gimp.shim_messages == []
+    canvas = request_size(3000, 2000, "gpt-image-2")
+    content = letterbox(3000, 2000, *canvas)
+    assert sent["source.png"].size == (content.width, content.height)
+    assert fake_wisgate.requests[0].fields["size"] == f"{canvas[0]}x{canvas[1]}"
+    [layer] = new_layers(image, ids)
+    assert layer.offsets == (0, 0) and (layer.width, layer.height) == (3000, 2000)
+    difference = ImageChops.difference(layer.pixels.convert("RGB"), source.pixels)
+    assert max(ImageStat.Stat(difference).mean) < 1.5
+    assert_one_undo_step(image)
+
+
+def test_an_unexpected_failure_is_a_sentence_not_a_traceback(entry, wisgate_env, private_tmp,
+                                                             monkeypatch, capsys):
+    wisgate_env("echo")
+    image, source = make_image((320, 240), (200, 150), (40, 30))
+    before = image.shim_snapshot()
+
+    def broken(*arguments):
+        raise ValueError("a GIMP surprise")
+
+    monkeypatch.setitem(gimp._PROCEDURES, "gimp_layer_new_from_drawable", broken)
+    entry.run(image, source)
+    assert gimp.shim_messages == [policies.UNEXPECTED]
+    assert "ValueError: a GIMP surprise" in capsys.readouterr().err
+    assert_unchanged(image, before, private_tmp)
 
 
 def test_parasite_records_how_the_layer_was_made(entry, wisgate_env):
@@ -282,17 +330,21 @@ def test_selection_on_a_large_image_is_masked_and_placed(entry, wisgate_env, pri
     entry.run(image, source)
 
     assert gimp.shim_messages == []
-    # The job carried the whole layer and the selection over exactly its pixels.
-    assert sent["source.png"].mode == "RGB"
-    assert sent["source.png"].tobytes() == before_source.tobytes()
-    assert sent["selection.png"].mode == "L"
-    layer_box = (offsets[0], offsets[1], offsets[0] + layer_size[0], offsets[1] + layer_size[1])
-    assert sent["selection.png"].tobytes() == selection.crop(layer_box).tobytes()
-
-    [layer] = new_layers(image, ids)
+    # The job carried only the region around the selection (small enough to go at its own
+    # size) and the selection over exactly its pixels.
     x1, y1, x2, y2 = selection.getbbox()
     region = planned_region(layer_size, (x1 - offsets[0], y1 - offsets[1],
                                          x2 - offsets[0], y2 - offsets[1]))
+    in_layer = (region["x"], region["y"], region["x"] + region["width"],
+                region["y"] + region["height"])
+    assert sent["source.png"].mode == "RGB"
+    assert sent["source.png"].tobytes() == before_source.crop(in_layer).tobytes()
+    assert sent["selection.png"].mode == "L"
+    in_image = (in_layer[0] + offsets[0], in_layer[1] + offsets[1],
+                in_layer[2] + offsets[0], in_layer[3] + offsets[1])
+    assert sent["selection.png"].tobytes() == selection.crop(in_image).tobytes()
+
+    [layer] = new_layers(image, ids)
     assert layer.offsets == (offsets[0] + region["x"], offsets[1] + region["y"])
     assert (layer.width, layer.height) == (region["width"], region["height"])
     assert (layer.width, layer.height) != layer_size  # only the region was sent
@@ -420,33 +472,23 @@ def test_layer_mask_as_drawable_edits_its_layer(entry, wisgate_env):
 
 # -- refusals and failures ------------------------------------------------------------
 
-@pytest.mark.parametrize("case,sentence", [
-    ("empty_prompt", "The prompt is empty: describe what should change and try again."),
-    ("layer_group", "GPT Image Edit cannot edit a layer group: select one layer inside it "
-                    "and try again."),
-    ("selection_beside", "The selection does not touch the active layer: select an area on "
-                         "it, or clear the selection to edit the whole layer."),
-    ("variants", "Variants must be between 1 and 10: choose a number in that range and try "
-                 "again."),
-])
+@pytest.mark.parametrize("case", sorted(policies.REFUSALS))
 def test_refusals_say_why_and_change_nothing(entry, wisgate_env, fake_wisgate, private_tmp,
-                                             case, sentence):
+                                             case):
+    """The same cases and sentences as tests/test_core.py (the fake host) and
+    tests/test_gimp3.py (real GIMP 3)."""
     wisgate_env("echo")
     image, source = make_image((320, 240), (200, 150), (40, 30))
-    drawable, arguments = source, {}
-    if case == "empty_prompt":
-        arguments = {"prompt": "  \n "}
-    elif case == "layer_group":
+    drawable, arguments = source, dict(policies.REFUSAL_ARGUMENTS.get(case, {}))
+    if case == "layer_group":
         drawable = gimp.pdb.gimp_layer_group_new(image)
         gimp.pdb.gimp_image_insert_layer(image, drawable, None, 0)
         image.shim_forget_undo()
     elif case == "selection_beside":
         select_ellipse(image, (250, 190, 300, 230))
-    else:
-        arguments = {"variants": 11}
     before = image.shim_snapshot()
     entry.run(image, drawable, **arguments)
-    assert gimp.shim_messages == [sentence]
+    assert gimp.shim_messages == [policies.REFUSALS[case]]
     assert_unchanged(image, before, private_tmp)
     assert fake_wisgate.requests == []
 
@@ -544,9 +586,7 @@ def test_gimp_killing_the_plug_in_stops_the_worker(wisgate_env, fake_wisgate, tm
     plug-in can no longer remove must go with it."""
     env = wisgate_env("slow")
     plug_ins = tmp_path / "plug-ins"
-    plug_ins.mkdir()
-    shutil.copy(ENTRY, plug_ins / ENTRY.name)
-    shutil.copy(HOST, plug_ins / HOST.name)
+    lay_out_plug_ins(plug_ins)
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = dict(env, GPT_IMAGE_EDIT_WORKER=sys.executable,
@@ -662,5 +702,5 @@ def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path,
     assert gimp.shim_messages == [
         "GPT Image Edit could not read a result of the worker: try again."]
     assert_unchanged(image, before, private_tmp)
-    assert [e[0] for e in image.undo_log] == ["group-start", "group-end"]
+    assert image.undo_log == []  # every result is loaded before the first change
     assert "gimp_item_delete" in gimp.shim_calls  # the first, loaded result

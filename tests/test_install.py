@@ -335,11 +335,19 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     shipped = [p.name for p in (checkout / "plugin" / "gpt-image-edit").iterdir()
                if p.name != "__pycache__"]
     assert "gpt-image-edit.py" in shipped
+    assert "gpt_image_edit_core.py" in shipped
     assert sorted(p.name for p in entry3.iterdir()) == sorted(
-        shipped + ["gpt-image-edit-worker.json", "help"])
+        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py", "help"])
     for name in ("manual.html", "gimp-help.xml"):
         assert (entry3 / "help" / "en" / name).read_bytes() == \
             (checkout / "docs" / name).read_bytes()
+    # One geometry, shipped beside both host cores: the worker package's own file.
+    geometry = (checkout / "plugin" / "gpt_image_edit" / "geometry.py").read_bytes()
+    assert (entry3 / "gpt_image_edit_geometry.py").read_bytes() == geometry
+    assert (plug_ins2 / "gpt_image_edit_geometry.py").read_bytes() == geometry
+    for module in ("gpt_image_edit_core.py", "gpt_image_edit_host.py"):
+        assert (plug_ins2 / module).read_bytes() == (entry3 / module).read_bytes()
+        assert not os.access(plug_ins2 / module, os.X_OK)
     assert os.access(entry3 / "gpt-image-edit.py", os.X_OK)
     assert not os.access(entry3 / "gpt_image_edit_host.py", os.X_OK)
     assert worker_file(entry3) == expected

@@ -72,6 +72,8 @@ def env(tmp_path, endpoint):
                        GPT_IMAGE_EDIT_BASE_URL=endpoint.url("/v1"),
                        GPT_IMAGE_EDIT_CONFIG=str(tmp_path / "config" / "settings.json"),
                        XDG_CONFIG_HOME=str(tmp_path / "config"),
+                       # The sentences as a GIMP user reads them: the host names its menu.
+                       GPT_IMAGE_EDIT_SETTINGS_PLACE="Filters > AI > GPT Image Settings...",
                        PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1] / "plugin"),
                                                    environment.get("PYTHONPATH", "")]))
     return environment

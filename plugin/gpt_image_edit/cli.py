@@ -1,9 +1,10 @@
-"""The command-line tool: `gpt-image-edit edit | check | settings | job | plan`.
+"""The command-line tool: `gpt-image-edit edit | check | settings | job`.
 
-Only geometry, errors and files are imported up front: `plan` runs on every edit from GIMP
-and must start without loading Pillow or requests. Every failure prints its one sentence,
-never a traceback (that goes to the log). Ctrl-C and SIGTERM stop the tool the same way: one
-line, exit 130 or 143, no partial or temporary file left (files.abandon_writes).
+Only geometry, errors and files are imported up front: `job` runs on every edit from GIMP
+and should start without loading what it may not need. Every failure prints its one
+sentence, never a traceback (that goes to the log). Ctrl-C and SIGTERM stop the tool the
+same way: one line, exit 130 or 143, no partial or temporary file left
+(files.abandon_writes).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from .files import (
     write_bytes,
     write_temporary,
 )
-from .geometry import SIZE_PATTERN, Box, plan_region
+from .geometry import Box
 
 DEFAULT_JOBS = 2
 SETTING_NAMES = frozenset({"base_url", "api_key", "timeout"})
@@ -197,39 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     job = commands.add_parser("job", help="run a worker job (docs/job-protocol.md)")
     job.add_argument("job_file", metavar="JOBFILE")
     job.set_defaults(run=run_job_command)
-
-    plan = commands.add_parser("plan", help="print the region an edit sends, as JSON")
-    plan.add_argument("--layer-size", required=True, metavar="WxH")
-    plan.add_argument("--selection-bounds", metavar="X1,Y1,X2,Y2")
-    plan.set_defaults(run=run_plan)
     return parser
 
 
-# -- plan, check, job ------------------------------------------------------------------------
-def run_plan(args) -> int:
-    match = SIZE_PATTERN.match(args.layer_size)
-    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise BadInputError(f"The layer size '{args.layer_size}' is not WIDTHxHEIGHT, for "
-                            "example 6000x4000.")
-    width, height = int(match.group(1)), int(match.group(2))
-    selection = None
-    if args.selection_bounds:
-        selection = _parse_bounds(args.selection_bounds)
-    print(json.dumps(plan_region(width, height, selection).as_dict()))
-    return EXIT_OK
-
-
-def _parse_bounds(text: str) -> Box:
-    try:
-        x1, y1, x2, y2 = (int(part) for part in text.split(","))
-    except ValueError:
-        x1 = y1 = x2 = y2 = 0
-    if x2 <= x1 or y2 <= y1:
-        raise BadInputError(f"The selection bounds '{text}' are not X1,Y1,X2,Y2 with X2 > X1 "
-                            "and Y2 > Y1, for example 10,20,110,220.")
-    return Box.from_bounds(x1, y1, x2, y2)
-
-
+# -- settings, check, job -------------------------------------------------------------------
 def run_settings(args) -> int:
     from .settings import config_path, save_settings, settings_summary
 

@@ -35,8 +35,6 @@ from urllib3.exceptions import ReadTimeoutError
 
 from . import __version__
 from .errors import (
-    ENDPOINT_HAS_USERINFO,
-    SETTINGS_MENU,
     AuthenticationError,
     BadInputError,
     BadRequestError,
@@ -51,6 +49,8 @@ from .errors import (
     RequestTimeoutError,
     ServerError,
     TooLargeError,
+    endpoint_has_userinfo,
+    settings_place,
 )
 from .logs import redact, register_secret
 from .settings import FILE_SOURCE, Settings
@@ -348,7 +348,7 @@ class ImagesClient:
         except requests.exceptions.SSLError:
             return Failure(NetworkError(
                 f"The secure connection to {self.origin.host} could not be verified: check "
-                f"the endpoint in {SETTINGS_MENU} and the computer's date and time."))
+                f"the endpoint in {settings_place()} and the computer's date and time."))
         except requests.exceptions.ConnectTimeout:
             return Failure(self._unreachable(), retryable=True, reason="Connection failed")
         except requests.exceptions.ReadTimeout:
@@ -370,7 +370,7 @@ class ImagesClient:
         except requests.exceptions.RequestException as error:
             return Failure(NetworkError(redact(
                 f"The request to {self.origin.host} failed ({type(error).__name__}): check "
-                f"the endpoint in {SETTINGS_MENU}.")))
+                f"the endpoint in {settings_place()}.")))
         log.info("%s %s: HTTP %d", response.method, response.url, response.status_code)
         if response.status_code < 400:
             return response
@@ -383,19 +383,19 @@ class ImagesClient:
 
     def _unreachable(self) -> NetworkError:
         return NetworkError(f"Could not reach {self.origin.host}: check the internet connection "
-                            f"and the endpoint in {SETTINGS_MENU}, then try again.")
+                            f"and the endpoint in {settings_place()}, then try again.")
 
     def _out_of_time(self) -> RequestTimeoutError:
         total = DEADLINE_FACTOR * self.settings.timeout
         return RequestTimeoutError(
             f"WisGate's answer did not arrive within {total:g} s ({DEADLINE_FACTOR} times the "
             f"timeout of {self.settings.timeout:g} s): raise the timeout "
-            f"(GPT_IMAGE_EDIT_TIMEOUT or {SETTINGS_MENU}) and try again.")
+            f"(GPT_IMAGE_EDIT_TIMEOUT or {settings_place()}) and try again.")
 
     def _timed_out(self) -> RequestTimeoutError:
         return RequestTimeoutError(
             f"WisGate did not answer within {self.settings.timeout:g} s: raise the timeout "
-            f"(GPT_IMAGE_EDIT_TIMEOUT or {SETTINGS_MENU}) and try again.")
+            f"(GPT_IMAGE_EDIT_TIMEOUT or {settings_place()}) and try again.")
 
     # -- errors ------------------------------------------------------------------------
     def _error_for(self, response: Answer) -> EditError:
@@ -411,7 +411,7 @@ class ImagesClient:
         if status == 404 or status == 405:
             return BadRequestError(redact(
                 f"{self.base_url} does not offer the images API (HTTP {status}): check the "
-                f"endpoint in {SETTINGS_MENU} (it usually ends in /v1)."))
+                f"endpoint in {settings_place()} (it usually ends in /v1)."))
         if status == 413:
             return TooLargeError()
         if status == 429:
@@ -428,7 +428,7 @@ class ImagesClient:
         if source and source != FILE_SOURCE:
             return AuthenticationError(
                 f"WisGate did not accept the API key set in {source}: correct or unset it "
-                f"(the key in {SETTINGS_MENU} is used only when no such variable is set).")
+                f"(the key in {settings_place()} is used only when no such variable is set).")
         return AuthenticationError()
 
     def _too_many(self, response, message, code, kind) -> EditError:
@@ -442,7 +442,7 @@ class ImagesClient:
         if response.is_redirect:
             raise BadInputError(redact(
                 f"The endpoint {self.base_url} redirects elsewhere: set the endpoint to its "
-                f"final address in {SETTINGS_MENU}."))
+                f"final address in {settings_place()}."))
         try:
             answer = json.loads(response.content)
         except ValueError:
@@ -656,14 +656,14 @@ def usable_endpoint(base_url: str) -> str:
         check_unambiguous(base_url)
     except UnsafeURL as reason:
         if "user name" in str(reason):
-            raise BadInputError(ENDPOINT_HAS_USERINFO) from None
+            raise BadInputError(endpoint_has_userinfo()) from None
         raise BadInputError(f"The endpoint is not a usable address ({reason}): set it again "
-                            f"in {SETTINGS_MENU} (or GPT_IMAGE_EDIT_BASE_URL).") from None
+                            f"in {settings_place()} (or GPT_IMAGE_EDIT_BASE_URL).") from None
     origin = Origin.of(base_url)
     if not origin.is_safe:
         raise BadInputError(
             f"The endpoint {redact(base_url)} is not a secure https:// address: set an "
-            f"https:// endpoint in {SETTINGS_MENU} (plain http only for this computer).")
+            f"https:// endpoint in {settings_place()} (plain http only for this computer).")
     return base_url.rstrip("/")
 
 

@@ -93,16 +93,26 @@ def selection_box(selection: Image.Image | None) -> Box | None:
 
 
 def run_edit(client, picture: Image.Image, selection: Image.Image | None, params: EditParams,
-             on_event=None, picture_png: bytes | None = None) -> EditOutcome:
+             on_event=None, picture_png: bytes | None = None,
+             region_size: tuple[int, int] | None = None) -> EditOutcome:
     """Send the region of `picture` around `selection` and place what comes back.
     `selection` (L) is the picture's size: each caller checks that, in its own words.
     `on_event(stage, message)` hears `finish` (a caller showing progress reports `prepare`
     itself, before loading the picture). `picture_png` is imaging.Source.png: the picture's
-    file, uploaded as it is when nothing needs changing."""
+    file, uploaded as it is when nothing needs changing.
+
+    `region_size` is set when a host already cut the region out and scaled it down to what
+    the API gets (docs/job-protocol.md): the whole picture is sent, the request size
+    follows the region's full size, and the layers come back at the picture's size."""
     report = on_event or (lambda stage, message: None)
     bounds = selection_box(selection)
-    region = plan_region(picture.width, picture.height, bounds)
-    width, height = request_size(region.width, region.height, params.model, params.size)
+    if region_size is None:
+        region = plan_region(picture.width, picture.height, bounds)
+        full_width, full_height = region.width, region.height
+    else:
+        region = Box(0, 0, picture.width, picture.height)
+        full_width, full_height = region_size
+    width, height = request_size(full_width, full_height, params.model, params.size)
     payload = build_payload(picture, selection if bounds else None, region, (width, height),
                             picture_png)
     request = EditRequest(image=payload.image, mask=payload.mask, prompt=params.prompt,

@@ -54,6 +54,9 @@ class Job:
     source_path: Path
     source_x: int
     source_y: int
+    # The region's size in layer pixels when the host exported it scaled down (None: the
+    # source PNG is at full size and the worker picks the region inside it).
+    region_size: tuple[int, int] | None
     selection_path: Path | None
     output_dir: Path
 
@@ -149,6 +152,7 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
                                              job_path),
                source_x=_integer(source, "x", job_path, minimum=0, default=0),
                source_y=_integer(source, "y", job_path, minimum=0, default=0),
+               region_size=_region_size(source, job_path),
                selection_path=(inside_job_folder(_text(selection, "path", job_path),
                                                  "selection.path", job_path)
                                if selection is not None else None),
@@ -168,6 +172,13 @@ def inside_job_folder(name: str, what: str, job_path: Path) -> Path:
     raise BadInputError(f"The job file {job_path} names a file outside its folder ('{what}'): "
                         "a job reads and writes only inside its own folder; start the edit "
                         "again from GIMP.")
+
+
+def _region_size(source: dict, job_path: Path) -> tuple[int, int] | None:
+    if "width" not in source and "height" not in source:
+        return None
+    return (_integer(source, "width", job_path, minimum=1),
+            _integer(source, "height", job_path, minimum=1))
 
 
 def _bad_job(job_path: Path, what: str) -> BadInputError:
@@ -224,14 +235,16 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     try:
         with ImagesClient(load_settings(), on_event=ticker.on_event) as client:
             outcome = run_edit(client, picture, selection, job.params,
-                               on_event=ticker.on_event, picture_png=source.png)
+                               on_event=ticker.on_event, picture_png=source.png,
+                               region_size=job.region_size)
     finally:
         ticker.stop()
     results = write_results(outcome.layers, job.output_dir, outcome.as_received)
     region = outcome.region
+    width, height = job.region_size or (region.width, region.height)
     placement = {"x": job.layer.offset_x + job.source_x + region.x,
                  "y": job.layer.offset_y + job.source_y + region.y,
-                 "width": region.width, "height": region.height}
+                 "width": width, "height": height}
     elapsed = round(time.monotonic() - started, 1)
     log.info("Job done in %.1f s: placement %s, usage %s", elapsed, placement, outcome.usage)
     return {"protocol": PROTOCOL, "ok": True, "placement": placement, "results": results,
@@ -239,8 +252,13 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
 
 
 def _check_source(job: Job, picture, selection) -> None:
-    if (job.source_x + picture.width > job.layer.width
-            or job.source_y + picture.height > job.layer.height):
+    width, height = job.region_size or picture.size
+    if job.region_size is not None and (picture.width > width or picture.height > height):
+        raise BadInputError(f"The exported layer ({picture.width}x{picture.height}) is larger "
+                            f"than the region it stands for ({width}x{height}): start the "
+                            "edit again.")
+    if (job.source_x + width > job.layer.width
+            or job.source_y + height > job.layer.height):
         raise BadInputError(f"The exported layer ({picture.width}x{picture.height} at "
                             f"{job.source_x},{job.source_y}) does not fit the "
                             f"{job.layer.width}x{job.layer.height} layer: start the edit "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import ENDPOINT_HAS_USERINFO, SETTINGS_MENU, BadInputError
+from .errors import BadInputError, endpoint_has_userinfo, settings_place
 from .files import replace_atomically, write_bytes
 
 APP_NAME = "gpt-image-edit"
@@ -126,7 +126,7 @@ def settings_summary(environ=os.environ) -> dict:
         stored = {}
     summary["effective"] = _effective(environ, stored, path)
     if summary["problem"] is None and has_userinfo(summary["effective"]["base_url"]["raw"]):
-        summary["problem"] = ENDPOINT_HAS_USERINFO
+        summary["problem"] = endpoint_has_userinfo()
     del summary["effective"]["base_url"]["raw"]
     return summary
 
@@ -235,7 +235,7 @@ def _stored_text(stored: dict, name: str, path: Path) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
     raise BadInputError(f"The setting '{name}' in {path} is not text: correct it in "
-                        f"{SETTINGS_MENU} or delete the file.")
+                        f"{settings_place()} or delete the file.")
 
 
 def _read_file(path: Path) -> dict:
@@ -261,7 +261,7 @@ def _read_file(path: Path) -> dict:
         stored = None
     if not isinstance(stored, dict):
         raise BadInputError(f"The settings file {path} is not valid JSON: save the settings "
-                            f"again in {SETTINGS_MENU} or delete the file.")
+                            f"again in {settings_place()} or delete the file.")
     if stored.get("api_key") and status.st_mode & OTHERS_ANY:
         _make_private(path)
     return stored
@@ -299,11 +299,11 @@ def _check_file(path: Path, status: os.stat_result) -> None:
         raise BadInputError(
             f"The settings file {path} belongs to another user, who could have set where "
             f"the key is sent, so it is not used: delete it, or save the settings again in "
-            f"{SETTINGS_MENU} to make a file of your own.")
+            f"{settings_place()} to make a file of your own.")
     if _others_can_write(status):
         raise BadInputError(
             f"The settings file {path} can be changed by other users, who could set where the "
-            f"key is sent, so it is not used: save the settings again in {SETTINGS_MENU} "
+            f"key is sent, so it is not used: save the settings again in {settings_place()} "
             "(which makes it private) or run chmod go-w on it.")
 
 
