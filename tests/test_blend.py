@@ -388,3 +388,14 @@ def test_run_edit_reports_masks(wisgate_env):
     mask = outcome.masks[0]
     assert mask.size == (300, 200) and mask.getpixel((150, 100)) == 255
     assert mask.getpixel((5, 5)) == 0
+
+
+def test_pictures_for_the_docs_are_made(tmp_path):
+    from tests.blend_pictures import make_pictures
+
+    paths = make_pictures(tmp_path)
+    assert [path.name for path in paths] == ["blending-selection.png",
+                                             "blending-whole-layer.png"]
+    for path in paths:
+        with Image.open(path) as sheet:
+            assert sheet.width > 900 and sheet.height > 400

@@ -16,6 +16,7 @@ docs/blending.md for the 24 MP timings).
 from __future__ import annotations
 
 import math
+import operator
 import statistics
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ FEATHER_MIN = 3
 
 # Colour drift is measured on a copy of at most this many pixels on its longer side: drift is
 # a property of the whole picture, and the model's softness and noise average away there.
-DRIFT_SIDE = 256
+DRIFT_SIDE = 192
 # Pixels whose difference is further than this from the typical one (levels) are where the
 # model really changed something, not drift: left out of the measurement.
 AGREE_LEVELS = 24
@@ -203,22 +204,28 @@ def measure_drift(source: Image.Image, result: Image.Image, usable: Image.Image)
 
 def _fit(pairs: list) -> Measured:
     """Per channel, a gain and offset mapping result to source, fitted in two passes that
-    each leave out the pixels the model changed."""
+    each leave out the pixels the model changed. `pairs` are (source, result) RGB tuples."""
     if len(pairs) < MIN_SAMPLES:
         return Measured(Drift(), 0.0)
-    typical = [statistics.median(s[c] - r[c] for s, r in pairs) for c in range(3)]
-    agreeing = [(s, r) for s, r in pairs
-                if all(abs(s[c] - r[c] - typical[c]) <= AGREE_LEVELS for c in range(3))]
+    typical = [statistics.median([s[c] - r[c] for s, r in pairs]) for c in range(3)]
+    agreeing = _close_to(pairs, [(1.0, offset) for offset in typical], AGREE_LEVELS)
     share = len(agreeing) / len(pairs)
     if len(agreeing) < MIN_SAMPLES:
         return Measured(Drift(), share)
     first = _ridge_fit(agreeing)
-    close = [(s, r) for s, r in agreeing
-             if all(abs(s[c] - first[c][0] * r[c] - first[c][1]) <= RESIDUAL_LEVELS
-                    for c in range(3))]
+    close = _close_to(agreeing, first, RESIDUAL_LEVELS)
     fits = _ridge_fit(close) if len(close) >= MIN_SAMPLES else first
     return Measured(Drift(tuple(gain for gain, _ in fits),
                           tuple(offset for _, offset in fits)), share)
+
+
+def _close_to(pairs: list, fits: list[tuple[float, float]], levels: float) -> list:
+    """The pairs whose source is within `levels` of gain * result + offset in every
+    channel."""
+    (g0, o0), (g1, o1), (g2, o2) = fits
+    return [(s, r) for s, r in pairs
+            if abs(s[0] - g0 * r[0] - o0) <= levels and abs(s[1] - g1 * r[1] - o1) <= levels
+            and abs(s[2] - g2 * r[2] - o2) <= levels]
 
 
 def _ridge_fit(pairs: list) -> list[tuple[float, float]]:
@@ -230,11 +237,11 @@ def _ridge_fit(pairs: list) -> list[tuple[float, float]]:
         values = [(s[channel], r[channel]) for s, r in pairs if 0 < r[channel] < 255]
         if len(values) < MIN_SAMPLES:
             values = [(s[channel], r[channel]) for s, r in pairs]
+        sources, results = [s for s, _ in values], [r for _, r in values]
         count = len(values)
-        mean_s = sum(s for s, _ in values) / count
-        mean_r = sum(r for _, r in values) / count
-        covariance = sum((s - mean_s) * (r - mean_r) for s, r in values) / count
-        variance = sum((r - mean_r) ** 2 for _, r in values) / count
+        mean_s, mean_r = sum(sources) / count, sum(results) / count
+        covariance = sum(map(operator.mul, sources, results)) / count - mean_s * mean_r
+        variance = sum(map(operator.mul, results, results)) / count - mean_r * mean_r
         gain = (covariance + GAIN_PRIOR) / (variance + GAIN_PRIOR)
         gain = min(GAIN_LIMITS[1], max(GAIN_LIMITS[0], gain))
         fits.append((gain, mean_s - gain * mean_r))
