@@ -234,6 +234,20 @@ def test_a_colour_change_asked_for_inside_the_selection_is_kept():
     assert blended.changed and blended.mask is not None
 
 
+def test_drift_is_measured_only_where_result_and_source_agree():
+    """A model that also repainted part of the surroundings (masks are only a hint to it):
+    that part is left out of the measurement, the cast is still taken out exactly."""
+    source = smooth(WIDTH, HEIGHT).convert("RGBA")
+    selection = circle()
+    result = source.copy()
+    ImageDraw.Draw(result).rectangle((480, 0, 900, 600), fill=(20, 200, 90))
+    result = result.point(cast_table("RGBA"))
+    blended = blend_result("seamless", source, result, selection)
+    band = ImageChops.multiply(inside_edge(6, 20), box_mask(source.size, (0, 0, 440, 600)))
+    assert largest_difference(blended.picture, source, band) <= 4
+    assert largest_difference(result, source, band) >= 8
+
+
 def test_a_whole_layer_colour_change_larger_than_drift_is_taken_as_asked():
     source = smooth(400, 300).convert("RGBA")
     result = shifted(source, MAX_WHOLE_DRIFT + 14)  # "make it redder"

@@ -15,6 +15,7 @@ docs/blending.md for the 24 MP timings).
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
 import statistics
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from PIL import Image, ImageChops, ImageFilter
 
 from .errors import BadInputError
+
+log = logging.getLogger(__name__)
 
 BLEND_MODES = ("none", "feather", "seamless")
 DEFAULT_BLEND = "seamless"
@@ -34,7 +37,7 @@ FEATHER_MIN = 3
 
 # Colour drift is measured on a copy of at most this many pixels on its longer side: drift is
 # a property of the whole picture, and the model's softness and noise average away there.
-DRIFT_SIDE = 192
+DRIFT_SIDE = 128
 # Pixels whose difference is further than this from the typical one (levels) are where the
 # model really changed something, not drift: left out of the measurement.
 AGREE_LEVELS = 24
@@ -99,10 +102,6 @@ class Drift:
             table += [min(255, max(0, round(gain * value + offset))) for value in range(256)]
         return table + list(range(256)) * (len(mode) - 3)
 
-    def as_dict(self) -> dict:
-        return {"gains": [round(gain, 4) for gain in self.gains],
-                "offsets": [round(offset, 2) for offset in self.offsets]}
-
 
 def check_blend(mode) -> str:
     if mode not in BLEND_MODES:
@@ -111,35 +110,74 @@ def check_blend(mode) -> str:
     return mode
 
 
-def blend_results(mode: str, source: Image.Image, results: list[Image.Image],
-                  selection: Image.Image | None) -> list[Blended]:
-    """The results of one edit (its variants) blended into `source` (all RGBA, the region's
-    size) as `mode` says. `selection` (L, the region's size) is None for a whole-layer edit.
-    With a selection every result shares one mask (the same object)."""
-    check_blend(mode)
-    if mode == "none" or (mode == "feather" and selection is None):
-        return [Blended(result, None) for result in results]
-    if selection is None:
-        return [_seamless_whole(source, result) for result in results]
-    mask = feather_mask(selection)
-    if mode == "feather":
-        return [Blended(result, mask) for result in results]
-    factor = _factor(source.size, DRIFT_SIDE)
-    outside = _reduced(selection, factor).point(_AT_ZERO)  # blocks with no selected pixel
-    usable = ImageChops.multiply(_opaque_blocks(source, factor), outside)
-    small_source = _reduced(source, factor)
-    blended = []
-    for result in results:
-        drift = measure_drift(small_source, _reduced(result, factor), usable).drift
-        picture, changed = _corrected(result, drift)
-        blended.append(Blended(picture, mask, changed))
-    return blended
+class Blender:
+    """Blends the results of one edit, one at a time (a variant's full-size pictures can be
+    let go before the next is made): what depends only on the source and the selection (the
+    mask of a selection edit, the source's small copies) is made once and shared, so the
+    variants of a selection edit share one mask object."""
+
+    def __init__(self, mode: str, source: Image.Image, selection: Image.Image | None):
+        """`source` RGBA and `selection` L (None for a whole-layer edit), the region's size."""
+        self.mode = check_blend(mode)
+        self.source = source
+        self.selection = selection
+        self._mask = None
+        self._small = None
+
+    def blend(self, result: Image.Image) -> Blended:
+        """`result` (RGBA, the region's size, as imaging.place_result makes it) blended."""
+        if self.mode == "none" or (self.mode == "feather" and self.selection is None):
+            return Blended(result, None)
+        if self.selection is None:
+            return self._seamless_whole(result)
+        if self._mask is None:
+            self._mask = feather_mask(self.selection)
+        if self.mode == "feather":
+            return Blended(result, self._mask)
+        factor = _factor(self.source.size, DRIFT_SIDE)
+        if self._small is None:
+            outside = _reduced(self.selection, factor).point(_AT_ZERO)  # nothing selected
+            self._small = (_reduced(self.source, factor),
+                           ImageChops.multiply(_opaque_blocks(self.source, factor), outside))
+        small_source, usable = self._small
+        measured = measure_drift(small_source, _reduced(result, factor), usable)
+        log.info("Seamless with a selection: %s", measured)
+        picture, changed = _corrected(result, measured.drift)
+        return Blended(picture, self._mask, changed)
+
+    def _seamless_whole(self, result: Image.Image) -> Blended:
+        """A whole-layer edit: the drift measured where result and source agree and taken
+        out, and a soft mask of where the model really changed the picture, so that
+        everywhere else the source stays at its full resolution and detail. A model that
+        shifted the colours of most of the picture, or by more than MAX_WHOLE_DRIFT, did what
+        was asked: its result is shown whole, as sent."""
+        factor = _factor(self.source.size, CHANGE_SIDE)
+        if self._small is None:
+            self._small = (_reduced(self.source, factor), _opaque_blocks(self.source, factor))
+        small_source, usable = self._small
+        small_result = _reduced(result, factor)
+        measured = measure_drift(small_source, small_result, usable)
+        log.info("Seamless on the whole layer: %s", measured)
+        if (measured.agreeing < MIN_AGREEING_SHARE
+                or measured.drift.largest_shift() > MAX_WHOLE_DRIFT):
+            return Blended(result, None)
+        picture, changed = _corrected(result, measured.drift)
+        small_corrected = _corrected(small_result, measured.drift)[0]
+        return Blended(picture, change_mask(small_source, small_corrected, self.source.size),
+                       changed)
+
+
+def blend_results(mode: str, source: Image.Image, results, selection: Image.Image | None,
+                  ) -> list[Blended]:
+    """Each of `results` blended into `source` as `mode` says (Blender, for a list)."""
+    blender = Blender(mode, source, selection)
+    return [blender.blend(result) for result in results]
 
 
 def blend_result(mode: str, source: Image.Image, result: Image.Image,
                  selection: Image.Image | None) -> Blended:
-    """One result blended: blend_results for a single variant."""
-    return blend_results(mode, source, [result], selection)[0]
+    """One result blended into `source` as `mode` says."""
+    return Blender(mode, source, selection).blend(result)
 
 
 def feather_width(selection: Image.Image) -> int:
@@ -253,23 +291,6 @@ def _corrected(result: Image.Image, drift: Drift) -> tuple[Image.Image, bool]:
     if drift.is_identity:
         return result, False
     return result.point(drift.table(result.mode)), True
-
-
-def _seamless_whole(source: Image.Image, result: Image.Image) -> Blended:
-    """A whole-layer edit: the drift measured where result and source agree and taken out,
-    and a soft mask of where the model really changed the picture, so that everywhere else
-    the source stays at its full resolution and detail. A model that shifted the colours of
-    most of the picture, or by more than MAX_WHOLE_DRIFT, did what was asked: its result is
-    shown whole, as sent."""
-    factor = _factor(source.size, CHANGE_SIDE)
-    small_source, small_result = _reduced(source, factor), _reduced(result, factor)
-    measured = measure_drift(small_source, small_result, _opaque_blocks(source, factor))
-    if (measured.agreeing < MIN_AGREEING_SHARE
-            or measured.drift.largest_shift() > MAX_WHOLE_DRIFT):
-        return Blended(result, None)
-    picture, changed = _corrected(result, measured.drift)
-    small_corrected = _corrected(small_result, measured.drift)[0]
-    return Blended(picture, change_mask(small_source, small_corrected, source.size), changed)
 
 
 def change_mask(small_source: Image.Image, small_result: Image.Image,

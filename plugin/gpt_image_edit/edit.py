@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from .blend import DEFAULT_BLEND, blend_results, check_blend
+from .blend import DEFAULT_BLEND, Blender, check_blend
 from .client import EditRequest
 from .errors import BadInputError
 from .geometry import Box, check_size, plan_region, request_size
@@ -108,15 +108,15 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     report("finish", f"Placing {count} result{'s' if count != 1 else ''}")
     region_picture = picture.crop(region.bounds())
     region_selection = selection.crop(region.bounds()) if bounds else None
-    decoded = [decode_result(data) for data in response.images]
-    blended = blend_results(params.blend, region_picture,
-                            [place_result(result, payload, region_picture) for result in decoded],
-                            region_selection)
-    layers = [one.picture for one in blended]
-    masks = [one.mask for one in blended]
-    as_received = [data if not one.changed and result_as_received(
-        data, result, payload, region_picture) else None
-        for data, result, one in zip(response.images, decoded, blended)]
+    blender = Blender(params.blend, region_picture, region_selection)
+    layers, as_received, masks = [], [], []
+    for data in response.images:
+        result = decode_result(data)
+        blended = blender.blend(place_result(result, payload, region_picture))
+        layers.append(blended.picture)
+        masks.append(blended.mask)
+        as_received.append(data if not blended.changed and result_as_received(
+            data, result, payload, region_picture) else None)
     return EditOutcome(region=region, layers=layers,
                        request={"model": params.model, "size": f"{width}x{height}",
                                 "quality": params.quality, "n": params.variants},
