@@ -13,7 +13,7 @@ import json
 import math
 
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from gpt_image_edit.blend import (
     FEATHER_MIN,
@@ -30,6 +30,7 @@ from gpt_image_edit.settings import load_settings
 from tests.bench import photo
 from tests.fake_wisgate import CAST, SQUARE_COLOUR, cast_table, square_box
 from tests.test_cli import run_tool, save
+from tests.test_imaging import scene
 from tests.test_job import manifest_of, run_worker, write_job
 
 # The selection of the selection tests: a circle, so that "n pixels inside the edge" is a
@@ -246,6 +247,24 @@ def test_drift_is_measured_only_where_result_and_source_agree():
     band = ImageChops.multiply(inside_edge(6, 20), box_mask(source.size, (0, 0, 440, 600)))
     assert largest_difference(blended.picture, source, band) <= 4
     assert largest_difference(result, source, band) >= 8
+
+
+def test_whole_layer_thin_changes_count_and_softened_edges_do_not():
+    """A thin line drawn by the model is a change (it must not be dropped); the sharp edges
+    of the picture's shapes, only softened by the model, are not."""
+    source = Image.blend(scene(1200, 800), photo(1200, 800, seed=8), 0.3).convert("RGBA")
+    result = source.convert("RGB")
+    ImageDraw.Draw(result).line((40, 100, 1160, 130), fill=(250, 250, 250), width=3)
+    result = result.filter(ImageFilter.GaussianBlur(2)).point(cast_table("RGB"))
+    mask = blend_result("seamless", source, result.convert("RGBA"), None).mask
+    assert all(mask.getpixel((x, round(100 + 30 * (x - 40) / 1120))) == 255
+               for x in range(60, 1140, 20))
+    near_line = Image.new("L", source.size, 0)  # within 24 px of the line, its ends too
+    draw = ImageDraw.Draw(near_line)
+    draw.line((40, 100, 1160, 130), fill=255, width=3 + 2 * 24)
+    for x, y in ((40, 100), (1160, 130)):
+        draw.ellipse((x - 26, y - 26, x + 26, y + 26), fill=255)
+    assert ImageStat.Stat(mask, ImageChops.invert(near_line)).extrema[0][1] == 0
 
 
 def test_a_whole_layer_colour_change_larger_than_drift_is_taken_as_asked():

@@ -61,6 +61,7 @@ MIN_AGREEING_SHARE = 0.5
 CHANGE_SIDE = 1024
 CHANGE_BLUR = 1.0
 CHANGE_LEVELS = 20
+EDGE_SHARE = 0.5
 # The change mask is grown and softened at full resolution by this Gaussian (pixels); its
 # edge lies entirely outside the change, so the change is kept whole.
 CHANGE_SOFTNESS = 4.0
@@ -301,10 +302,20 @@ def change_mask(small_source: Image.Image, small_result: Image.Image,
     blur = ImageFilter.GaussianBlur(CHANGE_BLUR)
     difference = ImageChops.difference(small_source.filter(blur), small_result.filter(blur))
     red, green, blue = difference.split()
-    changed = ImageChops.lighter(ImageChops.lighter(red, green), blue).point(
-        _above(CHANGE_LEVELS - 1))
-    # An opening drops lone pixels at sharp edges, which resampling alone can light up.
-    changed = changed.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
+    largest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
+    # A softer picture differs from the source along its edges, the more the sharper the
+    # edge: each pixel is allowed CHANGE_LEVELS plus a share of the source's own contrast
+    # around it. So a thin line drawn on a plain area counts, a softened edge does not.
+    brightness = small_source.convert("L")
+    contrast = ImageChops.subtract(brightness.filter(ImageFilter.MaxFilter(3)),
+                                   brightness.filter(ImageFilter.MinFilter(3)))
+    allowed = contrast.point([min(255, round(CHANGE_LEVELS + EDGE_SHARE * value))
+                              for value in range(256)])
+    changed = ImageChops.subtract(largest, allowed).point(_ABOVE_ZERO)
+    # A changed pixel counts with at least two changed neighbours (a line has them), not
+    # alone or in pairs, as a little noise makes them.
+    company = changed.filter(ImageFilter.BoxBlur(1)).point(_above(round(2.5 * 255 / 9)))
+    changed = ImageChops.multiply(changed, company)
     mask = Image.new("L", size, 0)
     bounds = changed.getbbox()
     if bounds is None:
