@@ -63,7 +63,7 @@ class EditOutcome:
     `as_received[i]` is the PNG the API sent for layer i when that file already is the layer
     but for its alpha, which is opaque (imaging.result_as_received): written as it is, it
     saves encoding the layer again. None otherwise. `masks[i]` is layer i's mask (L, the
-    region's size, 255 where the result shows) as blend.blend_result made it, or None for
+    region's size, 255 where the result shows) as blend.Blender made it, or None for
     "the selection as it was" (no mask without a selection)."""
 
     region: Box
