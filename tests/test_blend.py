@@ -387,6 +387,20 @@ def test_job_carries_blend_references_and_result_masks(tmp_path, wisgate_env, fa
     assert len(fake_wisgate.requests[-1].files["image[]"]) == 2
 
 
+def test_whole_layer_job_gets_a_mask_of_the_change(tmp_path, wisgate_env):
+    source = smooth(480, 320)
+    job = write_job(tmp_path / "job", source, blend="seamless")
+    finished, _ = run_worker(job, wisgate_env("cast_square"))
+    assert finished.returncode == 0, finished.stderr
+    result, = manifest_of(job)["results"]
+    mask = Image.open(job.parent / "results" / result["mask"])
+    assert mask.size == source.size
+    square = asked_square(None, source.size)  # the request is the picture's shape
+    assert mask.getpixel((240, 160)) == 255 and mask.getpixel((5, 5)) == 0
+    away = ImageChops.invert(box_mask(source.size, square, grow=40))
+    assert ImageStat.Stat(mask, away).extrema[0][1] == 0
+
+
 def test_job_without_the_new_fields_works_as_before(tmp_path, wisgate_env):
     source, selection = smooth(WIDTH, HEIGHT), circle()
     job = write_job(tmp_path / "job", source, selection)
