@@ -284,6 +284,11 @@ def test_feather_width_and_mask():
     assert mask.getpixel(CENTRE) == 255
     # A selection that is already soft keeps its softness.
     assert feather_mask(circle().point(lambda value: value // 2)).getpixel(CENTRE) == 127
+    # Where the selection meets the picture's border the picture ends: no soft edge there.
+    side = Image.new("L", (400, 300), 0)
+    side.paste(255, (0, 100, 200, 200))
+    row = [feather_mask(side).getpixel((x, 150)) for x in range(0, 200)]
+    assert row[0] == 255 and row[-1] < 128 and 0 < row[-3] < 255
 
 
 def test_variants_share_one_mask_and_transparent_pixels_are_not_measured():
