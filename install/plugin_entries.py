@@ -19,6 +19,10 @@ GIMP3_ENTRY = "gpt-image-edit.py"
 GIMP2_ENTRY = "gpt-image-edit-gimp2.py"
 HOST_MODULE = "gpt_image_edit_host.py"
 WORKER_FILE = "gpt-image-edit-worker.json"
+# The manual for the dialogs' Help button, from docs/ into the layout of a GIMP help domain
+# (help/<language>/gimp-help.xml maps help ids to pages); the GIMP 3 entry registers it.
+HELP_FILES = ("manual.html", "gimp-help.xml")
+HELP_FOLDER = Path("help") / "en"
 
 
 def entry_file(folder: GimpFolder) -> Path:
@@ -56,10 +60,14 @@ def installed_worker(folder: GimpFolder) -> dict | None:
 
 def _install_gimp3(steps, folder, plugin_source, worker) -> None:
     source = plugin_source / GIMP3_FOLDER
-    _require(source / GIMP3_ENTRY)
+    docs = plugin_source.parent / "docs"
+    for required in (source / GIMP3_ENTRY, *(docs / name for name in HELP_FILES)):
+        _require(required)
     target = folder.plug_ins / GIMP3_FOLDER
     steps.replace_tree(source, target)
     steps.set_executable(target / GIMP3_ENTRY)
+    for name in HELP_FILES:
+        steps.copy_file(docs / name, target / HELP_FOLDER / name)
     steps.write_json(target / WORKER_FILE, worker)
 
 

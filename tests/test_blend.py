@@ -370,9 +370,10 @@ def test_fifteen_references_are_sent_and_sixteen_refused(tmp_path, wisgate_env, 
 # -- the job protocol ------------------------------------------------------------------------
 def test_job_carries_blend_references_and_result_masks(tmp_path, wisgate_env, fake_wisgate):
     source, selection = smooth(WIDTH, HEIGHT), circle()
-    Image.new("RGB", (40, 30), "orange").save(tmp_path / "look.png")
+    (tmp_path / "job").mkdir()
+    Image.new("RGB", (40, 30), "orange").save(tmp_path / "job" / "look.png")
     job = write_job(tmp_path / "job", source, selection, variants=2, blend="seamless",
-                    references=[{"path": "../look.png", "name": "Orange layer"}])
+                    references=[{"path": "look.png", "name": "Orange layer"}])
     finished, _ = run_worker(job, wisgate_env("cast_square"))
     assert finished.returncode == 0, finished.stderr
     manifest = manifest_of(job)
@@ -422,6 +423,7 @@ def test_job_without_the_new_fields_works_as_before(tmp_path, wisgate_env):
     ({"blend": "smooth"}, "The blend 'smooth' is not one of none, feather, seamless"),
     ({"references": [{"path": "r.png"}] * 16}, "at most 15"),
     ({"references": "r.png"}, "'references' is not a list of objects"),
+    ({"references": [{"path": "../secret.png"}]}, "outside its folder ('references[0].path')"),
 ])
 def test_job_refuses_bad_blend_and_references(tmp_path, wisgate_env, fake_wisgate, overrides,
                                               words):

@@ -223,8 +223,7 @@ def test_batch_lists_failures_and_exits_with_the_first(tmp_path, wisgate_env):
     assert finished.returncode == 2
     assert finished.stderr.splitlines()[-3:] == [
         "2 of 3 edits failed:",
-        f"  {tmp_path / 'missing.png'}: {tmp_path / 'missing.png'} does not exist: check the "
-        "file name.",
+        f"  {tmp_path / 'missing.png'} does not exist: check the file name.",
         f"  {tmp_path / 'broken.png'}: broken.png cannot be read as a picture: save it as PNG "
         "or JPEG and try again."]
     assert pngs(tmp_path) == ["broken.png", "good-edit.png", "good.png"]
@@ -332,7 +331,12 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     empty = json.loads(run_tool("settings", env=env).stdout)
     assert empty == {"path": str(config), "base_url": "https://api.wisgate.ai/v1",
                      "default_base_url": "https://api.wisgate.ai/v1", "timeout": 300.0,
-                     "api_key_stored": False, "api_key_available": False, "problem": None}
+                     "api_key_stored": False, "api_key_available": False, "problem": None,
+                     "effective": {
+                         "base_url": {"value": "https://api.wisgate.ai/v1",
+                                      "source": "default"},
+                         "timeout": {"value": 300.0, "source": "default"},
+                         "api_key": {"set": False, "source": None}}}
     key = "sk-saved-through-stdin-0123456789"
     changes = {"api_key": key, "base_url": "http://127.0.0.1:9/v1", "timeout": 120}
     saved = subprocess.run(argv + ["--update-from-stdin"], env=env, input=json.dumps(changes),
@@ -348,6 +352,19 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     summary = json.loads(removed.stdout)
     assert summary["base_url"] == "https://api.wisgate.ai/v1"
     assert summary["api_key_available"] is True and summary["timeout"] == 120.0
+    assert summary["effective"] == {
+        "base_url": {"value": "https://api.wisgate.ai/v1", "source": "default"},
+        "timeout": {"value": 120.0, "source": f"settings file {config}"},
+        "api_key": {"set": True, "source": f"settings file {config}"}}
+    from_environment = json.loads(run_tool("settings", env=dict(
+        env, GPT_IMAGE_EDIT_BASE_URL="http://127.0.0.1:7/v1",
+        WISDOM_GATE_KEY="sk-from-environment-0123456789")).stdout)
+    assert from_environment["effective"]["base_url"] == {
+        "value": "http://127.0.0.1:7/v1",
+        "source": "environment variable GPT_IMAGE_EDIT_BASE_URL"}
+    assert from_environment["effective"]["api_key"] == {
+        "set": True, "source": "environment variable WISDOM_GATE_KEY"}
+    assert "sk-from-environment" not in json.dumps(from_environment)
     refused = subprocess.run(argv + ["--update-from-stdin"], env=env, input='{"colour": 1}',
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2
@@ -411,5 +428,34 @@ def test_unexpected_failure_in_a_batch_points_to_the_log(tmp_path, wisgate_env, 
     message = f"gpt-image-edit failed unexpectedly: see the log at {log_file}."
     assert code == 1
     assert json.loads(out.getvalue())["error"] == {"kind": "internal", "message": message}
-    assert err.getvalue().strip() == message
+    assert err.getvalue().strip() == f"{inputs[0]}: {message}"  # names its input
     assert "simulated bug" in log_file.read_text()
+
+
+def test_a_failed_edit_takes_away_the_folders_it_made(tmp_path, wisgate_env, fake_wisgate):
+    picture = save(scene(40, 40), tmp_path / "a.png")
+    (tmp_path / "kept").mkdir()
+    for output in (tmp_path / "new" / "deeper", tmp_path / "kept" / "new"):
+        finished = run_tool("edit", picture, "--prompt", "x", "-o", output,
+                            env=wisgate_env("moderation"))
+        assert finished.returncode == 3
+        assert finished.stderr.strip().splitlines()[-1].startswith(f"{picture}: ")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png", "kept", "settings"]
+    assert list((tmp_path / "kept").iterdir()) == []
+    assert len(fake_wisgate.requests) == 2
+
+
+@pytest.mark.parametrize("command", [[], ["edit"]])
+def test_help_shows_examples_and_every_exit_code(command):
+    shown = subprocess.run(TOOL + command + ["--help"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0
+    assert "examples:" in shown.stdout
+    assert 'gpt-image-edit edit photo.png --prompt "make the sky stormy"' in shown.stdout
+    for code, meaning in [("0", "done"), ("1", "an unexpected failure"),
+                          ("2", "usage, input or local file error"), ("3", "the API refused"),
+                          ("4", "network or server failure"), ("5", "the job's host went away"),
+                          ("130", "interrupted (Ctrl-C)"), ("143", "terminated (SIGTERM)")]:
+        assert any(line.split(None, 1) == [code, meaning] or
+                   (line.split(None, 1)[0] == code and line.split(None, 1)[1].startswith(meaning))
+                   for line in shown.stdout.splitlines() if line.strip())

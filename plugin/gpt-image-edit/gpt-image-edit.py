@@ -25,6 +25,7 @@ import gpt_image_edit_host as host  # noqa: E402
 
 EDIT_PROCEDURE = "plug-in-gpt-image-edit"
 SETTINGS_PROCEDURE = "plug-in-gpt-image-edit-settings"
+HELP_DOMAIN = "gpt-image-edit"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
@@ -555,6 +556,10 @@ class ConnectionCheck:
 
 class GptImageEdit(Gimp.PlugIn):
     def do_query_procedures(self):
+        # The dialogs' Help opens the manual the installer puts beside this file
+        # (help/en/gimp-help.xml maps each procedure's help id to docs/manual.html).
+        help_folder = Gio.File.new_for_path(os.path.join(ENTRY_DIR, "help"))
+        self.set_help_domain(HELP_DOMAIN, help_folder)
         return [EDIT_PROCEDURE, SETTINGS_PROCEDURE]
 
     def do_set_i18n(self, name):

@@ -36,10 +36,15 @@ class EditParams:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise BadInputError("The prompt is empty: type what should change, then try "
                                 "again.")
+        if not _is_text(self.prompt):
+            raise BadInputError("The prompt is not valid text (it holds bytes that are not "
+                                "UTF-8, or broken characters): type it again, or save the "
+                                "file it comes from as UTF-8.")
         if len(self.prompt) > MAX_PROMPT:
             raise BadInputError(f"The prompt is {len(self.prompt)} characters long: shorten "
                                 f"it to at most {MAX_PROMPT}.")
-        if not isinstance(self.model, str) or not self.model.strip():
+        if not isinstance(self.model, str) or not self.model.strip() or not _is_text(
+                self.model):
             raise BadInputError("No model is set: use gpt-image-2 or another image model "
                                 "name.")
         if self.quality not in QUALITIES:
@@ -72,6 +77,16 @@ class EditOutcome:
     usage: dict = field(default_factory=dict)
     as_received: list[bytes | None] = field(default_factory=list)
     masks: list[Image.Image | None] = field(default_factory=list)
+
+
+def _is_text(value: str) -> bool:
+    """Encodable as UTF-8: no lone surrogates (undecodable bytes of a command line arrive
+    as those)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def selection_box(selection: Image.Image | None) -> Box | None:

@@ -9,12 +9,35 @@ from __future__ import annotations
 
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 KEY_ENV = "GPT_IMAGE_EDIT_API_KEY"
+ENDPOINT_HAS_USERINFO = (
+    "The endpoint holds a user name or password, which is never sent: remove it from the "
+    f"endpoint in {SETTINGS_MENU} (or GPT_IMAGE_EDIT_BASE_URL); the API key goes in the key "
+    "setting.")
 
+# The exit codes of the command-line tool and the worker (product.md, "Exit codes"): the
+# one place they are defined.
 EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 EXIT_FAILED = 4
+EXIT_HOST_GONE = 5
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+EXIT_CODES_HELP = """exit codes:
+  0    done
+  1    an unexpected failure (see the log beside the settings file)
+  2    usage, input or local file error (an unwritable output folder, a full disk)
+  3    the API refused (key, moderation, quota, rate limit)
+  4    network or server failure
+  5    the job's host went away
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)"""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised on the main thread so that it is handled exactly like Ctrl-C."""
 
 
 class EditError(Exception):

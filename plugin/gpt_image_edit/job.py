@@ -17,15 +17,21 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from .errors import EXIT_OK, BadInputError, EditError, unexpected_failure
-from .files import remove_quietly, replace_atomically, write_bytes
+from .errors import EXIT_HOST_GONE, EXIT_OK, BadInputError, EditError, unexpected_failure
+from .files import (
+    discard,
+    is_full_disk,
+    remove_quietly,
+    replace_atomically,
+    write_bytes,
+    write_temporary,
+)
 
 PROTOCOL = 1
 MANIFEST = "manifest.json"
 TICK_SECONDS = 1.0
-EXIT_HOST_GONE = 5
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
@@ -76,7 +82,14 @@ def run_job(job_path) -> int:
         log.exception("The worker failed unexpectedly on %s", job_path)
         error = unexpected_failure("The worker", log_file)
         return fail(output_dir, job_path, progress, error.kind, str(error), error.exit_code)
-    path = write_json_atomically(output_dir / MANIFEST, manifest)
+    try:
+        path = write_json_atomically(output_dir / MANIFEST, manifest)
+    except OSError as error:
+        for result in manifest["results"]:
+            remove_quietly(output_dir / result["path"])
+        failure = _cannot_write(output_dir, error)
+        return fail(output_dir, job_path, progress, failure.kind, str(failure),
+                    failure.exit_code)
     progress.done(True, _shown_path(path, job_path))
     return EXIT_OK
 
@@ -102,7 +115,7 @@ def prepare_output_dir(raw: dict, job_path: Path) -> Path:
     name = raw.get("output_dir")
     if not isinstance(name, str) or not name.strip():
         raise _bad_job(job_path, "'output_dir' is missing")
-    output_dir = job_path.parent / name
+    output_dir = inside_job_folder(name, "output_dir", job_path)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / MANIFEST).unlink(missing_ok=True)
@@ -135,16 +148,19 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     selection = raw.get("selection")
     if selection is not None and not isinstance(selection, dict):
         raise _bad_job(job_path, "'selection' is neither null nor an object")
-    folder = job_path.parent
     references = _references(raw, job_path)
     return Job(params=params, layer=layer,
-               source_path=folder / _text(source, "path", job_path),
+               source_path=inside_job_folder(_text(source, "path", job_path), "source.path",
+                                             job_path),
                source_x=_integer(source, "x", job_path, minimum=0, default=0),
                source_y=_integer(source, "y", job_path, minimum=0, default=0),
-               selection_path=(folder / _text(selection, "path", job_path)
+               selection_path=(inside_job_folder(_text(selection, "path", job_path),
+                                                 "selection.path", job_path)
                                if selection is not None else None),
                output_dir=output_dir,
-               references=tuple((name, folder / path) for name, path in references))
+               references=tuple(
+                   (name, inside_job_folder(path, f"references[{index}].path", job_path))
+                   for index, (name, path) in enumerate(references)))
 
 
 def _references(raw: dict, job_path: Path) -> list[tuple[str, str]]:
@@ -157,6 +173,21 @@ def _references(raw: dict, job_path: Path) -> list[tuple[str, str]]:
     check_reference_count(len(entries))
     return [(_text(entry, "name", job_path, default=_text(entry, "path", job_path)),
              _text(entry, "path", job_path)) for entry in entries]
+
+
+def inside_job_folder(name: str, what: str, job_path: Path) -> Path:
+    """`name` (relative to the job's folder) resolved, symbolic links followed; refused
+    when it is absolute, climbs with `..`, or leads out of the job's folder any other way:
+    a job reads and writes nothing outside its own folder."""
+    folder = job_path.parent
+    relative = PurePath(name)
+    if not relative.is_absolute() and ".." not in relative.parts and not relative.drive:
+        resolved = (folder / relative).resolve()
+        if resolved == folder or folder in resolved.parents:
+            return resolved
+    raise BadInputError(f"The job file {job_path} names a file outside its folder ('{what}'): "
+                        "a job reads and writes only inside its own folder; start the edit "
+                        "again from GIMP.")
 
 
 def _bad_job(job_path: Path, what: str) -> BadInputError:
@@ -205,6 +236,10 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     selection = load_selection(job.selection_path) if job.selection_path else None
     _check_source(job, picture, selection)
     references = load_references(path for _, path in job.references)
+    # A result's mask (blend other than none) adds a byte a pixel at most.
+    bytes_per_pixel = 4 if job.params.blend == "none" else 5
+    check_results_folder(job.output_dir, job.params.variants * (
+        picture.width * picture.height * bytes_per_pixel + picture.height + 64 * 1024))
     log.info("Job: %s, size %s, quality %s, %d variant(s), source %dx%d at %d,%d%s",
              job.params.model, job.params.size, job.params.quality, job.params.variants,
              picture.width, picture.height, job.source_x, job.source_y,
@@ -244,6 +279,28 @@ def _check_source(job: Job, picture, selection) -> None:
                             f"{picture.height}): start the edit again.")
 
 
+def check_results_folder(output_dir: Path, needed: int) -> None:
+    """Before anything is paid for: can the results folder take `needed` bytes?"""
+    try:
+        discard(write_temporary(output_dir, "gpt-image-edit-check", write_bytes(b"")))
+        free = shutil.disk_usage(str(output_dir)).free
+    except OSError as error:
+        raise _cannot_write(output_dir, error) from None
+    if free < needed:
+        raise BadInputError(f"The disk holding the results folder {output_dir} is full (the "
+                            f"results may need {needed / 1e6:.1f} MB, {free / 1e6:.1f} MB are "
+                            "free): free some space, then start the edit again.")
+
+
+def _cannot_write(output_dir: Path, error: OSError) -> BadInputError:
+    if is_full_disk(error):
+        return BadInputError(f"The disk holding the results folder {output_dir} is full: free "
+                             "some space, then start the edit again.")
+    return BadInputError(f"The results folder {output_dir} cannot be written "
+                         f"({error.strerror or type(error).__name__}): check the disk and "
+                         "its permissions.")
+
+
 def write_results(layers, output_dir: Path, as_received=(), masks=()) -> list[dict]:
     """Each layer as variant-N.png and its mask, when it has one (EditOutcome.masks), as
     variant-N-mask.png; a mask the same object as an earlier one is written once and named
@@ -270,9 +327,11 @@ def write_results(layers, output_dir: Path, as_received=(), masks=()) -> list[di
                     mask_files[id(mask)] = mask_path.name
                 result["mask"] = mask_files[id(mask)]
             results.append(result)
-    except BaseException:
+    except BaseException as error:
         for path in written:
             remove_quietly(path)
+        if isinstance(error, OSError):
+            raise _cannot_write(output_dir, error) from None
         raise
     return results
 
