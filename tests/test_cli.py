@@ -55,9 +55,10 @@ def test_echo_returns_the_input(tmp_path, wisgate_env, size):
 def test_whole_opaque_png_goes_both_ways_as_bytes(tmp_path, wisgate_env, fake_wisgate):
     # Asked for at its own size, the input is uploaded as the file itself, and the answer,
     # which already is the whole picture, is written as received.
+    # With --blend none: blending would composite the answer onto the input.
     path = save(scene(320, 240), tmp_path / "photo.png")
-    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
-                        env=wisgate_env("echo"))
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240", "--blend",
+                        "none", env=wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     assert fake_wisgate.requests[-1].files["image"][0] == path.read_bytes()
     assert (tmp_path / "photo-edit.png").read_bytes() == path.read_bytes()
@@ -66,8 +67,8 @@ def test_whole_opaque_png_goes_both_ways_as_bytes(tmp_path, wisgate_env, fake_wi
 def test_png_with_an_alpha_channel_is_uploaded_encoded_again(tmp_path, wisgate_env,
                                                             fake_wisgate):
     path = save(scene(320, 240).convert("RGBA"), tmp_path / "photo.png")  # opaque, with alpha
-    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
-                        env=wisgate_env("echo"))
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240", "--blend",
+                        "none", env=wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     sent = fake_wisgate.requests[-1].files["image"][0]
     assert sent != path.read_bytes() and Image.open(io.BytesIO(sent)).mode == "RGB"

@@ -171,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--quality", default="high", choices=("auto", "low", "medium", "high"))
     edit.add_argument("-n", type=int, default=1, dest="variants", metavar="N",
                       help="number of variants, 1 to 10")
+    edit.add_argument("--blend", default="seamless", choices=("none", "feather", "seamless"),
+                      help="how each result meets the picture: none (the selection as it is, "
+                           "the result as sent), feather (a soft edge inside the selection), "
+                           "seamless (feather, the model's colour drift corrected and, without "
+                           "a selection, only what the model changed taken; the default)")
+    edit.add_argument("--reference", action="append", default=[], metavar="FILE",
+                      help="a picture sent after the edited one for the model to look at "
+                           "(repeatable, up to 15)")
     edit.add_argument("-o", "--output-dir", metavar="OUTDIR",
                       help="folder for the results (default: beside each input)")
     edit.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
@@ -303,11 +311,13 @@ def run_edit_command(args) -> int:
     from .client import ImagesClient
     from .edit import EditParams
     from .logs import setup_logging
+    from .references import check_reference_count, load_references
     from .settings import load_settings
 
     setup_logging()
     params = EditParams(prompt=args.prompt, model=args.model, size=args.size,
-                        quality=args.quality, variants=args.variants)
+                        quality=args.quality, variants=args.variants, blend=args.blend)
+    check_reference_count(len(args.reference))
     if args.jobs < 1:
         raise BadInputError(f"--jobs {args.jobs} is not a number of edits to run at once: use "
                             "1 or more.")
@@ -316,11 +326,13 @@ def run_edit_command(args) -> int:
         raise MissingKeyError()
     ImagesClient(settings).close()  # an unusable endpoint fails here, before any upload
     area = load_area(args.mask, args.selection)
+    references = list(zip(args.reference, load_references(args.reference)))
     output_dir = Path(args.output_dir) if args.output_dir else None
     created = _make_folder(output_dir) if output_dir is not None else []
     try:
         return run_batch([Path(name) for name in args.inputs], params, area=area,
-                         output_dir=output_dir, jobs=args.jobs, as_json=args.json)
+                         output_dir=output_dir, jobs=args.jobs, as_json=args.json,
+                         references=references)
     except KeyboardInterrupt:
         abandon_writes()  # before the folders go: a writer may still be in one
         raise
@@ -351,11 +363,15 @@ def _remove_if_empty(created: list[Path]) -> None:
 
 def run_batch(inputs: list[Path], params, area: Area | None = None,
               output_dir: Path | None = None, jobs: int = DEFAULT_JOBS, as_json: bool = False,
-              retry=None, stdout=None, stderr=None) -> int:
-    """Edit every input, up to `jobs` at once; returns the exit code (the first failure's)."""
+              retry=None, stdout=None, stderr=None, references=()) -> int:
+    """Edit every input, up to `jobs` at once; returns the exit code (the first failure's).
+    `references` are (name, PNG bytes) pairs sent with every edit."""
     from .client import RetryPolicy
 
-    reporter = Reporter(stdout or sys.stdout, stderr or sys.stderr, params.model, as_json)
+    reporter = Reporter(stdout or sys.stdout, stderr or sys.stderr, params.model, as_json,
+                        provenance={"blend": params.blend,
+                                    "reference": [name for name, _ in references]})
+    pictures = tuple(data for _, data in references)
     throttle = Throttle(min(jobs, len(inputs)))
     retry = retry or RetryPolicy()
     failures: dict[int, tuple[Path, EditError]] = {}
@@ -363,7 +379,7 @@ def run_batch(inputs: list[Path], params, area: Area | None = None,
     def edit_input(index: int, path: Path) -> None:
         try:
             written, outcome = _edit_with_throttle(path, params, area, output_dir, retry,
-                                                   throttle, reporter)
+                                                   throttle, reporter, pictures)
         except Abandoned:
             return  # the tool is stopping; the main thread says so
         except EditError as error:
@@ -411,7 +427,8 @@ def _run_concurrently(items: list, work, workers: int) -> None:
             thread.join(0.2)  # a timed join lets Ctrl+C through on the main thread
 
 
-def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, reporter):
+def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, reporter,
+                        references=()):
     """One input, sent again after a rate limit while its WaitBudget allows; once one edit
     has run out of waiting, the inputs not yet sent are not sent at all."""
     from .client import WaitBudget, waited_enough
@@ -427,7 +444,8 @@ def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, r
                 "once.")
         reporter.started(path)
         try:
-            return _edit_one(path, params, area, output_dir, retry, waits, reporter)
+            return _edit_one(path, params, area, output_dir, retry, waits, reporter,
+                             references)
         except RateLimitError as error:
             delay = error.retry_after or min(BATCH_BACKOFF * 2 ** attempt, BATCH_BACKOFF_MAX)
             if attempt >= BATCH_RATE_LIMIT_TRIES or not waits.spend(delay):
@@ -443,7 +461,7 @@ def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, r
             throttle.release()
 
 
-def _edit_one(path: Path, params, area, output_dir, retry, waits, reporter):
+def _edit_one(path: Path, params, area, output_dir, retry, waits, reporter, references=()):
     from .client import ImagesClient
     from .edit import run_edit
     from .imaging import load_source
@@ -457,7 +475,8 @@ def _edit_one(path: Path, params, area, output_dir, retry, waits, reporter):
     with ImagesClient(load_settings(), retry=retry, waits=waits,
                       on_event=lambda stage, message: reporter.client_event(path, stage,
                                                                             message)) as client:
-        outcome = run_edit(client, picture, selection, params, picture_png=source.png)
+        outcome = run_edit(client, picture, selection, params, picture_png=source.png,
+                           references=references)
     written = save_outputs(picture, selection, outcome, folder, path.stem)
     return written, outcome
 
@@ -496,25 +515,28 @@ def _megabytes(size: int) -> str:
 
 
 def save_outputs(picture, selection, outcome, folder: Path, stem: str) -> list[Path]:
-    """The whole picture with each result composited inside the selection (outside it the
-    input's pixels, exactly), as PNGs under names no existing file has, with the user's
-    usual file mode. A result that covers the whole picture as received
-    (EditOutcome.as_received) is written as those bytes. Every result is written whole
-    under a temporary name first; only then do the names appear (claim_names)."""
+    """The whole picture with each result composited through its mask (EditOutcome.masks,
+    else the selection; outside it the input's pixels, exactly), as PNGs under names no
+    existing file has, with the user's usual file mode. A result that covers the whole
+    picture as received (EditOutcome.as_received) and has no mask is written as those bytes.
+    Every result is written whole under a temporary name first; only then do the names
+    appear (claim_names)."""
     region = outcome.region
     whole = selection is None and region == Box(0, 0, picture.width, picture.height)
     # An opaque input is written as RGB: smaller, and one full-size copy fewer in memory.
     mode = "RGBA" if picture.getchannel("A").getextrema() != (255, 255) else "RGB"
     blend = selection.crop(region.bounds()) if selection is not None else None
     received = outcome.as_received or [None] * len(outcome.layers)
+    masks = outcome.masks or [None] * len(outcome.layers)
     temporaries: list[Path] = []
     try:
-        for layer, data in zip(outcome.layers, received):
-            if whole and data is not None:
+        for layer, data, mask in zip(outcome.layers, received, masks):
+            if whole and data is not None and mask is None:
                 writer = write_bytes(data)
             else:
                 output = picture.convert(mode) if mode == "RGB" else picture.copy()
-                output.paste(layer.convert(mode), (region.x, region.y), blend)
+                output.paste(layer.convert(mode), (region.x, region.y),
+                             mask if mask is not None else blend)
                 writer = _png_writer(output)
                 del output
             temporaries.append(write_temporary(folder, f"{stem}-edit.png", writer,
@@ -613,8 +635,9 @@ class Reporter:
     elapsed time on standard error while edits are out (one updating line on a terminal, a
     line every few seconds otherwise), and failures."""
 
-    def __init__(self, stdout, stderr, model: str, as_json: bool):
+    def __init__(self, stdout, stderr, model: str, as_json: bool, provenance=None):
         self._stdout = stdout
+        self._provenance = provenance or {}
         self._stderr = stderr
         self._model = model
         self._as_json = as_json
@@ -658,7 +681,8 @@ class Reporter:
                 if self._as_json:
                     line = json.dumps({"ok": True, "input": str(path), "output": str(output),
                                        "variant": variant, "region": outcome.region.as_dict(),
-                                       "request": outcome.request, "usage": outcome.usage})
+                                       "request": outcome.request, "usage": outcome.usage,
+                                       **self._provenance})
                 else:
                     line = str(output)
                 print(line, file=self._stdout, flush=True)

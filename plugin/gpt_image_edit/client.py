@@ -151,6 +151,9 @@ class EditRequest:
     background: str = "opaque"
     output_format: str = "png"
     input_fidelity: str | None = None
+    # PNG bytes of reference pictures, sent after the edited one (the mask applies to the
+    # first only). With references every picture goes as a repeated `image[]` part.
+    references: tuple[bytes, ...] = field(default=(), repr=False)
 
     def form_fields(self) -> dict[str, str]:
         fields = {"prompt": self.prompt, "model": self.model, "n": str(self.n),
@@ -160,11 +163,19 @@ class EditRequest:
             fields["input_fidelity"] = self.input_fidelity
         return fields
 
-    def form_files(self) -> dict[str, tuple[str, bytes, str]]:
-        files = {"image": ("image.png", self.image, "image/png")}
+    def form_files(self) -> list[tuple[str, tuple[str, bytes, str]]]:
+        if self.references:
+            files = [("image[]", (f"image-{number}.png", data, "image/png"))
+                     for number, data in enumerate((self.image, *self.references), start=1)]
+        else:
+            files = [("image", ("image.png", self.image, "image/png"))]
         if self.mask is not None:
-            files["mask"] = ("mask.png", self.mask, "image/png")
+            files.append(("mask", ("mask.png", self.mask, "image/png")))
         return files
+
+    @property
+    def upload_bytes(self) -> int:
+        return len(self.image) + len(self.mask or b"") + sum(map(len, self.references))
 
     def answer_limit(self) -> int:
         """The most bytes (decoded) an answer to this request can need: n pictures of the
@@ -224,7 +235,7 @@ class ImagesClient:
     def edit(self, request: EditRequest) -> EditResponse:
         authorization = self._authorization()
         url = f"{self.base_url}/images/edits"
-        size = _megabytes(len(request.image) + len(request.mask or b""))
+        size = _megabytes(request.upload_bytes)
         limit = request.answer_limit()
         response = self._with_retries(
             lambda: self._post_edit(url, request, authorization, size, limit), "edit")
