@@ -2,8 +2,9 @@
 
 GIMP 3 runs only plug-ins that sit in a folder of their own name, so the whole
 plugin/gpt-image-edit/ folder goes to plug-ins/gpt-image-edit/. GIMP 2.10 tries to run
-every executable file in plug-ins/, so only its entry gets the run bit; the host module and
-the worker description lie beside it without.
+every file in plug-ins/ it deems executable (on Windows every .py), so only its entry lies
+there; the helper modules and the worker description go to plug-ins/gpt-image-edit-gimp2-lib/,
+a folder GIMP 2.10 looks into only for a file named like the folder, which there is not.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from install_steps import InstallError, Steps
 GIMP3_FOLDER = "gpt-image-edit"
 GIMP3_ENTRY = "gpt-image-edit.py"
 GIMP2_ENTRY = "gpt-image-edit-gimp2.py"
+GIMP2_LIB = "gpt-image-edit-gimp2-lib"  # also the folder of GIMP 2.10's own modules here
 HOST_MODULE = "gpt_image_edit_host.py"
 WORKER_FILE = "gpt-image-edit-worker.json"
+# What earlier versions put loose into GIMP 2.10's plug-ins/ (removed on upgrade).
+GIMP2_LOOSE = (HOST_MODULE, HOST_MODULE + "c", WORKER_FILE)
 
 
 def entry_file(folder: GimpFolder) -> Path:
@@ -46,10 +50,16 @@ def remove_entry(steps: Steps, folder: GimpFolder) -> None:
         steps.remove(path)
 
 
+def worker_file(folder: GimpFolder) -> Path:
+    if folder.major == 3:
+        return folder.plug_ins / GIMP3_FOLDER / WORKER_FILE
+    return folder.plug_ins / GIMP2_LIB / WORKER_FILE
+
+
 def installed_worker(folder: GimpFolder) -> dict | None:
-    """The worker description installed beside the entry, if any."""
+    """The worker description installed with the entry, if any."""
     try:
-        return json.loads((entry_file(folder).parent / WORKER_FILE).read_text("utf-8"))
+        return json.loads(worker_file(folder).read_text("utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -66,17 +76,20 @@ def _install_gimp3(steps, folder, plugin_source, worker) -> None:
 def _install_gimp2(steps, folder, plugin_source, worker) -> None:
     entry = plugin_source / GIMP2_ENTRY
     _require(entry)
+    _require(plugin_source / GIMP3_FOLDER / HOST_MODULE)
+    for name in GIMP2_LOOSE:
+        steps.remove(folder.plug_ins / name)
+    lib = folder.plug_ins / GIMP2_LIB
+    steps.replace_tree(plugin_source / GIMP2_LIB, lib)  # also drops Python 2.7's old caches
+    steps.copy_file(plugin_source / GIMP3_FOLDER / HOST_MODULE, lib / HOST_MODULE)
+    steps.write_json(lib / WORKER_FILE, worker)
     steps.copy_file(entry, folder.plug_ins / GIMP2_ENTRY, executable=True)
-    steps.copy_file(plugin_source / GIMP3_FOLDER / HOST_MODULE, folder.plug_ins / HOST_MODULE)
-    steps.remove(folder.plug_ins / (HOST_MODULE + "c"))  # Python 2.7's cache of the old one
-    steps.write_json(folder.plug_ins / WORKER_FILE, worker)
 
 
 def _installed_paths(folder: GimpFolder) -> list[Path]:
     if folder.major == 3:
         return [folder.plug_ins / GIMP3_FOLDER]
-    return [folder.plug_ins / name
-            for name in (GIMP2_ENTRY, HOST_MODULE, HOST_MODULE + "c", WORKER_FILE)]
+    return [folder.plug_ins / name for name in (GIMP2_ENTRY, GIMP2_LIB, *GIMP2_LOOSE)]
 
 
 def _require(path: Path) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 # -*- coding: utf-8 -*-
-"""GPT Image Edit for GIMP 2.10 (Python-Fu): Filters > AI > GPT Image Edit...
+"""GPT Image Edit for GIMP 2.10 (Python-Fu): Filters > AI > GPT Image Edit... and
+Filters > AI > GPT Image Settings...
 
 GIMP 2.10 runs this file with its own Python 2.7, which has neither requests nor pillow, so
 the edit runs in the worker (docs/job-protocol.md). Here we export the layer (and the
@@ -12,6 +13,7 @@ the standard library are used.
 import os
 import sys
 
+import gimpfu
 from gimpfu import (
     ADD_SELECTION_MASK,
     GRAY,
@@ -26,18 +28,23 @@ from gimpfu import (
     PRECISION_U8_GAMMA,
     PRECISION_U8_LINEAR,
     RGB,
+    RUN_INTERACTIVE,
     gimp,
-    main,
     pdb,
     register,
 )
 
-# The installer puts the shared host module beside this file in GIMP's plug-ins folder.
-ENTRY_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, ENTRY_DIR)
+# GIMP 2.10 tries to run every file in plug-ins/ as a plug-in (on Windows every .py), so
+# the installer puts the helper modules and the worker description in a folder of their
+# own that it does not query: one named unlike any file in it.
+LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt-image-edit-gimp2-lib")
+sys.path.insert(0, LIB_DIR)
 import gpt_image_edit_host as host  # noqa: E402
+import gpt_image_edit_settings2 as settings_dialog  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
+SETTINGS_PROCEDURE = "python-fu-gpt-image-edit-settings"
+SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 MENU = "<Image>/Filters/AI"
 QUALITIES = ("auto", "low", "medium", "high")
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
@@ -60,7 +67,7 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
     try:
         arguments = read_arguments(prompt, model, size, quality, variants)
         layer = editable_layer(drawable)
-        worker = host.find_worker(ENTRY_DIR)
+        worker = host.find_worker(LIB_DIR)
         edit_layer(image, layer, worker, arguments, bool(use_selection))
     except host.HostError as error:
         gimp.message(native(error.args[0] if error.args else ""))
@@ -256,14 +263,20 @@ def place_results(image, layer, loaded, manifest, arguments, with_selection):
             if with_selection:  # the selection, read at the layer's place in the image
                 pdb.gimp_layer_add_mask(result,
                                         pdb.gimp_layer_create_mask(result, ADD_SELECTION_MASK))
-            result.attach_new_parasite(host.PARASITE_NAME, PARASITE_PERSISTENT,
-                                       host.provenance(manifest, arguments, entry["variant"]))
+            result.parasite_attach(provenance_parasite(manifest, arguments, entry["variant"]))
     except RuntimeError:
         if inserted:  # the group, or the single layer: it takes the rest out with it
             pdb.gimp_image_remove_layer(image, inserted[0])
         delete_floating(result for _, result in loaded if result not in inserted)
         raise host.HostError(  # noqa: B904 (Python 2.7)
             "GIMP could not insert the edited layers, so the image is unchanged: try again.")
+
+
+def provenance_parasite(manifest, arguments, variant):
+    """Exactly the JSON bytes GIMP 3 writes: gimp.Parasite keeps the length it is given
+    (attach_new_parasite would add a NUL byte)."""
+    record = native(host.provenance(manifest, arguments, variant))
+    return gimp.Parasite(host.PARASITE_NAME, PARASITE_PERSISTENT, record)
 
 
 def delete_floating(layers):
@@ -284,6 +297,32 @@ def native(value):
     if isinstance(value, str):
         return value
     return value.encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------
+# The settings procedure.
+
+class RunMode(object):
+    """gimpfu hands a procedure without arguments no run mode: run() below notes it."""
+    current = None
+
+
+def gpt_image_settings():
+    """Its dialog; called from a script, a sentence saying where the settings are made."""
+    if RunMode.current != RUN_INTERACTIVE:
+        gimp.message("GPT Image Settings can only be changed in its dialog: open %s."
+                     % SETTINGS_MENU)
+        return
+    try:
+        worker = host.find_worker(LIB_DIR)
+        settings_dialog.SettingsDialog(worker, SETTINGS_PROCEDURE).run()
+    except host.HostError as error:
+        gimp.message(native(error.args[0] if error.args else ""))
+
+
+def run(proc_name, params):
+    RunMode.current = params[0]
+    return gimpfu._run(proc_name, params)
 
 
 register(
@@ -314,4 +353,21 @@ register(
     menu=MENU,
 )
 
-main()
+register(
+    SETTINGS_PROCEDURE,
+    "Set the endpoint, API key and timeout of GPT Image Edit",
+    "Saves them to the gpt-image-edit settings file (readable only by you). The key is "
+    "never shown back, and is no argument of this procedure.",
+    "GPT Image Edit contributors",
+    "GPL-3.0-or-later",
+    "2026",
+    "GPT Image Settings...",
+    "",
+    [],
+    [],
+    gpt_image_settings,
+    menu=MENU,
+)
+
+# gimpfu's main(), with the run mode noted for the settings procedure.
+gimp.main(None, None, gimpfu._query, run)

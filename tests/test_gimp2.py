@@ -29,6 +29,7 @@ from tests.worker_jobs import worker_failure_sentence
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "plugin" / "gpt-image-edit-gimp2.py"
 HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
+LIB = REPO / "plugin" / "gpt-image-edit-gimp2-lib"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
 PROCEDURE = "python-fu-gpt-image-edit"
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
@@ -51,6 +52,7 @@ class Entry:
     def __init__(self, module, folder: Path):
         self.module = module
         self.folder = folder
+        self.worker_file = folder / "gpt-image-edit-gimp2-lib" / "gpt-image-edit-worker.json"
 
     def run(self, image, drawable, prompt=PROMPT, model="gpt-image-2", size="auto",
             quality=3, variants=1, use_selection=True):
@@ -70,14 +72,21 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
     return folder
 
 
+def lay_out_plug_ins(plug_ins: Path) -> Path:
+    """The entry, and its helper modules in their own folder, as the installer puts them."""
+    lib = plug_ins / "gpt-image-edit-gimp2-lib"
+    shutil.copytree(LIB, lib)
+    shutil.copy(ENTRY, plug_ins / ENTRY.name)
+    shutil.copy(HOST, lib / HOST.name)
+    return plug_ins
+
+
 @pytest.fixture
 def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
-    plug_ins = tmp_path / "plug-ins"
-    plug_ins.mkdir()
-    shutil.copy(ENTRY, plug_ins / ENTRY.name)
-    shutil.copy(HOST, plug_ins / HOST.name)
+    plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the entry adds its own folder
     monkeypatch.delitem(sys.modules, "gpt_image_edit_host", raising=False)
+    monkeypatch.delitem(sys.modules, "gpt_image_edit_settings2", raising=False)
     monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
     gimp.shim_reset()
     gimpfu._registered_plugins_.clear()
@@ -484,10 +493,11 @@ def test_missing_worker_is_explained(entry, wisgate_env, private_tmp, tmp_path, 
 
 
 def test_worker_described_by_the_installer_file_is_used(entry, wisgate_env, monkeypatch):
-    """Without GPT_IMAGE_EDIT_WORKER, gpt-image-edit-worker.json beside the entry names it."""
+    """Without GPT_IMAGE_EDIT_WORKER, gpt-image-edit-worker.json in the entry's helper
+    folder names it."""
     wisgate_env("echo")
     monkeypatch.delenv("GPT_IMAGE_EDIT_WORKER")
-    (entry.folder / "gpt-image-edit-worker.json").write_text(json.dumps(
+    entry.worker_file.write_text(json.dumps(
         {"python": sys.executable, "pythonpath": [str(REPO / "plugin")]}))
     image, source = make_image((320, 240), (200, 150), (40, 30))
     entry.run(image, source)
@@ -543,10 +553,7 @@ def test_gimp_killing_the_plug_in_stops_the_worker(wisgate_env, fake_wisgate, tm
     must not keep running (and spending credits) after it, and the job folder the killed
     plug-in can no longer remove must go with it."""
     env = wisgate_env("slow")
-    plug_ins = tmp_path / "plug-ins"
-    plug_ins.mkdir()
-    shutil.copy(ENTRY, plug_ins / ENTRY.name)
-    shutil.copy(HOST, plug_ins / HOST.name)
+    plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = dict(env, GPT_IMAGE_EDIT_WORKER=sys.executable,
@@ -654,7 +661,7 @@ def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path,
     (standin / "__init__.py").write_text("")
     (standin / "__main__.py").write_text(BROKEN_RESULT_WORKER)
     monkeypatch.delenv("GPT_IMAGE_EDIT_WORKER")
-    (entry.folder / "gpt-image-edit-worker.json").write_text(json.dumps(
+    entry.worker_file.write_text(json.dumps(
         {"python": sys.executable, "pythonpath": [str(standin.parent)]}))
     image, source = make_image((320, 240), (200, 150), (40, 30))
     before = image.shim_snapshot()

@@ -195,13 +195,18 @@ class Item(object):
         self.parasites = {}
 
     def attach_new_parasite(self, name, flags, data):
+        """As pygimp 2.10 does it: the data gets a NUL byte appended (size + 1)."""
+        self.parasite_attach(Parasite(name, flags, data + "\0"))
+
+    def parasite_attach(self, parasite):
         _check_alive(self)
-        for value, what in ((name, "name"), (data, "data")):
+        for value, what in ((parasite.name, "name"), (parasite.data, "data")):
             if not isinstance(value, str):
                 raise TypeError("parasite %s must be str" % what)
-        self.parasites[name] = Parasite(name, int(flags), data)
+        self.parasites[parasite.name] = Parasite(parasite.name, int(parasite.flags),
+                                                 parasite.data)
         if self.attached:
-            self.image.record("attach parasite %s to %s" % (name, self.name))
+            self.image.record("attach parasite %s to %s" % (parasite.name, self.name))
 
     def parasite_find(self, name):
         return self.parasites.get(name)
