@@ -69,7 +69,8 @@ GIMP_210_PACKAGES = (
     "gimp", "libgimp2.0-dev", "python2.7-dev", "python2", "python-is-python2",
     "libglib2.0-dev", "libffi-dev", "libgtk2.0-dev", "libcairo2-dev", "build-essential",
     "autoconf", "automake", "libtool", "pkg-config", "bzip2", "xz-utils", "python3",
-    "python3-venv", "python3-pip", "ca-certificates", "fonts-dejavu-core")
+    "python3-venv", "python3-pip", "ca-certificates", "fonts-dejavu-core",
+    "librsvg2-common")  # the last two: GIMP's own windows, for the dialog tests
 PYTHON_FU_SOURCES = (
     Source("pygobject-2.28.7.tar.xz",
            "b01743585904421c5d510f0673331fb1490320f578a331e5beb1d4ae45c07fe7", vendor=True),

@@ -107,7 +107,9 @@ class SettingsDialog(object):
         key_hint = gtk.Label("A key is set: type a new one to replace it."
                              if stored["api_key_stored"] else "Paste your WisGate key.")
         key_hint.set_alignment(0.0, 0.5)
-        self.timeout = gtk.SpinButton(gtk.Adjustment(stored["timeout"], 5, 3600, 5, 60, 0))
+        self.timeout = gtk.SpinButton(gtk.Adjustment(5, 5, 3600, 5, 60, 0))
+        self.timeout.set_numeric(True)
+        self.timeout.set_value(stored["timeout"])
         test = gtk.Button("_Test connection")
         test.connect("clicked", self.on_test)
         # A broken settings file is said here; saving writes a good one.
