@@ -18,6 +18,8 @@ from gimpfu import (
     ADD_SELECTION_MASK,
     GRAY,
     PARASITE_PERSISTENT,
+    PDB_ERROR_HANDLER_INTERNAL,
+    PDB_ERROR_HANDLER_PLUGIN,
     PF_DRAWABLE,
     PF_IMAGE,
     PF_OPTION,
@@ -64,6 +66,8 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
     Expected failures end with one sentence in gimp.message and the image as it was:
     gimpfu has no error return, and raising would show the user a traceback.
     """
+    # A failing PDB call becomes our one sentence below; GIMP must not add its own.
+    pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
     try:
         arguments = read_arguments(prompt, model, size, quality, variants)
         layer = editable_layer(drawable)
@@ -71,6 +75,8 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
         edit_layer(image, layer, worker, arguments, bool(use_selection))
     except host.HostError as error:
         gimp.message(native(error.args[0] if error.args else ""))
+    finally:
+        pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_INTERNAL)
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,9 +223,11 @@ def insert_results(image, layer, job, manifest, arguments, with_selection):
     results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
     if not results:
         raise host.HostError("The GPT Image Edit worker returned no picture: try again.")
+    # Loaded before the undo group opens: in GIMP 2.10 even an empty group, once a result
+    # turns out unreadable, leaves the image dirty.
+    loaded = load_results(image, job, results)
     pdb.gimp_image_undo_group_start(image)
     try:
-        loaded = load_results(image, job, results)
         place_results(image, layer, loaded, manifest, arguments, with_selection)
     finally:
         pdb.gimp_image_undo_group_end(image)

@@ -669,5 +669,6 @@ def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path,
     assert gimp.shim_messages == [
         "GPT Image Edit could not read a result of the worker: try again."]
     assert_unchanged(image, before, private_tmp)
-    assert [e[0] for e in image.undo_log] == ["group-start", "group-end"]
+    # not even an empty undo group: in real GIMP 2.10 that leaves the image dirty
+    assert image.undo_log == []
     assert "gimp_item_delete" in gimp.shim_calls  # the first, loaded result

@@ -10,7 +10,11 @@ tests/gimp2/run_cases.py). One launch runs every case; the tests below judge its
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +79,7 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         case("url", "url"),
         case("non_ascii", prompt=NON_ASCII),
         case("mask_active", drawables="mask"),
+        case("in_group", drawables="in_group"),
         case("alpha", picture="alpha"),
         case("gray", mode="gray"),
         case("u16", mode="u16"),
@@ -325,6 +330,14 @@ def test_retried_url_and_mask_edits_land_like_any_other(report, case):
     assert max_difference(pixels, source) <= 2
 
 
+def test_source_inside_a_group_gets_its_result_inside_the_group(report):
+    result = report.case("in_group")
+    assert result["status"] == "success" and report.messages("in_group") == []
+    group = result["after"]["layers"][0]
+    assert [child["name"] for child in group["children"]] == ["other", NAME, "source"]
+    assert group["children"][1]["offsets"] == list(OFFSETS)
+
+
 def test_non_ascii_prompt_names_the_layer_and_reaches_the_parasite(report):
     layer = only_new_layer(report, "non_ascii")
     assert layer["name"] == "GPT edit: " + NON_ASCII
@@ -413,6 +426,149 @@ def test_missing_worker_is_explained(installed, fake_wisgate_server, tmp_path):
     assert one_sentence(report, "whole_echo") == (
         "The GPT Image Edit worker is not set up: run 'python3 install/install.py' from the "
         "plug-in's download, then restart GIMP.")
+
+
+BROKEN_RESULT_WORKER = """
+import json, os, sys
+from PIL import Image
+job_path = sys.argv[sys.argv.index("job") + 1]
+folder = os.path.join(os.path.dirname(job_path), "results")
+os.mkdir(folder)
+Image.new("RGBA", (20, 10), "red").save(os.path.join(folder, "variant-1.png"))
+with open(os.path.join(folder, "variant-2.png"), "wb") as handle:
+    handle.write(b"\\x89PNG\\r\\n\\x1a\\n cut short")
+with open(os.path.join(folder, "manifest.json"), "w") as handle:
+    json.dump({"protocol": 1, "ok": True,
+               "placement": {"x": 0, "y": 0, "width": 20, "height": 10},
+               "results": [{"path": "variant-1.png", "variant": 1},
+                           {"path": "variant-2.png", "variant": 2}],
+               "request": {"size": "1024x1024"}, "usage": {}}, handle)
+"""
+
+
+def test_a_result_gimp_cannot_read_changes_nothing(installed, fake_wisgate_server, tmp_path):
+    """A worker (here a stand-in run by the installed worker's Python) whose second result
+    is not a picture: nothing is inserted, the loaded first one is thrown away."""
+    described = installed.home / ".config" / "GIMP" / "2.10" / "plug-ins" / \
+        "gpt-image-edit-gimp2-lib" / "gpt-image-edit-worker.json"
+    python = json.loads(described.read_text())["python"]
+    folder = tmp_path / "run"  # GIMP's root sees this folder
+    folder.mkdir()
+    standin = folder / "broken_worker.py"
+    standin.write_text(BROKEN_RESULT_WORKER)
+    launcher = folder / "python"
+    launcher.write_text(f'#!/bin/sh\nexec {python} {standin} "$@"\n')
+    launcher.chmod(0o755)
+    pictures = source_pictures(folder / "pictures")
+    cases = [dict(case, arguments=dict(case["arguments"], variants=2))
+             for case in edit_cases(fake_wisgate_server, pictures)
+             if case["name"] == "whole_echo"]
+    report = run_cases(installed, folder, cases, env={"GPT_IMAGE_EDIT_WORKER": str(launcher)})
+    assert one_sentence(report, "whole_echo") == (
+        "GPT Image Edit could not read a result of the worker: try again.")
+    assert [path.name for path in report.tmpdir.iterdir() if path.name != "gimp"] == []
+
+
+# -- killed processes -------------------------------------------------------------------
+
+def processes() -> dict[int, list[bytes]]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+    return found
+
+
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def ended(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class Killer(threading.Thread):
+    """Waits for the workers of two slow cases as they start: kills the first worker
+    itself, then the plug-in process (the worker's parent) of the second, as GIMP 2.10's
+    Cancel on a plug-in's progress does."""
+
+    def __init__(self, server):
+        super().__init__(daemon=True)
+        self.server = server
+        self.killed: list[tuple[str, int]] = []
+        self.orphan: int | None = None
+        self.finish = threading.Event()
+
+    def run(self) -> None:
+        seen: set[int] = set()
+        while len(self.killed) < 2 and not self.finish.wait(0.1):
+            for pid, argv in processes().items():
+                if b"gpt_image_edit" in argv and b"job" in argv and pid not in seen:
+                    seen.add(pid)
+                    self.kill_when_the_request_is_out(pid)
+
+    def kill_when_the_request_is_out(self, worker: int) -> None:
+        requests = len(self.server.requests)
+        deadline = time.monotonic() + 60
+        while len(self.server.requests) == requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not self.killed:
+            os.kill(worker, signal.SIGKILL)
+            self.killed.append(("worker", worker))
+        else:
+            plug_in = parent(worker)
+            os.kill(plug_in, signal.SIGKILL)
+            self.killed.append(("plug-in", plug_in))
+            self.orphan = worker
+
+
+@pytest.fixture(scope="module")
+def killed(installed, fake_wisgate_server, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("killed")
+    pictures = source_pictures(folder / "pictures")
+    cases = [dict(case, name=name) for name in ("killed_worker", "killed_plug_in")
+             for case in edit_cases(fake_wisgate_server, pictures) if case["name"] == "quota"]
+    for case in cases:
+        case["settings"]["base_url"] = fake_wisgate_server.url_for("slow")
+    killer = Killer(fake_wisgate_server)
+    killer.start()
+    try:
+        report = run_cases(installed, folder, cases)
+    finally:
+        killer.finish.set()
+        killer.join()
+    return report, killer
+
+
+def test_killed_worker_leaves_the_image_unchanged(killed):
+    report, killer = killed
+    assert killer.killed[0][0] == "worker"
+    assert one_sentence(report, "killed_worker").startswith(
+        "The GPT Image Edit worker stopped unexpectedly")
+
+
+def test_gimp_killing_the_plug_in_stops_the_worker(killed):
+    """The worker must not keep running (and spending credits) after its plug-in, and the
+    job folder the killed plug-in can no longer remove must go with it."""
+    report, killer = killed
+    assert [what for what, _ in killer.killed] == ["worker", "plug-in"]
+    assert ended(killer.orphan, within=30), "the worker outlived its plug-in"
+    result = report.case("killed_plug_in")
+    assert result["status"] == "execution-error"  # GIMP: the plug-in crashed
+    unchanged(result)
+    leftovers = [path.name for path in report.tmpdir.iterdir() if path.name != "gimp"]
+    assert leftovers == []
 
 
 # -- the parasite in a saved XCF, read by one script in GIMP 2.10 and GIMP 3 -------------

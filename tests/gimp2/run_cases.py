@@ -167,6 +167,16 @@ def choose_drawable(image, layer, which):
         pdb.gimp_item_set_name(group, "group")
         pdb.gimp_image_insert_layer(image, group, None, 0)
         return group
+    if which == "in_group":  # the layer moved into a group, below another layer there
+        group = pdb.gimp_layer_group_new(image)
+        pdb.gimp_item_set_name(group, "group")
+        pdb.gimp_image_insert_layer(image, group, None, 0)
+        pdb.gimp_image_reorder_item(image, layer, group, 0)
+        other = pdb.gimp_layer_new(image, 20, 20, layer_type(image), "other", 100,
+                                   LAYER_MODE_NORMAL)
+        pdb.gimp_image_insert_layer(image, other, group, 0)
+        pdb.gimp_image_set_active_layer(image, layer)
+        return layer
     if which == "mask":
         mask = pdb.gimp_layer_create_mask(layer, 0)  # white: everything shows
         pdb.gimp_layer_add_mask(layer, mask)

@@ -673,5 +673,11 @@ def gimp_progress_set_text(text):
 
 
 @procedure
+def gimp_plugin_set_pdb_error_handler(handler):
+    if handler not in (E.PDB_ERROR_HANDLER_INTERNAL, E.PDB_ERROR_HANDLER_PLUGIN):
+        raise TypeError("invalid arguments")
+
+
+@procedure
 def gimp_progress_end():
     shim_progress.append(("end",))
