@@ -62,7 +62,7 @@ def desktop(display):  # noqa: F811 (the fixture imported above)
 
 
 @pytest.fixture
-def start_gimp(desktop, home, tmp_path):
+def start_gimp(home, desktop, tmp_path):  # home first: a missing GIMP skips before Xvfb
     """start_gimp(step, settings) -> Session: GIMP 2.10 on the display, running one step
     with the settings file holding `settings`; stopped at the end of the test."""
     processes = []
