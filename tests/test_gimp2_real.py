@@ -501,11 +501,13 @@ def ended(pid: int, within: float) -> bool:
 class Killer(threading.Thread):
     """Waits for the workers of two slow cases as they start: kills the first worker
     itself, then the plug-in process (the worker's parent) of the second, as GIMP 2.10's
-    Cancel on a plug-in's progress does."""
+    Cancel on a plug-in's progress does. Only this run's workers (their job lies in its
+    TMPDIR) and their plug-in: the machine is shared."""
 
-    def __init__(self, server):
+    def __init__(self, server, tmpdir: Path):
         super().__init__(daemon=True)
         self.server = server
+        self.job_prefix = str(tmpdir).encode() + b"/"
         self.killed: list[tuple[str, int]] = []
         self.orphan: int | None = None
         self.finish = threading.Event()
@@ -514,9 +516,13 @@ class Killer(threading.Thread):
         seen: set[int] = set()
         while len(self.killed) < 2 and not self.finish.wait(0.1):
             for pid, argv in processes().items():
-                if b"gpt_image_edit" in argv and b"job" in argv and pid not in seen:
+                if pid not in seen and self.is_our_worker(argv):
                     seen.add(pid)
                     self.kill_when_the_request_is_out(pid)
+
+    def is_our_worker(self, argv: list[bytes]) -> bool:
+        return (argv[1:4] == [b"-m", b"gpt_image_edit", b"job"] and len(argv) > 4
+                and argv[4].startswith(self.job_prefix))
 
     def kill_when_the_request_is_out(self, worker: int) -> None:
         requests = len(self.server.requests)
@@ -528,6 +534,8 @@ class Killer(threading.Thread):
             self.killed.append(("worker", worker))
         else:
             plug_in = parent(worker)
+            assert any(arg.endswith(b"gpt-image-edit-gimp2.py")
+                       for arg in processes().get(plug_in, [])), "not our plug-in"
             os.kill(plug_in, signal.SIGKILL)
             self.killed.append(("plug-in", plug_in))
             self.orphan = worker
@@ -541,7 +549,7 @@ def killed(installed, fake_wisgate_server, tmp_path_factory):
              for case in edit_cases(fake_wisgate_server, pictures) if case["name"] == "quota"]
     for case in cases:
         case["settings"]["base_url"] = fake_wisgate_server.url_for("slow")
-    killer = Killer(fake_wisgate_server)
+    killer = Killer(fake_wisgate_server, folder / "tmp")
     killer.start()
     try:
         report = run_cases(installed, folder, cases)
