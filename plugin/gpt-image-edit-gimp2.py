@@ -30,7 +30,7 @@ from gimpfu import (
     PRECISION_U8_GAMMA,
     PRECISION_U8_LINEAR,
     RGB,
-    RUN_INTERACTIVE,
+    RUN_NONINTERACTIVE,
     gimp,
     pdb,
     register,
@@ -316,8 +316,9 @@ class RunMode(object):
 
 
 def gpt_image_settings():
-    """Its dialog; called from a script, a sentence saying where the settings are made."""
-    if RunMode.current != RUN_INTERACTIVE:
+    """Its dialog (also for Filters > Repeat); called from a script, a sentence saying
+    where the settings are made."""
+    if RunMode.current == RUN_NONINTERACTIVE:
         gimp.message("GPT Image Settings can only be changed in its dialog: open %s."
                      % SETTINGS_MENU)
         return
