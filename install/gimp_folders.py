@@ -71,6 +71,17 @@ def find_gimp_folders(platform: str, environ, home: Path) -> list[GimpFolder]:
     return _unique(found)
 
 
+def searched_places(platform: str, environ, home: Path) -> list[Path]:
+    """Where find_gimp_folders looks, for the sentence that says nothing was found there."""
+    places = _version_parents(platform, environ, home)
+    if platform not in ("win32", "darwin"):
+        places.append(home / ".gimp-2.10")
+    for variable in ("GIMP3_DIRECTORY", "GIMP2_DIRECTORY"):
+        if environ.get(variable):
+            places.append(Path(environ[variable]))
+    return places
+
+
 def folder_from_dir(path: Path, home: Path, version: str | None = None) -> GimpFolder | None:
     """The GimpFolder for a folder named by the user (--gimp-dir): its version from
     `version` if given, else from the folder's name; None when neither says."""

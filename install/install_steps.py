@@ -57,6 +57,16 @@ class Steps:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
 
+    def write_text(self, path: Path, text: str, executable: bool = False) -> None:
+        """Write a small text file (replacing one of that name), run bit as asked."""
+        mode = 0o755 if executable else 0o644
+        if self._step(f"write {path} (mode {mode:o})"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink():
+                path.unlink()
+            path.write_bytes(text.encode("utf-8"))
+            os.chmod(path, mode)
+
     def remove(self, path: Path) -> None:
         """Remove a file or a folder; nothing to do when it is not there."""
         if not (path.exists() or path.is_symlink()):

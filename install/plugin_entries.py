@@ -3,8 +3,13 @@
 GIMP 3 runs only plug-ins that sit in a folder of their own name, so the whole
 plugin/gpt-image-edit/ folder goes to plug-ins/gpt-image-edit/. GIMP 2.10 tries to run
 every file in plug-ins/ it deems executable (on Windows every .py), so only its entry lies
-there; the helper modules and the worker description go to plug-ins/gpt-image-edit-gimp2-lib/,
-a folder GIMP 2.10 looks into only for a file named like the folder, which there is not.
+there; the helper modules (the host core, the host module, the settings dialog), the worker
+description and the manual go to plug-ins/gpt-image-edit-gimp2-lib/, a folder GIMP 2.10
+looks into only for a file named like the folder, which there is not. Both get the worker's
+pure geometry module (plugin/gpt_image_edit/geometry.py, valid Python 2.7 and 3) beside the
+host core as gpt_image_edit_geometry.py: one source, imported by both sides. The manual for
+the dialogs' Help goes from docs/ into the layout of a GIMP help domain (help/<language>/
+gimp-help.xml maps help ids to pages); each entry registers it.
 """
 
 from __future__ import annotations
@@ -20,9 +25,16 @@ GIMP3_ENTRY = "gpt-image-edit.py"
 GIMP2_ENTRY = "gpt-image-edit-gimp2.py"
 GIMP2_LIB = "gpt-image-edit-gimp2-lib"  # also the folder of GIMP 2.10's own modules here
 HOST_MODULE = "gpt_image_edit_host.py"
+HOST_CORE = "gpt_image_edit_core.py"
+HOST_MODULES = (HOST_CORE, HOST_MODULE)
+GEOMETRY_SOURCE = Path("gpt_image_edit") / "geometry.py"
+GEOMETRY_MODULE = "gpt_image_edit_geometry.py"
 WORKER_FILE = "gpt-image-edit-worker.json"
+HELP_FILES = ("manual.html", "gimp-help.xml")
+HELP_FOLDER = Path("help") / "en"
 # What earlier versions put loose into GIMP 2.10's plug-ins/ (removed on upgrade).
-GIMP2_LOOSE = (HOST_MODULE, HOST_MODULE + "c", WORKER_FILE)
+GIMP2_LOOSE = tuple(name for module in HOST_MODULES + (GEOMETRY_MODULE,)
+                    for name in (module, module + "c")) + (WORKER_FILE,)
 
 
 def entry_file(folder: GimpFolder) -> Path:
@@ -66,22 +78,35 @@ def installed_worker(folder: GimpFolder) -> dict | None:
 
 def _install_gimp3(steps, folder, plugin_source, worker) -> None:
     source = plugin_source / GIMP3_FOLDER
-    _require(source / GIMP3_ENTRY)
+    docs = plugin_source.parent / "docs"
+    for required in (source / GIMP3_ENTRY, *(docs / name for name in HELP_FILES)):
+        _require(required)
     target = folder.plug_ins / GIMP3_FOLDER
+    _require(plugin_source / GEOMETRY_SOURCE)
     steps.replace_tree(source, target)
+    steps.copy_file(plugin_source / GEOMETRY_SOURCE, target / GEOMETRY_MODULE)
     steps.set_executable(target / GIMP3_ENTRY)
+    for name in HELP_FILES:
+        steps.copy_file(docs / name, target / HELP_FOLDER / name)
     steps.write_json(target / WORKER_FILE, worker)
 
 
 def _install_gimp2(steps, folder, plugin_source, worker) -> None:
     entry = plugin_source / GIMP2_ENTRY
-    _require(entry)
-    _require(plugin_source / GIMP3_FOLDER / HOST_MODULE)
+    docs = plugin_source.parent / "docs"
+    modules = [plugin_source / GIMP3_FOLDER / module for module in HOST_MODULES]
+    for required in (entry, plugin_source / GEOMETRY_SOURCE, *modules,
+                     *(docs / name for name in HELP_FILES)):
+        _require(required)
     for name in GIMP2_LOOSE:
         steps.remove(folder.plug_ins / name)
     lib = folder.plug_ins / GIMP2_LIB
     steps.replace_tree(plugin_source / GIMP2_LIB, lib)  # also drops Python 2.7's old caches
-    steps.copy_file(plugin_source / GIMP3_FOLDER / HOST_MODULE, lib / HOST_MODULE)
+    for module in modules:
+        steps.copy_file(module, lib / module.name)
+    steps.copy_file(plugin_source / GEOMETRY_SOURCE, lib / GEOMETRY_MODULE)
+    for name in HELP_FILES:
+        steps.copy_file(docs / name, lib / HELP_FOLDER / name)
     steps.write_json(lib / WORKER_FILE, worker)
     steps.copy_file(entry, folder.plug_ins / GIMP2_ENTRY, executable=True)
 

@@ -9,6 +9,7 @@ sandbox's Python through `flatpak run`.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from install_steps import InstallError, Steps, command_text, last_line, run_comm
 # worker will read, by the same code.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugin"))
 from gpt_image_edit import settings as worker_settings  # noqa: E402
+from gpt_image_edit.logs import LOG_FILE  # noqa: E402, F401  (the installer's --purge)
 
 APP_NAME = "gpt-image-edit"
 PACKAGE = "gpt_image_edit"
@@ -151,8 +153,9 @@ class WorkerSetup:
             self.steps.say("  note: --python does not apply here: Flatpak GIMP runs the "
                            "worker inside its sandbox, with an environment of its own.")
         self._require_flatpak()
-        self.steps.replace_tree(package_source, self.place.lib / PACKAGE)
+        # The interpreter first: when it cannot be had, nothing has been copied yet.
         python = self._custom_python() if self.custom_python else self._venv_python()
+        self.steps.replace_tree(package_source, self.place.lib / PACKAGE)
         self.steps.say(f"  worker interpreter: {python}")
         version = self._check(python)
         if version:
@@ -183,9 +186,10 @@ class WorkerSetup:
                                "pass a newer one with --python, or leave out --python.")
         if code != PROBE_OK:
             raise InstallError(
-                f"{python} cannot import requests and PIL ({_wanted()}): run "
-                f"'{python} -m pip install requests pillow', or leave out --python so the "
-                "installer makes its own environment.")
+                f"{python} cannot import requests and PIL ({_wanted()}): install them "
+                "into that Python's own virtual environment (or from your distribution's "
+                "packages), or leave out --python so the installer makes its own "
+                "environment.")
         return python
 
     def _venv_python(self) -> Path:
@@ -222,6 +226,8 @@ class WorkerSetup:
                 "The worker needs Python 3.9 or later, but the installer runs on Python "
                 f"{sys.version_info[0]}.{sys.version_info[1]}: run it with a newer python3, "
                 "or pass --python with one that has requests and pillow.")
+        if self.place.sandbox != FLATPAK:
+            _require_venv_module()
         self.steps.remove(self.place.venv)
         if self.place.sandbox == FLATPAK:
             argv = self._argv("python3", ["-m", "venv", str(self.place.venv)])
@@ -272,6 +278,21 @@ class WorkerSetup:
         self.steps.remove(self.place.lib)
         self.steps.remove(self.place.venv)
         self.steps.remove_if_empty(self.place.data_dir)
+
+
+def _require_venv_module() -> None:
+    """Debian and Ubuntu ship venv's ensurepip apart, in python3-venv: without it `-m venv`
+    fails half-way, so say so before anything is made."""
+    for name in ("venv", "ensurepip"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise InstallError(
+                f"Python's {name} module is missing from {sys.executable}, so the installer "
+                "cannot make the worker's environment: on Debian and Ubuntu install the "
+                "python3-venv package (sudo apt install python3-venv), elsewhere your "
+                "Python's venv package; or pass --python with an interpreter that has "
+                "requests and pillow.") from None
 
 
 def _wanted() -> str:

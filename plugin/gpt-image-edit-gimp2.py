@@ -3,15 +3,23 @@
 """GPT Image Edit for GIMP 2.10 (Python-Fu): Filters > AI > GPT Image Edit... and
 Filters > AI > GPT Image Settings...
 
-GIMP 2.10 runs this file with its own Python 2.7, which has neither requests nor pillow, so
-the edit runs in the worker (docs/job-protocol.md). Here we export the layer (and the
-selection) into a private job folder, run the worker while GIMP's progress bar moves, and
-insert its results as new layers in one undo group. Valid Python 2.7 and 3; only gimpfu and
-the standard library are used.
+The edit itself is the host core's (gpt_image_edit_core.py, shared with GIMP 3): this file
+is GIMP 2.10's adapter, answering the core's questions through gimpfu's PDB. GIMP 2.10 runs
+it with its own Python 2.7, which has neither requests nor pillow, so the pictures are
+edited by the worker (docs/job-protocol.md). Valid Python 2.7 and 3; only gimpfu and the
+standard library are used.
 """
 
 import os
 import sys
+
+try:  # Python 2.7, GIMP 2.10's
+    from urllib import pathname2url
+
+    from urlparse import urljoin
+except ImportError:
+    from urllib.parse import urljoin
+    from urllib.request import pathname2url
 
 import gimpfu
 from gimpfu import (
@@ -37,259 +45,200 @@ from gimpfu import (
 )
 
 # GIMP 2.10 tries to run every file in plug-ins/ as a plug-in (on Windows every .py), so
-# the installer puts the helper modules and the worker description in a folder of their
+# the installer puts the helper modules (the host core, the host module, the geometry
+# module, the settings dialog), the worker description and the manual in a folder of their
 # own that it does not query: one named unlike any file in it.
 LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt-image-edit-gimp2-lib")
 sys.path.insert(0, LIB_DIR)
-import gpt_image_edit_host as host  # noqa: E402
+import gpt_image_edit_core as core  # noqa: E402
 import gpt_image_edit_settings2 as settings_dialog  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
 SETTINGS_PROCEDURE = "python-fu-gpt-image-edit-settings"
-SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
+HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_DIR/help/
 MENU = "<Image>/Filters/AI"
-QUALITIES = ("auto", "low", "medium", "high")
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
-DEFAULT_QUALITY = QUALITIES.index("high")
-MAX_VARIANTS = 10
-# The worker reports no fraction, only elapsed time: the bar creeps towards this so it
-# keeps moving (GIMP is alive) without ever claiming to be done.
-PROGRESS_CEILING = 0.95
-PROGRESS_HALF_SECONDS = 30.0
+DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
 # The exported file lives for seconds: level 1 writes a large layer several times faster.
 PNG_COMPRESSION = 1
 
 
 def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_selection):
-    """The procedure; gimpfu calls it with the image and the active drawable first.
+    """The procedure; gimpfu calls it with the image and the active drawable first (after
+    its own dialog, when run interactively).
 
-    Expected failures end with one sentence in gimp.message and the image as it was:
-    gimpfu has no error return, and raising would show the user a traceback.
+    Failures end with one sentence in gimp.message and the image as it was: gimpfu has no
+    error return, and raising would show the user a traceback.
     """
-    # A failing PDB call becomes our one sentence below; GIMP must not add its own.
+    values = {"prompt": text(prompt), "model": text(model), "size": text(size),
+              "quality": quality_name(quality), "variants": int(variants),
+              "use-selection": bool(use_selection)}
+    # A failing PDB call becomes the core's one sentence; GIMP must not add its own
+    # "Calling error" message.
     pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
     try:
-        arguments = read_arguments(prompt, model, size, quality, variants)
-        layer = editable_layer(drawable)
-        worker = host.find_worker(LIB_DIR)
-        edit_layer(image, layer, worker, arguments, bool(use_selection))
-    except host.HostError as error:
-        gimp.message(native(error.args[0] if error.args else ""))
+        outcome = core.edit(Gimp2Document(image, drawable, values), LIB_DIR)
     finally:
         pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_INTERNAL)
-
-
-# ---------------------------------------------------------------------------------------
-# Arguments and the layer.
-
-def read_arguments(prompt, model, size, quality, variants):
-    arguments = {
-        "prompt": text(prompt).strip(),
-        "model": text(model).strip() or "gpt-image-2",
-        "size": text(size).strip() or "auto",
-        "quality": quality_name(quality),
-        "variants": int(variants),
-    }
-    if not arguments["prompt"]:
-        raise host.HostError("The prompt is empty: describe what should change and try again.")
-    if not 1 <= arguments["variants"] <= MAX_VARIANTS:
-        raise host.HostError("Variants must be between 1 and %d: choose a number in that "
-                             "range and try again." % MAX_VARIANTS)
-    return arguments
+    if outcome.status == "error":
+        gimp.message(native(outcome.message))
 
 
 def quality_name(quality):
-    """PF_OPTION hands over the index of the choice (0-3), also from scripts."""
+    """PF_OPTION hands over the index of the choice (0-3), also from scripts; anything else
+    is passed on for the core to refuse."""
     index = int(quality)
-    if not 0 <= index < len(QUALITIES):
-        raise host.HostError("The quality must be 0 (auto), 1 (low), 2 (medium) or 3 (high): "
-                             "choose one and try again.")
-    return QUALITIES[index]
+    return core.QUALITIES[index] if 0 <= index < len(core.QUALITIES) else text(str(quality))
 
 
-def editable_layer(drawable):
-    """The layer to edit: the active layer, or the layer whose mask is being edited."""
-    if drawable is not None and pdb.gimp_item_is_layer_mask(drawable):
-        drawable = pdb.gimp_layer_from_mask(drawable)
-    if drawable is None or not pdb.gimp_item_is_layer(drawable):
-        raise host.HostError("GPT Image Edit works on a layer, not on a channel: select a "
-                             "layer and try again.")
-    if pdb.gimp_item_is_group(drawable):
-        raise host.HostError("GPT Image Edit cannot edit a layer group: select one layer "
-                             "inside it and try again.")
-    return drawable
+def call(procedure, *arguments):
+    """A PDB call; a failure (pygimp's RuntimeError) is one the core names by its step."""
+    try:
+        return getattr(pdb, procedure)(*arguments)
+    except RuntimeError:
+        raise core.GimpCallFailed()  # noqa: B904 (no "raise from" in Python 2.7)
 
 
-def layer_geometry(layer):
-    offset_x, offset_y = pdb.gimp_drawable_offsets(layer)
-    return {"width": pdb.gimp_drawable_width(layer), "height": pdb.gimp_drawable_height(layer),
-            "offset_x": offset_x, "offset_y": offset_y}
+class Gimp2Document(core.Document):
+    def __init__(self, image, drawable, values):
+        self.image = image
+        self.drawable = drawable
+        self.values = values
+
+    # -- questions ----------------------------------------------------------------------
+    def drawables(self):
+        return [] if self.drawable is None else [self.drawable]
+
+    def kind(self, drawable):
+        if pdb.gimp_item_is_layer_mask(drawable):
+            return "layer_mask"
+        if pdb.gimp_item_is_group(drawable):
+            return "group"
+        return "layer" if pdb.gimp_item_is_layer(drawable) else "channel"
+
+    def layer_of_mask(self, mask):
+        return pdb.gimp_layer_from_mask(mask)
+
+    def layer_name(self, layer):
+        return text(layer.name)
+
+    def layer_box(self, layer):
+        offset_x, offset_y = pdb.gimp_drawable_offsets(layer)
+        return (offset_x, offset_y, pdb.gimp_drawable_width(layer),
+                pdb.gimp_drawable_height(layer))
+
+    def selection_bounds(self):
+        non_empty, x1, y1, x2, y2 = pdb.gimp_selection_bounds(self.image)
+        return (x1, y1, x2, y2) if non_empty else None
+
+    def ask_arguments(self):
+        return self.values  # gimpfu showed its dialog before calling the procedure
+
+    # -- export -------------------------------------------------------------------------
+    def export_layer(self, layer, region, size, path):
+        export_scaled(layer, RGB, PRECISION_U8_GAMMA, (-region.x, -region.y), region, size,
+                      path)
+
+    def export_selection(self, region, size, path):
+        # Linear like the selection itself: a feathered edge keeps its values instead of
+        # going through the sRGB curve.
+        selection = pdb.gimp_image_get_selection(self.image)
+        export_scaled(selection, GRAY, PRECISION_U8_LINEAR, (-region.x, -region.y), region,
+                      size, path)
+
+    # -- results ------------------------------------------------------------------------
+    def load_layer(self, path):
+        return call("gimp_file_load_layer", self.image, native(path))
+
+    def new_group(self, name):
+        group = call("gimp_layer_group_new", self.image)
+        call("gimp_item_set_name", group, native(name))
+        return group
+
+    def parent_and_position(self, layer):
+        return (pdb.gimp_item_get_parent(layer),
+                pdb.gimp_image_get_item_position(self.image, layer))
+
+    def insert(self, item, parent, position):
+        call("gimp_image_insert_layer", self.image, item, parent, position)
+
+    def set_name(self, item, name):
+        call("gimp_item_set_name", item, native(name))
+
+    def scale(self, item, width, height):
+        if (pdb.gimp_drawable_width(item), pdb.gimp_drawable_height(item)) != (width, height):
+            call("gimp_layer_scale", item, width, height, False)
+
+    def move(self, item, x, y):
+        call("gimp_layer_set_offsets", item, x, y)
+
+    def add_selection_mask(self, item):
+        call("gimp_layer_add_mask", item, call("gimp_layer_create_mask", item,
+                                               ADD_SELECTION_MASK))
+
+    def attach_parasite(self, item, name, text_):
+        # Exactly the UTF-8 JSON bytes GIMP 3 writes: gimp.Parasite keeps the length it is
+        # given (attach_new_parasite would add a NUL byte).
+        try:
+            item.parasite_attach(gimp.Parasite(name, PARASITE_PERSISTENT, native(text_)))
+        except RuntimeError:
+            raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
+
+    def select(self, item):
+        call("gimp_image_set_active_layer", self.image, item)
+
+    def remove(self, item):
+        call("gimp_image_remove_layer", self.image, item)
+
+    def delete(self, item):
+        call("gimp_item_delete", item)
+
+    def undo_group_start(self):
+        pdb.gimp_image_undo_group_start(self.image)
+
+    def undo_group_end(self):
+        pdb.gimp_image_undo_group_end(self.image)
+
+    def flush(self):
+        gimp.displays_flush()
+
+    # -- waiting ------------------------------------------------------------------------
+    def progress_start(self, text_):
+        gimp.progress_init(native(text_))
+
+    def progress_update(self, text_, fraction):
+        pdb.gimp_progress_set_text(native(text_))
+        gimp.progress_update(fraction)
+
+    def progress_end(self):
+        pdb.gimp_progress_end()
 
 
-def selection_touches(image, geometry):
-    """True with a selection that overlaps the layer, False with none; a selection beside
-    the layer is a mistake worth saying."""
-    non_empty, x1, y1, x2, y2 = pdb.gimp_selection_bounds(image)
-    if not non_empty:  # without a selection the bounds are the whole image
-        return False
-    left, top = geometry["offset_x"], geometry["offset_y"]
-    right, bottom = left + geometry["width"], top + geometry["height"]
-    if min(x2, right) <= max(x1, left) or min(y2, bottom) <= max(y1, top):
-        raise host.HostError("The selection does not touch the active layer: select an area "
-                             "on it, or clear the selection to edit the whole layer.")
-    return True
+def export_scaled(drawable, base_type, precision, offsets, region, size, path):
+    """Copy a drawable into a throw-away image the region's size, at `offsets`, scale it to
+    `size` (the size the API gets) and save it as a fast PNG.
 
-
-# ---------------------------------------------------------------------------------------
-# One edit: export, run the worker, insert.
-
-def edit_layer(image, layer, worker, arguments, use_selection):
-    geometry = layer_geometry(layer)
-    with_selection = use_selection and selection_touches(image, geometry)
-    with host.Job() as job:
-        export_layer(layer, geometry, job.source_path)
-        if with_selection:
-            export_selection(image, geometry, job.selection_path)
-        job.write(arguments, geometry, source_origin=(0, 0), with_selection=with_selection)
-        manifest = run_worker(worker, job)
-        insert_results(image, layer, job, manifest, arguments, with_selection)
-
-
-def export_layer(layer, geometry, path):
-    """The layer's pixels as an 8-bit RGB(A) PNG, whatever the image's mode and depth."""
-    export_drawable(layer, RGB, PRECISION_U8_GAMMA, (0, 0), geometry, path)
-
-
-def export_selection(image, geometry, path):
-    """The selection over the layer's pixels as a grayscale PNG the layer's size.
-
-    The scratch image is linear like the selection itself, so a feathered edge keeps its
-    values instead of going through the sRGB curve.
+    Where the copy does not reach (a region past the canvas edge) GIMP fills with the
+    context's background colour: black there means "not selected".
     """
-    selection = pdb.gimp_image_get_selection(image)
-    offsets = (-geometry["offset_x"], -geometry["offset_y"])
-    export_drawable(selection, GRAY, PRECISION_U8_LINEAR, offsets, geometry, path)
-
-
-def export_drawable(drawable, base_type, precision, offsets, geometry, path):
-    """Copy a drawable into a throw-away image the layer's size, at `offsets`, and save it.
-
-    Where the copy does not reach (a layer hanging over the canvas edge) GIMP fills with
-    the context's background colour: black there means "not selected".
-    """
-    scratch = pdb.gimp_image_new_with_precision(geometry["width"], geometry["height"],
-                                                base_type, precision)
+    scratch = call("gimp_image_new_with_precision", region.width, region.height, base_type,
+                   precision)
     pdb.gimp_context_push()
     try:
         pdb.gimp_image_undo_disable(scratch)
         pdb.gimp_context_set_background((0, 0, 0))
-        copy = pdb.gimp_layer_new_from_drawable(drawable, scratch)
-        pdb.gimp_image_insert_layer(scratch, copy, None, 0)
-        pdb.gimp_layer_set_offsets(copy, offsets[0], offsets[1])
-        pdb.gimp_layer_resize_to_image_size(copy)
+        copy = call("gimp_layer_new_from_drawable", drawable, scratch)
+        call("gimp_image_insert_layer", scratch, copy, None, 0)
+        call("gimp_layer_set_offsets", copy, offsets[0], offsets[1])
+        call("gimp_layer_resize_to_image_size", copy)
+        if tuple(size) != (region.width, region.height):
+            call("gimp_image_scale", scratch, size[0], size[1])
         # interlace, compression, bKGD, gAMA, oFFs, pHYs, tIME
-        pdb.file_png_save(scratch, copy, path, path, 0, PNG_COMPRESSION, 0, 0, 0, 0, 0)
-    except RuntimeError:  # pygimp's "execution error" of a failed PDB call
-        raise host.HostError(  # noqa: B904 (no "raise from" in Python 2.7)
-            "GPT Image Edit could not write the layer to its temporary folder: check the free "
-            "disk space and try again.")
+        call("file_png_save", scratch, copy, native(path), native(path), 0, PNG_COMPRESSION,
+             0, 0, 0, 0, 0)
     finally:
         pdb.gimp_context_pop()
         pdb.gimp_image_delete(scratch)
-
-
-def run_worker(worker, job):
-    try:
-        run = host.WorkerRun(worker, job)
-    except OSError:
-        raise host.HostError(host.NOT_INSTALLED)  # noqa: B904 (Python 2.7)
-    gimp.progress_init("GPT Image Edit")
-    try:
-        with run:
-            return run.wait(on_tick=show_progress)
-    finally:
-        pdb.gimp_progress_end()
-
-
-def show_progress(run):
-    pdb.gimp_progress_set_text(native(u"%s (%d s)" % (run.last_message, int(run.elapsed))))
-    gimp.progress_update(PROGRESS_CEILING * run.elapsed / (run.elapsed + PROGRESS_HALF_SECONDS))
-
-
-# ---------------------------------------------------------------------------------------
-# Inserting the results.
-
-def insert_results(image, layer, job, manifest, arguments, with_selection):
-    results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
-    if not results:
-        raise host.HostError("The GPT Image Edit worker returned no picture: try again.")
-    # Loaded before the undo group opens: in GIMP 2.10 even an empty group, once a result
-    # turns out unreadable, leaves the image dirty.
-    loaded = load_results(image, job, results)
-    pdb.gimp_image_undo_group_start(image)
-    try:
-        place_results(image, layer, loaded, manifest, arguments, with_selection)
-    finally:
-        pdb.gimp_image_undo_group_end(image)
-
-
-def load_results(image, job, results):
-    """Every result as a layer not yet in the image, so a bad file changes nothing."""
-    loaded = []
-    try:
-        for entry in results:
-            path = os.path.join(job.output_dir, native(entry["path"]))
-            loaded.append((entry, pdb.gimp_file_load_layer(image, path)))
-    except RuntimeError:
-        delete_floating(result for _, result in loaded)
-        raise host.HostError(  # noqa: B904 (Python 2.7)
-            "GPT Image Edit could not read a result of the worker: try again.")
-    return loaded
-
-
-def place_results(image, layer, loaded, manifest, arguments, with_selection):
-    """Insert the results directly above the source layer (a group for several variants),
-    at the manifest's placement, masked by the selection; on failure take them out again."""
-    placement = manifest["placement"]
-    name = host.layer_name(arguments["prompt"])
-    parent = pdb.gimp_item_get_parent(layer)
-    position = pdb.gimp_image_get_item_position(image, layer)
-    inserted = []
-    try:
-        if len(loaded) > 1:
-            group = pdb.gimp_layer_group_new(image)
-            pdb.gimp_item_set_name(group, native(name))
-            pdb.gimp_image_insert_layer(image, group, parent, position)
-            inserted.append(group)
-            parent, position = group, 0
-        for index, (entry, result) in enumerate(loaded):
-            label = name if len(loaded) == 1 else u"variant %d" % entry["variant"]
-            pdb.gimp_item_set_name(result, native(label))
-            pdb.gimp_layer_set_offsets(result, placement["x"], placement["y"])
-            pdb.gimp_image_insert_layer(image, result, parent, position + index)
-            inserted.append(result)
-            if with_selection:  # the selection, read at the layer's place in the image
-                pdb.gimp_layer_add_mask(result,
-                                        pdb.gimp_layer_create_mask(result, ADD_SELECTION_MASK))
-            result.parasite_attach(provenance_parasite(manifest, arguments, entry["variant"]))
-    except RuntimeError:
-        if inserted:  # the group, or the single layer: it takes the rest out with it
-            pdb.gimp_image_remove_layer(image, inserted[0])
-        delete_floating(result for _, result in loaded if result not in inserted)
-        raise host.HostError(  # noqa: B904 (Python 2.7)
-            "GIMP could not insert the edited layers, so the image is unchanged: try again.")
-
-
-def provenance_parasite(manifest, arguments, variant):
-    """Exactly the JSON bytes GIMP 3 writes: gimp.Parasite keeps the length it is given
-    (attach_new_parasite would add a NUL byte)."""
-    record = native(host.provenance(manifest, arguments, variant))
-    return gimp.Parasite(host.PARASITE_NAME, PARASITE_PERSISTENT, record)
-
-
-def delete_floating(layers):
-    for floating in layers:
-        pdb.gimp_item_delete(floating)
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,33 +254,6 @@ def native(value):
     if isinstance(value, str):
         return value
     return value.encode("utf-8")
-
-
-# ---------------------------------------------------------------------------------------
-# The settings procedure.
-
-class RunMode(object):
-    """gimpfu hands a procedure without arguments no run mode: run() below notes it."""
-    current = None
-
-
-def gpt_image_settings():
-    """Its dialog (also for Filters > Repeat); called from a script, a sentence saying
-    where the settings are made."""
-    if RunMode.current == RUN_NONINTERACTIVE:
-        gimp.message("GPT Image Settings can only be changed in its dialog: open %s."
-                     % SETTINGS_MENU)
-        return
-    try:
-        worker = host.find_worker(LIB_DIR)
-        settings_dialog.SettingsDialog(worker, SETTINGS_PROCEDURE).run()
-    except host.HostError as error:
-        gimp.message(native(error.args[0] if error.args else ""))
-
-
-def run(proc_name, params):
-    RunMode.current = params[0]
-    return gimpfu._run(proc_name, params)
 
 
 register(
@@ -354,13 +276,36 @@ register(
         (PF_STRING, "model", "_Model", "gpt-image-2"),
         (PF_STRING, "size", "_Size (auto or WIDTHxHEIGHT)", "auto"),
         (PF_OPTION, "quality", "_Quality", DEFAULT_QUALITY, QUALITY_LABELS),
-        (PF_SPINNER, "variants", "_Variants", 1, (1, MAX_VARIANTS, 1)),
+        (PF_SPINNER, "variants", "_Variants", 1, (1, core.MAX_VARIANTS, 1)),
         (PF_TOGGLE, "use-selection", "Use the s_election", True),
     ],
     [],
     gpt_image_edit,
     menu=MENU,
 )
+
+
+# ---------------------------------------------------------------------------------------
+# The settings procedure.
+
+class RunMode(object):
+    """gimpfu hands a procedure without arguments no run mode: run() below notes it."""
+    current = None
+
+
+def gpt_image_settings():
+    """Its dialog (also for Filters > Repeat); called from a script, a sentence saying
+    where the settings are made."""
+    if RunMode.current == RUN_NONINTERACTIVE:
+        gimp.message("GPT Image Settings can only be changed in its dialog: open %s."
+                     % core.host.SETTINGS_MENU)
+        return
+    try:
+        worker = core.host.find_worker(LIB_DIR)
+        settings_dialog.SettingsDialog(worker, SETTINGS_PROCEDURE).run()
+    except core.host.HostError as error:
+        gimp.message(native(error.args[0] if error.args else ""))
+
 
 register(
     SETTINGS_PROCEDURE,
@@ -378,5 +323,26 @@ register(
     menu=MENU,
 )
 
-# gimpfu's main(), with the run mode noted for the settings procedure.
-gimp.main(None, None, gimpfu._query, run)
+
+# ---------------------------------------------------------------------------------------
+# gimpfu's main(), with the manual as help and the run mode noted for the settings procedure.
+
+def help_uri():
+    """The installed manual's folder (help/en/gimp-help.xml maps each dialog's help id, the
+    procedure's name, to its part of manual.html) as the file: URI GIMP's help wants."""
+    return urljoin("file:", pathname2url(os.path.join(LIB_DIR, "help")))
+
+
+def query():
+    """What GIMP 2.10 records when it first sees the plug-in: the procedures, and the help
+    domain their dialogs' Help and F1 open (GIMP takes it only while querying)."""
+    gimpfu._query()
+    pdb.gimp_plugin_help_register(HELP_DOMAIN, help_uri())
+
+
+def run(proc_name, params):
+    RunMode.current = params[0]
+    return gimpfu._run(proc_name, params)
+
+
+gimp.main(None, None, query, run)

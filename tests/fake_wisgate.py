@@ -31,7 +31,7 @@ from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 DEFAULT_KEY = "test-key"
 MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini", "dall-e-2")
@@ -59,11 +59,22 @@ MAX_BODY_BYTES = 200 * 1024 * 1024
 SLOW_SECONDS = 600.0
 RESIZED = (1024, 1024)
 INSECURE_HOST = "images.wisgate.invalid"
+# What the stand-in "model" of the picture scenarios does, in this order: paints the asked-for
+# change (a square of SQUARE_COLOUR: the middle half of the editable area with a mask, else a
+# centred square a quarter of the shorter side), softens everything (a Gaussian blur of
+# BLUR_RADIUS) and shifts every colour, per channel value -> gain * value + offset, as models
+# drift.
+MODEL_EFFECTS = {"cast": ("cast",), "blur": ("blur",), "square": ("square",),
+                 "cast_square": ("square", "cast"), "drift": ("square", "blur", "cast")}
+CAST = ((0.96, 16.0), (1.0, -8.0), (1.05, -2.0))
+SQUARE_COLOUR = (200, 30, 60)
+BLUR_RADIUS = 2.0
 
 SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "quota",
              "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
              "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
-             "drop_upload_once", "insecure_url", "no_data")
+             "drop_upload_once", "insecure_url", "no_data", "cast", "blur", "square",
+             "cast_square", "drift")
 # Scenarios about the server or the account, not about one edit: /models answers the same way.
 SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
 
@@ -533,6 +544,12 @@ def validate_edit(form: Form) -> Edit:
     if model not in MODELS:
         raise ApiError(400, f"Invalid value for 'model': '{model}' is not a known image model.",
                        "model", "invalid_value")
+    if "image" in form.files and "image[]" in form.files:
+        raise ApiError(400, "Send the pictures either as 'image' or as repeated 'image[]', not "
+                            "both.", "image", "invalid_value")
+    if len(form.files.get("image", [])) > 1:
+        raise ApiError(400, "Several pictures must be sent as repeated 'image[]' parts.",
+                       "image", "invalid_value")
     images = form.files.get("image", []) + form.files.get("image[]", [])
     if not images:
         raise ApiError(400, "Missing required parameter: 'image'.", "image",
@@ -707,9 +724,43 @@ def _insecure_url(handler: WisGateHandler, edit: Edit) -> None:
                 f"{handler.fake.store(edit.images[0])}.png"}] * edit.n))
 
 
+def square_box(size: tuple[int, int], mask: Image.Image | None) -> tuple[int, int, int, int]:
+    """Where the picture scenarios paint their square, in the request canvas (x1, y1, x2, y2
+    exclusive)."""
+    if mask is not None:
+        editable = mask.convert("RGBA").getchannel("A").point(lambda a: 255 if a == 0 else 0)
+        left, top, right, bottom = editable.getbbox() or (0, 0) + size
+        width, height = right - left, bottom - top
+        return (left + width // 4, top + height // 4, right - width // 4, bottom - height // 4)
+    side = min(size) // 4
+    left, top = (size[0] - side) // 2, (size[1] - side) // 2
+    return left, top, left + side, top + side
+
+
+def cast_table(mode: str) -> list[int]:
+    table = []
+    for gain, offset in CAST:
+        table += [min(255, max(0, round(gain * value + offset))) for value in range(256)]
+    return table + list(range(256)) * (len(mode) - 3)
+
+
+def _model(handler: WisGateHandler, edit: Edit, effects: tuple[str, ...]) -> None:
+    picture = edit.pictures[0].convert("RGB")
+    if "square" in effects:
+        x1, y1, x2, y2 = square_box(picture.size, edit.mask)
+        ImageDraw.Draw(picture).rectangle((x1, y1, x2 - 1, y2 - 1), fill=SQUARE_COLOUR)
+    if "blur" in effects:
+        picture = picture.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+    if "cast" in effects:
+        picture = picture.point(cast_table(picture.mode))
+    handler.send_images(edit, [_png(picture)] * edit.n)
+
+
 ANSWERS = {"echo": _echo, "invert": _invert, "url": _url, "resize": _resize, "fewer": _fewer,
            "bad_base64": _bad_base64, "bad_json": _bad_json, "truncated": _truncated,
-           "insecure_url": _insecure_url, "no_data": _no_data}
+           "insecure_url": _insecure_url, "no_data": _no_data,
+           **{name: (lambda handler, edit, effects=effects: _model(handler, edit, effects))
+              for name, effects in MODEL_EFFECTS.items()}}
 
 
 def _error_body(message: str, code: str | None, error_type: str,

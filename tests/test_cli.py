@@ -55,9 +55,10 @@ def test_echo_returns_the_input(tmp_path, wisgate_env, size):
 def test_whole_opaque_png_goes_both_ways_as_bytes(tmp_path, wisgate_env, fake_wisgate):
     # Asked for at its own size, the input is uploaded as the file itself, and the answer,
     # which already is the whole picture, is written as received.
+    # With --blend none: blending would composite the answer onto the input.
     path = save(scene(320, 240), tmp_path / "photo.png")
-    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
-                        env=wisgate_env("echo"))
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240", "--blend",
+                        "none", env=wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     assert fake_wisgate.requests[-1].files["image"][0] == path.read_bytes()
     assert (tmp_path / "photo-edit.png").read_bytes() == path.read_bytes()
@@ -66,8 +67,8 @@ def test_whole_opaque_png_goes_both_ways_as_bytes(tmp_path, wisgate_env, fake_wi
 def test_png_with_an_alpha_channel_is_uploaded_encoded_again(tmp_path, wisgate_env,
                                                             fake_wisgate):
     path = save(scene(320, 240).convert("RGBA"), tmp_path / "photo.png")  # opaque, with alpha
-    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
-                        env=wisgate_env("echo"))
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240", "--blend",
+                        "none", env=wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     sent = fake_wisgate.requests[-1].files["image"][0]
     assert sent != path.read_bytes() and Image.open(io.BytesIO(sent)).mode == "RGB"
@@ -222,8 +223,7 @@ def test_batch_lists_failures_and_exits_with_the_first(tmp_path, wisgate_env):
     assert finished.returncode == 2
     assert finished.stderr.splitlines()[-3:] == [
         "2 of 3 edits failed:",
-        f"  {tmp_path / 'missing.png'}: {tmp_path / 'missing.png'} does not exist: check the "
-        "file name.",
+        f"  {tmp_path / 'missing.png'} does not exist: check the file name.",
         f"  {tmp_path / 'broken.png'}: broken.png cannot be read as a picture: save it as PNG "
         "or JPEG and try again."]
     assert pngs(tmp_path) == ["broken.png", "good-edit.png", "good.png"]
@@ -303,7 +303,8 @@ def test_check_ok_and_refused_key(wisgate_env, fake_wisgate):
 
 def test_check_tests_a_typed_key_given_on_stdin(wisgate_env, fake_wisgate):
     """The settings dialog checks a key before saving it, whatever the environment holds."""
-    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_API_KEY="sk-stale-key-in-environment")
+    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_API_KEY="sk-stale-key-in-environment",
+               GPT_IMAGE_EDIT_SETTINGS_PLACE="Filters > AI > GPT Image Settings...")
     argv = TOOL + ["check", "--key-from-stdin"]
     accepted = subprocess.run(argv, env=env, input=fake_wisgate.key + "\n",
                               capture_output=True, text=True, timeout=120)
@@ -331,7 +332,12 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     empty = json.loads(run_tool("settings", env=env).stdout)
     assert empty == {"path": str(config), "base_url": "https://api.wisgate.ai/v1",
                      "default_base_url": "https://api.wisgate.ai/v1", "timeout": 300.0,
-                     "api_key_stored": False, "api_key_available": False, "problem": None}
+                     "api_key_stored": False, "api_key_available": False, "problem": None,
+                     "effective": {
+                         "base_url": {"value": "https://api.wisgate.ai/v1",
+                                      "source": "default"},
+                         "timeout": {"value": 300.0, "source": "default"},
+                         "api_key": {"set": False, "source": None}}}
     key = "sk-saved-through-stdin-0123456789"
     changes = {"api_key": key, "base_url": "http://127.0.0.1:9/v1", "timeout": 120}
     saved = subprocess.run(argv + ["--update-from-stdin"], env=env, input=json.dumps(changes),
@@ -347,6 +353,19 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     summary = json.loads(removed.stdout)
     assert summary["base_url"] == "https://api.wisgate.ai/v1"
     assert summary["api_key_available"] is True and summary["timeout"] == 120.0
+    assert summary["effective"] == {
+        "base_url": {"value": "https://api.wisgate.ai/v1", "source": "default"},
+        "timeout": {"value": 120.0, "source": f"settings file {config}"},
+        "api_key": {"set": True, "source": f"settings file {config}"}}
+    from_environment = json.loads(run_tool("settings", env=dict(
+        env, GPT_IMAGE_EDIT_BASE_URL="http://127.0.0.1:7/v1",
+        WISDOM_GATE_KEY="sk-from-environment-0123456789")).stdout)
+    assert from_environment["effective"]["base_url"] == {
+        "value": "http://127.0.0.1:7/v1",
+        "source": "environment variable GPT_IMAGE_EDIT_BASE_URL"}
+    assert from_environment["effective"]["api_key"] == {
+        "set": True, "source": "environment variable WISDOM_GATE_KEY"}
+    assert "sk-from-environment" not in json.dumps(from_environment)
     refused = subprocess.run(argv + ["--update-from-stdin"], env=env, input='{"colour": 1}',
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2
@@ -354,26 +373,23 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
                                       "base_url, api_key or timeout.")
 
 
-# -- plan, version, progress -----------------------------------------------------------------
-def test_plan_prints_the_region_without_loading_pillow_or_requests():
-    code = ("import json, sys; from gpt_image_edit.cli import main; "
-            "code = main(['plan', '--layer-size', '6000x4000', "
-            "'--selection-bounds', '2750,1900,3150,2200']); "
-            "print(json.dumps(['PIL' in sys.modules, 'requests' in sys.modules, code]))")
-    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True)
-    region, loaded = finished.stdout.splitlines()
-    assert json.loads(region) == {"x": 2650, "y": 1800, "width": 600, "height": 500}
-    assert json.loads(loaded) == [False, False, 0]
+# -- version, progress ----------------------------------------------------------------------
+def test_sentences_name_the_settings_file_on_the_command_line(wisgate_env, tmp_path):
+    """No GIMP menu on the command line: the settings file and the command that shows it."""
+    env = {name: value for name, value in wisgate_env("echo").items()
+           if not name.startswith(("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE"))}
+    env["GPT_IMAGE_EDIT_CONFIG"] = str(tmp_path / "none" / "settings.json")
+    refused = run_tool("check", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"No API key is set: enter it in {tmp_path / 'none' / 'settings.json'} "
+        "(gpt-image-edit settings shows it) or set GPT_IMAGE_EDIT_API_KEY.")
+    assert "Filters" not in refused.stderr
 
 
-def test_plan_without_selection_and_bad_arguments(wisgate_env):
-    env = wisgate_env("echo")
-    whole = run_tool("plan", "--layer-size", "300x200", env=env)
-    assert json.loads(whole.stdout) == {"x": 0, "y": 0, "width": 300, "height": 200}
-    bad = run_tool("plan", "--layer-size", "300x200", "--selection-bounds", "5,5,1,1", env=env)
-    assert bad.returncode == 2 and "X2 > X1" in bad.stderr
-    assert run_tool("plan", "--layer-size", "huge", env=env).returncode == 2
+def test_there_is_no_plan_command_any_more(wisgate_env):
+    """The GIMP hosts work out the region themselves (the shared geometry module)."""
+    assert run_tool("plan", "--layer-size", "300x200", env=wisgate_env("echo")).returncode == 2
 
 
 def test_version(wisgate_env):
@@ -410,5 +426,34 @@ def test_unexpected_failure_in_a_batch_points_to_the_log(tmp_path, wisgate_env, 
     message = f"gpt-image-edit failed unexpectedly: see the log at {log_file}."
     assert code == 1
     assert json.loads(out.getvalue())["error"] == {"kind": "internal", "message": message}
-    assert err.getvalue().strip() == message
+    assert err.getvalue().strip() == f"{inputs[0]}: {message}"  # names its input
     assert "simulated bug" in log_file.read_text()
+
+
+def test_a_failed_edit_takes_away_the_folders_it_made(tmp_path, wisgate_env, fake_wisgate):
+    picture = save(scene(40, 40), tmp_path / "a.png")
+    (tmp_path / "kept").mkdir()
+    for output in (tmp_path / "new" / "deeper", tmp_path / "kept" / "new"):
+        finished = run_tool("edit", picture, "--prompt", "x", "-o", output,
+                            env=wisgate_env("moderation"))
+        assert finished.returncode == 3
+        assert finished.stderr.strip().splitlines()[-1].startswith(f"{picture}: ")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png", "kept", "settings"]
+    assert list((tmp_path / "kept").iterdir()) == []
+    assert len(fake_wisgate.requests) == 2
+
+
+@pytest.mark.parametrize("command", [[], ["edit"]])
+def test_help_shows_examples_and_every_exit_code(command):
+    shown = subprocess.run(TOOL + command + ["--help"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0
+    assert "examples:" in shown.stdout
+    assert 'gpt-image-edit edit photo.png --prompt "make the sky stormy"' in shown.stdout
+    for code, meaning in [("0", "done"), ("1", "an unexpected failure"),
+                          ("2", "usage, input or local file error"), ("3", "the API refused"),
+                          ("4", "network or server failure"), ("5", "the job's host went away"),
+                          ("130", "interrupted (Ctrl-C)"), ("143", "terminated (SIGTERM)")]:
+        assert any(line.split(None, 1) == [code, meaning] or
+                   (line.split(None, 1)[0] == code and line.split(None, 1)[1].startswith(meaning))
+                   for line in shown.stdout.splitlines() if line.strip())

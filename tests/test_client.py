@@ -32,6 +32,7 @@ from gpt_image_edit.errors import (
     NetworkError,
     PermissionDeniedError,
     QuotaError,
+    RateLimitError,
     RequestTimeoutError,
     ServerError,
     TooLargeError,
@@ -44,6 +45,13 @@ FAST = RetryPolicy(max_retries=2, backoff=0.01, backoff_max=0.05)
 # Linux on loopback buffers at most a few MB of a connection nobody reads (tcp_wmem's 4 MB
 # send buffer plus the untouched receive window).
 UPLOAD_LARGER_THAN_SOCKET_BUFFERS = 16 * 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def started_by_gimp(monkeypatch):
+    """The sentences as a GIMP host gets them: it names its settings menu to the worker
+    (tests/test_job.py checks the command line's own wording)."""
+    monkeypatch.setenv("GPT_IMAGE_EDIT_SETTINGS_PLACE", SETTINGS_MENU)
 
 
 def png(width=48, height=32, mode="RGB", color=(200, 30, 60)) -> bytes:
@@ -234,11 +242,20 @@ def test_rate_limit_with_retry_after_ms_is_honoured(fake_wisgate, make_client):
     assert len(fake_wisgate.requests) == 2
 
 
-def test_retry_after_is_capped_by_the_policy(make_client):
+def test_retry_after_beyond_the_policy_fails_at_once_with_the_rate_limit_sentence(
+        fake_wisgate, make_client):
+    """A server asking for a longer wait than an edit may wait is not waited for at all."""
     events = Events()
-    make_client("rate_limit", retry=RetryPolicy(retry_after_max=0.2),
-                events=events).edit(edit_request())
-    assert ("retry", "Rate limited, trying again in 0.2 s") in events
+    started = time.monotonic()
+    with pytest.raises(RateLimitError) as raised:
+        make_client("rate_limit", retry=RetryPolicy(retry_after_max=0.2),
+                    events=events).edit(edit_request())
+    assert time.monotonic() - started < 1.0
+    assert "retry" not in events.stages()
+    assert str(raised.value).startswith("WisGate is rate limiting your requests and asks to "
+                                        "wait 1 s more")
+    assert (raised.value.kind, raised.value.exit_code) == ("rate_limit", 3)
+    assert len(fake_wisgate.requests) == 1
 
 
 def test_endless_503_fails_after_the_allowed_retries(fake_wisgate, make_client):
@@ -323,7 +340,7 @@ def test_backoff_grows_with_jitter_and_stays_bounded():
         assert all(0.75 * ceiling <= delay <= ceiling for delay in delays)
         assert len(delays) > 1  # jitter
     assert policy.delay(0, retry_after=3.0) == 3.0
-    assert policy.delay(0, retry_after=600.0) == 60.0
+    assert policy.delay(0, retry_after=600.0) == 600.0  # the client refuses to wait that long
 
 
 def test_retry_after_reads_seconds_milliseconds_and_dates():

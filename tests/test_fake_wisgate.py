@@ -386,3 +386,21 @@ def _multipart_body() -> tuple[bytes, str]:
     prepared = requests.Request("POST", "http://127.0.0.1/", data={"prompt": "p"},
                                 files={"image": ("image.png", png(), "image/png")}).prepare()
     return prepared.body, prepared.headers["Content-Type"]
+
+
+# -- several pictures (references) --------------------------------------------------------------
+def test_pictures_go_as_image_or_repeated_image_brackets_up_to_sixteen(post, fake_wisgate):
+    part = ("image.png", png(), "image/png")
+    accepted = post(files=[("image[]", part)] * 16 + [("mask", ("m.png", mask_png(), "image/png"))])
+    assert accepted.status_code == 200, accepted.text
+    assert len(fake_wisgate.requests[-1].files["image[]"]) == 16
+    assert_refused(post(files=[("image[]", part)] * 17), 400, param="image")
+    assert_refused(post(files=[("image", part), ("image[]", part)]), 400, param="image")
+    assert_refused(post(files=[("image", part), ("image", part)]), 400, param="image")
+    # The mask is the first picture's size, whatever the others are.
+    other = ("other.png", png(32, 32), "image/png")
+    assert post(files=[("image[]", part), ("image[]", other),
+                       ("mask", ("m.png", mask_png(), "image/png"))]).status_code == 200
+    assert_refused(post(files=[("image[]", other), ("image[]", part),
+                               ("mask", ("m.png", mask_png(), "image/png"))]), 400,
+                   param="mask")

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
+from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
+from tests import host_policies as policies
 from tests.fake_wisgate import DEFAULT_KEY
 from tests.worker_jobs import worker_failure_sentence
 
@@ -30,6 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "plugin" / "gpt-image-edit-gimp2.py"
 HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
 LIB = REPO / "plugin" / "gpt-image-edit-gimp2-lib"
+CORE = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_core.py"
+GEOMETRY = REPO / "plugin" / "gpt_image_edit" / "geometry.py"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
 PROCEDURE = "python-fu-gpt-image-edit"
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
@@ -73,11 +77,14 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
 
 
 def lay_out_plug_ins(plug_ins: Path) -> Path:
-    """The entry, and its helper modules in their own folder, as the installer puts them."""
+    """The entry, and its helper modules in their own folder, as the installer puts them
+    (install/plugin_entries.py)."""
     lib = plug_ins / "gpt-image-edit-gimp2-lib"
     shutil.copytree(LIB, lib)
     shutil.copy(ENTRY, plug_ins / ENTRY.name)
-    shutil.copy(HOST, lib / HOST.name)
+    for module in (HOST, CORE):
+        shutil.copy(module, lib / module.name)
+    shutil.copy(GEOMETRY, lib / "gpt_image_edit_geometry.py")
     return plug_ins
 
 
@@ -85,8 +92,9 @@ def lay_out_plug_ins(plug_ins: Path) -> Path:
 def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
     plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the entry adds its own folder
-    monkeypatch.delitem(sys.modules, "gpt_image_edit_host", raising=False)
-    monkeypatch.delitem(sys.modules, "gpt_image_edit_settings2", raising=False)
+    for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry",
+                   "gpt_image_edit_settings2"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
     gimp.shim_reset()
     gimpfu._registered_plugins_.clear()
@@ -195,13 +203,9 @@ def capture_job_pictures(folder: Path) -> dict:
 
 
 def planned_region(layer_size, selection_in_layer) -> dict:
-    """The region the worker sends for a selection (its own `plan`), in layer coordinates."""
-    done = subprocess.run(
-        [sys.executable, "-m", "gpt_image_edit", "plan",
-         "--layer-size", f"{layer_size[0]}x{layer_size[1]}",
-         "--selection-bounds", ",".join(map(str, selection_in_layer))],
-        capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    """The region an edit sends for a selection (the shared geometry), in layer coordinates."""
+    return plan_region(layer_size[0], layer_size[1],
+                       Box.from_bounds(*selection_in_layer)).as_dict()
 
 
 def worker_sentence(server, scenario, folder: Path, key=DEFAULT_KEY, timeout=None,
@@ -237,6 +241,10 @@ def test_registration_matches_the_spec(entry):
         "run-mode", "image", "drawable", "prompt", "model", "size", "quality", "variants",
         "use-selection"]
     assert gimp.shim_menus[PROCEDURE] == "<Image>/Filters/AI"
+    # The dialogs' Help opens the manual installed in the helper folder (checked in real
+    # GIMP 2.10 by tests/test_gimp2_dialog.py).
+    help_folder = entry.folder / "gpt-image-edit-gimp2-lib" / "help"
+    assert gimp.shim_help_domains == {"gpt-image-edit": help_folder.as_uri()}
 
 
 # -- edits ----------------------------------------------------------------------------
@@ -256,11 +264,51 @@ def test_whole_layer_edit_lands_directly_above_the_source(entry, wisgate_env, pr
     assert layer.mask is None
     assert_same_picture(layer.pixels.convert("RGB"), source_pixels)
     assert source.pixels.tobytes() == source_pixels.tobytes()  # the source is untouched
+    assert image.active_layer is layer  # the result is the selected layer
     assert_one_undo_step(image)
     assert gimp.shim_images == [image] and list(private_tmp.iterdir()) == []
     assert ("init", "GPT Image Edit") in gimp.shim_progress
     assert any(event[0] == "update" for event in gimp.shim_progress)
     assert gimp.shim_progress[-1] == ("end",)
+
+
+def test_large_layer_is_sent_at_the_size_the_api_gets(entry, wisgate_env, private_tmp,
+                                                      fake_wisgate):
+    """GIMP scales the export down to the request's content size and the one result back up
+    to the layer's place and size."""
+    wisgate_env("echo")
+    image, source = make_image((3000, 2000), (3000, 2000), (0, 0))
+    source.shim_set_pixels(source.pixels.resize((300, 200)).resize((3000, 2000),
+                                                                   Image.BICUBIC))
+    ids = {layer.ID for layer in image.layers}
+    sent = capture_job_pictures(private_tmp)
+    entry.run(image, source)
+    assert gimp.shim_messages == []
+    canvas = request_size(3000, 2000, "gpt-image-2")
+    content = letterbox(3000, 2000, *canvas)
+    assert sent["source.png"].size == (content.width, content.height)
+    assert fake_wisgate.requests[0].fields["size"] == f"{canvas[0]}x{canvas[1]}"
+    [layer] = new_layers(image, ids)
+    assert layer.offsets == (0, 0) and (layer.width, layer.height) == (3000, 2000)
+    difference = ImageChops.difference(layer.pixels.convert("RGB"), source.pixels)
+    assert max(ImageStat.Stat(difference).mean) < 1.5
+    assert_one_undo_step(image)
+
+
+def test_an_unexpected_failure_is_a_sentence_not_a_traceback(entry, wisgate_env, private_tmp,
+                                                             monkeypatch, capsys):
+    wisgate_env("echo")
+    image, source = make_image((320, 240), (200, 150), (40, 30))
+    before = image.shim_snapshot()
+
+    def broken(*arguments):
+        raise ValueError("a GIMP surprise")
+
+    monkeypatch.setitem(gimp._PROCEDURES, "gimp_layer_new_from_drawable", broken)
+    entry.run(image, source)
+    assert gimp.shim_messages == [policies.UNEXPECTED]
+    assert "ValueError: a GIMP surprise" in capsys.readouterr().err
+    assert_unchanged(image, before, private_tmp)
 
 
 def test_parasite_records_how_the_layer_was_made(entry, wisgate_env):
@@ -291,17 +339,21 @@ def test_selection_on_a_large_image_is_masked_and_placed(entry, wisgate_env, pri
     entry.run(image, source)
 
     assert gimp.shim_messages == []
-    # The job carried the whole layer and the selection over exactly its pixels.
-    assert sent["source.png"].mode == "RGB"
-    assert sent["source.png"].tobytes() == before_source.tobytes()
-    assert sent["selection.png"].mode == "L"
-    layer_box = (offsets[0], offsets[1], offsets[0] + layer_size[0], offsets[1] + layer_size[1])
-    assert sent["selection.png"].tobytes() == selection.crop(layer_box).tobytes()
-
-    [layer] = new_layers(image, ids)
+    # The job carried only the region around the selection (small enough to go at its own
+    # size) and the selection over exactly its pixels.
     x1, y1, x2, y2 = selection.getbbox()
     region = planned_region(layer_size, (x1 - offsets[0], y1 - offsets[1],
                                          x2 - offsets[0], y2 - offsets[1]))
+    in_layer = (region["x"], region["y"], region["x"] + region["width"],
+                region["y"] + region["height"])
+    assert sent["source.png"].mode == "RGB"
+    assert sent["source.png"].tobytes() == before_source.crop(in_layer).tobytes()
+    assert sent["selection.png"].mode == "L"
+    in_image = (in_layer[0] + offsets[0], in_layer[1] + offsets[1],
+                in_layer[2] + offsets[0], in_layer[3] + offsets[1])
+    assert sent["selection.png"].tobytes() == selection.crop(in_image).tobytes()
+
+    [layer] = new_layers(image, ids)
     assert layer.offsets == (offsets[0] + region["x"], offsets[1] + region["y"])
     assert (layer.width, layer.height) == (region["width"], region["height"])
     assert (layer.width, layer.height) != layer_size  # only the region was sent
@@ -429,33 +481,23 @@ def test_layer_mask_as_drawable_edits_its_layer(entry, wisgate_env):
 
 # -- refusals and failures ------------------------------------------------------------
 
-@pytest.mark.parametrize("case,sentence", [
-    ("empty_prompt", "The prompt is empty: describe what should change and try again."),
-    ("layer_group", "GPT Image Edit cannot edit a layer group: select one layer inside it "
-                    "and try again."),
-    ("selection_beside", "The selection does not touch the active layer: select an area on "
-                         "it, or clear the selection to edit the whole layer."),
-    ("variants", "Variants must be between 1 and 10: choose a number in that range and try "
-                 "again."),
-])
+@pytest.mark.parametrize("case", sorted(policies.REFUSALS))
 def test_refusals_say_why_and_change_nothing(entry, wisgate_env, fake_wisgate, private_tmp,
-                                             case, sentence):
+                                             case):
+    """The same cases and sentences as tests/test_core.py (the fake host) and
+    tests/test_gimp3.py (real GIMP 3)."""
     wisgate_env("echo")
     image, source = make_image((320, 240), (200, 150), (40, 30))
-    drawable, arguments = source, {}
-    if case == "empty_prompt":
-        arguments = {"prompt": "  \n "}
-    elif case == "layer_group":
+    drawable, arguments = source, dict(policies.REFUSAL_ARGUMENTS.get(case, {}))
+    if case == "layer_group":
         drawable = gimp.pdb.gimp_layer_group_new(image)
         gimp.pdb.gimp_image_insert_layer(image, drawable, None, 0)
         image.shim_forget_undo()
     elif case == "selection_beside":
         select_ellipse(image, (250, 190, 300, 230))
-    else:
-        arguments = {"variants": 11}
     before = image.shim_snapshot()
     entry.run(image, drawable, **arguments)
-    assert gimp.shim_messages == [sentence]
+    assert gimp.shim_messages == [policies.REFUSALS[case]]
     assert_unchanged(image, before, private_tmp)
     assert fake_wisgate.requests == []
 
@@ -670,5 +712,5 @@ def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path,
         "GPT Image Edit could not read a result of the worker: try again."]
     assert_unchanged(image, before, private_tmp)
     # not even an empty undo group: in real GIMP 2.10 that leaves the image dirty
-    assert image.undo_log == []
+    assert image.undo_log == []  # every result is loaded before the first change
     assert "gimp_item_delete" in gimp.shim_calls  # the first, loaded result

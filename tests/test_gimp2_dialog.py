@@ -4,7 +4,11 @@
   confirm, find the new layer, press Ctrl+Z once and find the image as it was;
 - GPT Image Settings (PyGTK): Test connection reaches the endpoint typed with the key
   typed, Save writes the settings file with mode 0600, the key shows nowhere and lands
-  nowhere else (not in GIMP's stored last values either).
+  nowhere else (not in GIMP's stored last values either);
+- Help: F1 in either dialog goes through GIMP's help system (the plug-in's help domain,
+  registered at query time, help/en/gimp-help.xml) to its web-browser plug-in, which opens
+  the manual the installer put into the helper folder. The "browser" is a desktop entry
+  recording the address (as in tests/test_gimp3_help.py).
 
 GPT_IMAGE_EDIT_UPDATE_SCREENSHOT=1 also copies the screenshots to docs/gimp2-dialog.png
 and docs/gimp2-settings.png.
@@ -35,6 +39,7 @@ from tests.test_gimp3_dialog import (  # noqa: F401 (display is a fixture)
     display,
     landscape,
 )
+from tests.test_gimp3_help import use_recorder_as_browser, wait_for_lines
 
 PROMPT = "add a small red boat on the lake"
 SCRIPT = Path(__file__).resolve().parent / "gimp2" / "dialog_session.py"
@@ -224,4 +229,33 @@ def test_closing_settings_during_a_connection_test_stops_the_test(start_gimp, fa
     assert all(_ends(pid, within=30) for pid in checks), "the connection test kept running"
     gimp.process.wait(timeout=60)
     assert not (tmp_path / "settings" / "settings.json").exists()  # nothing saved
+    assert "Traceback" not in gimp.log.read_text()
+
+
+@pytest.mark.parametrize("action,dialog,part", [
+    # The label in full: the settings procedure's blurb names "GPT Image Edit" too, and
+    # the action search ranks what ran before (the settings, in this home) first.
+    ("GPT Image Edit...", "^python-fu-gpt-image-edit$", "edit"),
+    ("GPT Image Settings", "^GPT Image Settings$", "settings"),
+])
+def test_f1_in_a_dialog_opens_the_installed_manual(start_gimp, home, tmp_path, action,
+                                                   dialog, part):
+    urls = use_recorder_as_browser(home, tmp_path, "2.10")
+    gimp = start_gimp("settings")  # opens a picture and waits
+    run_from_action_search(gimp, action)
+    window = gimp.window(dialog)
+    time.sleep(0.5)  # GTK maps the dialog's widgets after the window
+    gimp.key("F1")
+    opened = wait_for_lines(urls, gimp.process)
+    gimp.window(dialog)
+    gimp.key("Escape")
+    wait_closed(gimp, window)
+    (gimp.out / "finished").write_text("")
+
+    lib = home / ".config" / "GIMP" / "2.10" / "plug-ins" / "gpt-image-edit-gimp2-lib"
+    manual = lib / "help" / "en" / "manual.html"
+    assert opened == [f"file://{manual}#{part}"], gimp.log.read_text()[-3000:]
+    assert manual.read_bytes() == (DOCS / "manual.html").read_bytes()
+    assert f'id="{part}"' in manual.read_text()
+    gimp.process.wait(timeout=60)
     assert "Traceback" not in gimp.log.read_text()

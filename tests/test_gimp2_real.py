@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageFilter
 
+from tests import host_policies as policies
 from tests import real_gimp
 from tests.fake_wisgate import DEFAULT_KEY
 from tests.test_gimp3 import (
@@ -45,6 +46,7 @@ NON_ASCII = "ciel d\u2019orage \u00e9t\u00e9 \u2014 ajoute des \u00e9clairs \u26
 MESSAGE = re.compile(r"^(?P<source>.+?)-(?:Warning|Message|Error): (?P<text>.*)$")
 FAILURES = ("unauthorized", "moderation", "quota", "unavailable", "html_502", "bad_base64",
             "fewer", "truncated", "slow")
+REFUSED = "refused_"  # the shared refusal cases' names, apart from the other cases'
 SETTINGS_SENTENCE = ("GPT Image Settings can only be changed in its dialog: open Filters > AI > "
                      "GPT Image Settings....")
 
@@ -93,13 +95,22 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         case("fewer", "fewer", arguments={"variants": 2}),
         case("truncated", "truncated"),
         case("slow", "slow", timeout=1),
-        case("empty_prompt", prompt="   "),
-        case("too_many_variants", arguments={"variants": 11}),
+        # The refusals every host gives alike (tests/host_policies.py).
+        *[case(REFUSED + name, **refusal_spec(name)) for name in policies.REFUSALS],
         case("no_key", key=None),
-        case("selection_beside", selection={"ellipse": (0, 0, 30, 20)}),
         case("channel", drawables="channel"),
-        case("layer_group", drawables="group"),
     ]
+
+
+def refusal_spec(name: str) -> dict:
+    """How the shared refusal case `name` is set up in GIMP 2.10."""
+    if name == "selection_beside":
+        return {"selection": {"ellipse": (0, 0, 30, 20)}}
+    if name == "layer_group":
+        return {"drawables": "group"}
+    arguments = dict(policies.REFUSAL_ARGUMENTS[name])
+    prompt = arguments.pop("prompt", LONG_PROMPT)
+    return {"prompt": prompt, "arguments": arguments}
 
 
 @dataclass
@@ -229,6 +240,7 @@ def test_whole_layer_edit_lands_directly_above_the_source(report):
     assert layer["offsets"] == list(OFFSETS) and layer["size"] == list(LAYER)
     names = [item["name"] for item in result["after"]["layers"]]
     assert names == ["above", layer["name"], "source"]
+    assert result["after"]["selected"] == [layer["id"]]  # the result is the selected layer
     assert layer["mask"] is None
     pixels = report.picture("whole_echo", layer["pixels"]).convert("RGB")
     source = report.picture("whole_echo", "source-before.png").convert("RGB")
@@ -385,17 +397,9 @@ def test_failure_leaves_the_image_as_it_was_with_the_workers_sentence(
 
 
 @pytest.mark.parametrize("case,sentence", [
-    ("empty_prompt", "The prompt is empty: describe what should change and try again."),
-    ("too_many_variants", "Variants must be between 1 and 10: choose a number in that range "
-                          "and try again."),
-    ("no_key", "No API key is set: enter it in Filters > AI > GPT Image Settings... or set "
-               "GPT_IMAGE_EDIT_API_KEY."),
-    ("selection_beside", "The selection does not touch the active layer: select an area on "
-                         "it, or clear the selection to edit the whole layer."),
-    ("channel", "GPT Image Edit works on a layer, not on a channel: select a layer and try "
-                "again."),
-    ("layer_group", "GPT Image Edit cannot edit a layer group: select one layer inside it and "
-                    "try again."),
+    *[(REFUSED + name, sentence) for name, sentence in policies.REFUSALS.items()],
+    ("no_key", policies.NO_KEY),
+    ("channel", policies.NOT_A_LAYER),
 ])
 def test_refusals_say_why(report, case, sentence):
     assert one_sentence(report, case) == sentence

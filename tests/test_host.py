@@ -66,3 +66,18 @@ def test_job_folders_are_private_and_marked_as_the_jobs_alone():
         assert os.stat(job.folder).st_mode & 0o777 == 0o700
         assert os.path.isfile(os.path.join(job.folder, host.JOB_FOLDER_MARKER))
     assert not os.path.exists(job.folder)
+
+
+@pytest.mark.parametrize("mode,channels", [("L", 1), ("RGB", 3), ("RGBA", 4)])
+def test_write_png_writes_bare_pictures_pillow_reads_back(tmp_path, mode, channels):
+    from PIL import Image
+
+    picture = Image.effect_noise((37, 23), 80).convert(mode)
+    if mode == "RGBA":
+        picture.putalpha(Image.linear_gradient("L").resize((37, 23)))
+    path = tmp_path / "out.png"
+    host.write_png(str(path), 37, 23, channels, picture.tobytes())
+    with Image.open(path) as written:
+        assert written.mode == mode and written.size == (37, 23)
+        assert written.tobytes() == picture.tobytes()
+        assert not written.info  # no metadata: the worker may send it as it is

@@ -138,11 +138,34 @@ def test_nothing_found_says_how_to_fix_it(tmp_path, checkout, capsys):
     installed = installer.main([], platform="linux", environ={}, home=tmp_path, out=out)
 
     assert listed == 0 and installed == 1
-    sentence = ("No GIMP user folder was found: start GIMP once so it creates its folder, "
-                "or pass --gimp-dir.")
+    sentence = ("No GIMP user folder was found (looked in ~/.config/GIMP, "
+                "~/.var/app/org.gimp.GIMP/config/GIMP, ~/snap/gimp/current/.config/GIMP, "
+                "~/.gimp-2.10): start GIMP once so that it makes its folder, then run the "
+                "installer again, or name the folder with --gimp-dir.")
     assert out.getvalue() == sentence + "\n"
     assert capsys.readouterr().err == f"error: {sentence}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("platform, environ, looked_in", [
+    ("darwin", {}, "~/Library/Application Support/GIMP"),
+    ("win32", {"APPDATA": "/elsewhere/Roaming"}, "/elsewhere/Roaming/GIMP"),
+    ("linux", {"XDG_CONFIG_HOME": "/xdg", "GIMP3_DIRECTORY": "/portable/gimp"},
+     "/xdg/GIMP, ~/.var/app/org.gimp.GIMP/config/GIMP, ~/snap/gimp/current/.config/GIMP, "
+     "~/.gimp-2.10, /portable/gimp"),
+])
+def test_nothing_found_names_where_it_looked_on_each_platform(
+        tmp_path, checkout, capsys, platform, environ, looked_in):
+    installer = load_installer(checkout)
+
+    code = installer.main([], platform=platform, environ=environ, home=tmp_path / "home",
+                          out=io.StringIO())
+
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"error: No GIMP user folder was found (looked in {looked_in}): start GIMP once so "
+        "that it makes its folder, then run the installer again, or name the folder with "
+        "--gimp-dir.\n")
 
 
 def test_requirements_match_the_lower_bounds_in_pyproject():
@@ -185,6 +208,8 @@ def test_dry_run_on_windows_shows_every_step_and_changes_nothing(tmp_path, check
     assert f"write {gimp / '3.2' / 'plug-ins' / 'gpt-image-edit' / 'gpt-image-edit-worker.json'}: {worker}" in text  # noqa: E501
     assert f"write {gimp / '2.10' / 'plug-ins' / 'gpt-image-edit-gimp2-lib' / 'gpt-image-edit-worker.json'}: {worker}" in text  # noqa: E501
     assert f"Settings file: {tmp_path / 'AppData' / 'Roaming' / 'gpt-image-edit' / 'settings.json'}" in text  # noqa: E501
+    launcher = local / "Microsoft" / "WindowsApps" / "gpt-image-edit.cmd"
+    assert f"  [dry run] write {launcher} (mode 755)" in text.splitlines()
     assert code == 0
 
 
@@ -233,6 +258,9 @@ def test_dry_run_for_flatpak_makes_the_worker_with_the_sandbox_python(checkout, 
         {"python": str(python), "pythonpath": [str(data / "lib")]}) in lines
     assert (f"Settings file: {flatpak / 'config' / 'gpt-image-edit' / 'settings.json'} "
             "(not created yet).") in lines
+    assert ("Note: no gpt-image-edit command: Flatpak GIMP's worker runs only inside its "
+            "sandbox; for the command line, run 'pipx install .' in the plug-in's folder.") \
+        in lines
 
 
 # -- real installs --------------------------------------------------------------------------
@@ -262,7 +290,7 @@ def checkout(tmp_path) -> Path:
     """A copy of the plug-in's download, which a test may move or delete."""
     copy = tmp_path / "checkout"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for part in ("install", "plugin"):
+    for part in ("install", "plugin", "docs"):
         shutil.copytree(ROOT / part, copy / part, ignore=ignore)
     for relative, text in STAND_INS.items():
         if not (copy / relative).exists():
@@ -308,8 +336,22 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     shipped = [p.name for p in (checkout / "plugin" / "gpt-image-edit").iterdir()
                if p.name != "__pycache__"]
     assert "gpt-image-edit.py" in shipped
+    assert "gpt_image_edit_core.py" in shipped
     assert sorted(p.name for p in entry3.iterdir()) == sorted(
-        shipped + ["gpt-image-edit-worker.json"])
+        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py", "help"])
+    for name in ("manual.html", "gimp-help.xml"):
+        assert (entry3 / "help" / "en" / name).read_bytes() == \
+            (checkout / "docs" / name).read_bytes()
+    # One geometry, shipped beside both host cores: the worker package's own file.
+    geometry = (checkout / "plugin" / "gpt_image_edit" / "geometry.py").read_bytes()
+    assert (entry3 / "gpt_image_edit_geometry.py").read_bytes() == geometry
+    assert (lib2 / "gpt_image_edit_geometry.py").read_bytes() == geometry
+    for module in ("gpt_image_edit_core.py", "gpt_image_edit_host.py"):
+        assert (lib2 / module).read_bytes() == (entry3 / module).read_bytes()
+    # The same manual for GIMP 2.10's Help, in the helper folder (its entry registers it).
+    for name in ("manual.html", "gimp-help.xml"):
+        assert (lib2 / "help" / "en" / name).read_bytes() == \
+            (checkout / "docs" / name).read_bytes()
     assert os.access(entry3 / "gpt-image-edit.py", os.X_OK)
     assert not os.access(entry3 / "gpt_image_edit_host.py", os.X_OK)
     assert worker_file(entry3) == expected
@@ -319,13 +361,34 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
         "gpt-image-edit-gimp2-lib", "gpt-image-edit-gimp2.py"]
     assert os.access(plug_ins2 / "gpt-image-edit-gimp2.py", os.X_OK)
     assert sorted(p.name for p in lib2.iterdir()) == [
-        "gpt-image-edit-worker.json", "gpt_image_edit_host.py", "gpt_image_edit_settings2.py"]
-    assert not any(p.stem == lib2.name or os.access(p, os.X_OK) for p in lib2.iterdir())
+        "gpt-image-edit-worker.json", "gpt_image_edit_core.py", "gpt_image_edit_geometry.py",
+        "gpt_image_edit_host.py", "gpt_image_edit_settings2.py", "help"]
+    assert not any(p.stem == lib2.name or (p.is_file() and os.access(p, os.X_OK))
+               for p in lib2.iterdir())
     assert worker_file(lib2) == expected
     assert (plug_ins2 / "gpt-image-edit-gimp2.py").read_bytes() == \
         (checkout / "plugin" / "gpt-image-edit-gimp2.py").read_bytes()
     assert f"  worker interpreter: {python}" in done.stdout
     assert f"Settings file: {home.settings} (not created yet)." in done.stdout
+    launcher = home.path / ".local" / "bin" / "gpt-image-edit"
+    assert os.access(launcher, os.X_OK)
+    assert done.stdout.splitlines()[-9:] == [
+        "Done. Installed:",
+        f"  the worker in {home.data} (Python: {python})",
+        f"  the gpt-image-edit command: {launcher}",
+        f"  the plug-in for GIMP 2.10 in {plug_ins2}",
+        f"  the plug-in for GIMP 3.0 in {home.gimp3 / 'plug-ins'}",
+        "Next:",
+        "  1. Restart GIMP (quit it first if it is running), select a layer and open "
+        "Filters > AI > GPT Image Edit...",
+        "  2. Set your WisGate API key in GIMP with Filters > AI > GPT Image Settings..., or "
+        "set GPT_IMAGE_EDIT_API_KEY in the environment GIMP starts from, or write "
+        f'{{"api_key": "..."}} into {home.settings} (mode 0600).',
+        "  3. On the command line: gpt-image-edit --help"]
+    assert (f"  note: {launcher.parent} is not on your PATH, so the shell does not find "
+            'gpt-image-edit yet: run: export PATH="$HOME/.local/bin:$PATH" (and add that '
+            "line to ~/.profile; on Debian and Ubuntu logging in again is enough now that the "
+            "folder exists).") in done.stdout.splitlines()
 
     # The worker is its own copy: it starts after the download is gone.
     version = (checkout / "plugin" / "gpt_image_edit" / "__init__.py").read_text()
@@ -336,6 +399,16 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
         assert start_worker(entry_dir, monkeypatch, "-c", "import gpt_image_edit; "
                             "print(gpt_image_edit.__file__)") == \
             str(home.data / "lib" / "gpt_image_edit" / "__init__.py")
+    # The command runs the worker's copy too, from any folder, with PATH holding its folder.
+    env = dict(home.env, PATH=f"{launcher.parent}{os.pathsep}{home.env['PATH']}",
+               PYTHONPATH=str(home.path))
+    command = subprocess.run(["gpt-image-edit", "--version"], env=env, capture_output=True,
+                             text=True, cwd=str(home.path))
+    assert command.returncode == 0, command.stderr
+    assert command.stdout.strip() == start_worker(entry3, monkeypatch, "-m", "gpt_image_edit",
+                                                  "--version")
+    usage = subprocess.run(["gpt-image-edit", "edit"], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2  # the tool's own exit code comes through the launcher
 
 
 def test_second_run_upgrades_in_place_and_keeps_the_settings(checkout, home):
@@ -363,12 +436,13 @@ def test_second_run_upgrades_in_place_and_keeps_the_settings(checkout, home):
 
 
 def test_upgrade_moves_gimp2_helpers_out_of_the_plug_ins_folder(checkout, home):
-    """Earlier versions left the host module (and Python 2.7's cache of it) and the worker
-    description loose in plug-ins/, where GIMP 2.10 on Windows queries every .py."""
+    """Earlier versions left the host modules (and Python 2.7's caches of them) and the
+    worker description loose in plug-ins/, where GIMP 2.10 on Windows queries every .py."""
     plug_ins2 = home.gimp2 / "plug-ins"
     make_dirs(plug_ins2)
-    for name in ("gpt_image_edit_host.py", "gpt_image_edit_host.pyc",
-                 "gpt-image-edit-worker.json"):
+    for name in ("gpt_image_edit_host.py", "gpt_image_edit_host.pyc", "gpt_image_edit_core.py",
+                 "gpt_image_edit_core.pyc", "gpt_image_edit_geometry.py",
+                 "gpt_image_edit_geometry.pyc", "gpt-image-edit-worker.json"):
         (plug_ins2 / name).write_text("# left by an older version\n")
     (plug_ins2 / "someone-elses-plugin.py").write_text("# not ours\n")
 
@@ -443,8 +517,9 @@ def test_python_without_the_dependencies_is_refused_with_the_fix(checkout, home,
     assert done.returncode == 1
     assert done.stderr.endswith(
         f"error: {python} cannot import requests and PIL (requests>=2.31 and pillow>=9.5): "
-        f"run '{python} -m pip install requests pillow', or leave out --python so the "
-        "installer makes its own environment.\n")
+        "install them into that Python's own virtual environment (or from your "
+        "distribution's packages), or leave out --python so the installer makes its own "
+        "environment.\n")
     assert not (home.gimp3 / "plug-ins").exists()
 
 
@@ -473,8 +548,82 @@ def test_uninstall_removes_entries_and_worker_and_keeps_the_settings(checkout, h
     assert not (home.gimp3 / "plug-ins" / "gpt-image-edit").exists()
     assert not home.data.exists()
     assert home.settings.read_text() == SETTINGS_TEXT
-    assert (f"Kept your settings file {home.settings} (it holds your API key; delete it "
-            "yourself if you no longer need it).") in done.stdout
+    assert not (home.path / ".local" / "bin" / "gpt-image-edit").exists()
+    assert home.settings.read_text() == SETTINGS_TEXT
+    assert (f"Kept your settings file {home.settings} (it holds your API key; remove it with "
+            "--uninstall --purge, or delete it yourself).") in done.stdout
+
+
+def test_uninstall_purge_removes_the_settings_and_the_log_too(checkout, home):
+    make_dirs(home.gimp3)
+    assert run_installer(checkout, home.env, "--python", sys.executable).returncode == 0
+    home.settings.parent.mkdir(parents=True)
+    home.settings.write_text(SETTINGS_TEXT)
+    for name in ("gpt-image-edit.log", "gpt-image-edit.log.1"):
+        (home.settings.parent / name).write_text("a log line\n")
+    before = snapshot(home.path)
+
+    alone = run_installer(checkout, home.env, "--purge")
+    dry = run_installer(checkout, home.env, "--uninstall", "--purge", "--dry-run")
+    assert snapshot(home.path) == before
+    done = run_installer(checkout, home.env, "--uninstall", "--purge")
+
+    assert alone.returncode == 2 and "--purge goes with --uninstall" in alone.stderr
+    assert f"  [dry run] remove {home.settings}" in dry.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert not home.settings.parent.exists()
+    assert not home.data.exists()
+    assert not (home.path / ".local" / "bin" / "gpt-image-edit").exists()
+    assert not (home.gimp3 / "plug-ins" / "gpt-image-edit").exists()
+    assert done.stdout.splitlines()[-1] == "Done."
+
+
+def test_a_gpt_image_edit_command_of_someone_else_is_left_alone(checkout, home):
+    """pipx's gpt-image-edit (a symbolic link into its own environment) stays as it is."""
+    make_dirs(home.gimp3, home.path / ".local" / "bin")
+    launcher = home.path / ".local" / "bin" / "gpt-image-edit"
+    launcher.symlink_to(home.path / ".local" / "pipx" / "venvs" / "gpt-image-edit" / "bin"
+                        / "gpt-image-edit")
+
+    installed = run_installer(checkout, home.env, "--python", sys.executable)
+    removed = run_installer(checkout, home.env, "--uninstall")
+
+    assert installed.returncode == 0, installed.stderr
+    assert (f"  note: {launcher} exists and was not made by this installer (pipx?): left as it "
+            "is, so the gpt-image-edit command is that one.") in installed.stdout.splitlines()
+    assert removed.returncode == 0, removed.stderr
+    assert launcher.is_symlink()
+
+
+def test_bin_folder_on_path_gets_no_note(checkout, home):
+    make_dirs(home.gimp3)
+    env = dict(home.env, PATH=f"{home.env['PATH']}{os.pathsep}{home.path}/.local/bin/")
+
+    done = run_installer(checkout, env, "--python", sys.executable)
+
+    assert done.returncode == 0, done.stderr
+    assert "not on your PATH" not in done.stdout
+
+
+def test_a_python_without_venv_or_ensurepip_is_named_with_its_package(checkout, home):
+    """Debian and Ubuntu without python3-venv: ensurepip is missing; nothing is installed."""
+    make_dirs(home.gimp3)
+    hide = ("import runpy, sys; sys.modules['ensurepip'] = None; "
+            f"sys.argv = [{str(checkout / 'install' / 'install.py')!r}]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+    done = subprocess.run([sys.executable, "-c", hide], env=home.env, capture_output=True,
+                          text=True)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: Python's ensurepip module is missing from {sys.executable}, so the installer "
+        "cannot make the worker's environment: on Debian and Ubuntu install the python3-venv "
+        "package (sudo apt install python3-venv), elsewhere your Python's venv package; or "
+        "pass --python with an interpreter that has requests and pillow.\n")
+    assert not (home.gimp3 / "plug-ins").exists()
+    assert not home.data.exists()
+    assert not (home.path / ".local" / "bin").exists()
 
 
 def test_install_makes_a_virtual_environment_with_requests_and_pillow(checkout, home,

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from gpt_image_edit.geometry import Box, plan_region, request_size, sent_size
 from tests import debian_root, real_gimp
+from tests import host_policies as policies
 
 REPO = Path(__file__).resolve().parent.parent
 NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
@@ -62,6 +64,8 @@ seen = {"python": list(sys.version_info[:2])}
 
 for path in ("/tmp/src/plugin/gpt-image-edit-gimp2.py",
              "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py",
+             "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py",
+             "/tmp/src/plugin/gpt_image_edit/geometry.py",
              "/tmp/src/plugin/gpt-image-edit-gimp2-lib/gpt_image_edit_settings2.py",
              "/tmp/src/tests/gimp2/run_cases.py", "/tmp/src/tests/gimp2/read_parasites.py",
              "/tmp/src/tests/gimpfu_shim/gimp.py", "/tmp/src/tests/gimpfu_shim/gimpfu.py",
@@ -76,6 +80,9 @@ lib = os.path.join(plug_ins, "gpt-image-edit-gimp2-lib")
 shutil.copytree("/tmp/src/plugin/gpt-image-edit-gimp2-lib", lib)
 shutil.copy("/tmp/src/plugin/gpt-image-edit-gimp2.py", plug_ins)
 shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py", lib)
+shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py", lib)
+shutil.copy("/tmp/src/plugin/gpt_image_edit/geometry.py",
+            os.path.join(lib, "gpt_image_edit_geometry.py"))
 sys.path.insert(0, "/tmp/src/tests/gimpfu_shim")
 sys.path.insert(0, lib)
 import gpt_image_edit_host as host
@@ -131,13 +138,66 @@ seen["registered"] = [record[5], record[11], [p[1] for p in record[8]]]
 record = gimpfu._registered_plugins_["python-fu-gpt-image-edit-settings"]
 seen["settings_registered"] = [record[5], record[6], record[11], record[8]]
 seen["main_called"] = len(gimp.shim_main)
-entry.gpt_image_edit(None, None, "  ", "gpt-image-2", "auto", 3, 1, 1)
-entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 0, 1)
-entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)
-seen["messages"] = gimp.shim_messages
-arguments = entry.read_arguments("ciel d\xe2\x80\x99orage", "", " ", 1, 2)  # UTF-8 bytes
+entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)  # no drawable
+seen["messages"] = list(gimp.shim_messages)
+
+# The host core itself under Python 2.7, with a document of plain Python answers and the
+# stand-in worker: refusals, the region and size arithmetic, the job, and the placement.
+core = entry.core
+
+class Document(core.Document):
+    def __init__(self, values, kind="layer", bounds=None):
+        self.values, self.kind_, self.bounds, self.log, self.job = values, kind, bounds, [], None
+    def drawables(self): return ["the layer"]
+    def kind(self, drawable): return self.kind_
+    def layer_name(self, layer): return u"source"
+    def layer_box(self, layer): return (10, 20, 6000, 4000)
+    def selection_bounds(self): return self.bounds
+    def ask_arguments(self): return self.values
+    def _export(self, what, region, size, path):
+        self.log.append([what, list(region), list(size)])
+        open(path, "wb").close()
+    def export_layer(self, layer, region, size, path): self._export("layer", region, size, path)
+    def export_selection(self, region, size, path):
+        self._export("selection", region, size, path)
+    def load_layer(self, path):
+        with open(os.path.join(os.path.dirname(os.path.dirname(path)), "job.json")) as handle:
+            self.job = json.load(handle)
+        return {"name": None}
+    def new_group(self, name): return {"name": name}
+    def parent_and_position(self, layer): return None, 3
+    def insert(self, item, parent, position): self.log.append(["insert", position])
+    def set_name(self, item, name): item["name"] = name
+    def scale(self, item, width, height): self.log.append(["scale", width, height])
+    def move(self, item, x, y): self.log.append(["move", x, y])
+    def add_selection_mask(self, item): self.log.append(["mask"])
+    def attach_parasite(self, item, name, text):
+        self.log.append(["parasite", name, json.loads(text)["prompt"]])
+    def select(self, item): self.log.append(["select", item["name"]])
+    def undo_group_start(self): self.log.append(["undo-start"])
+    def undo_group_end(self): self.log.append(["undo-end"])
+    def progress_start(self, text): pass
+    def progress_update(self, text, fraction): pass
+    def progress_end(self): pass
+
+def edit(values, **document):
+    done = core.edit(Document(values, **document), lib)
+    return [done.status, done.message]
+
+seen["core_refusals"] = [
+    edit({"prompt": "  "}), edit({"prompt": "sky", "variants": 0}),
+    edit({"prompt": "sky"}, kind="channel"), edit({"prompt": "sky"}, kind="group"),
+    edit({"prompt": "sky"}, bounds=(7000, 10, 7100, 50)),
+    edit({"prompt": "sky", "size": "1000x1000"})]
+whole = Document({"prompt": u"ciel d\u2019orage", "quality": entry.quality_name(1)})
+seen["whole"] = [core.edit(whole, lib).status, whole.log, whole.job]
+selected = Document({"prompt": "sky"}, bounds=(3000, 2000, 3400, 2300))
+seen["selected"] = [core.edit(selected, lib).status, selected.log, selected.job]
+arguments = core.Arguments({"prompt": entry.text("ciel d\xe2\x80\x99orage"),
+                            "model": entry.text(""), "size": entry.text(" "),
+                            "quality": entry.quality_name(1), "variants": 2}).for_job()
 seen["arguments"] = arguments
-seen["name"] = entry.native(entry.host.layer_name((arguments["prompt"] + u" ") * 4)).decode("utf-8")
+seen["name"] = entry.native(core.host.layer_name((arguments["prompt"] + u" ") * 4)).decode("utf-8")
 sys.stdout.write(json.dumps(seen))
 '''
 
@@ -178,11 +238,42 @@ def test_entry_imports_and_registers_under_python_2_7(python27):
 
 
 def test_entry_refusals_under_python_2_7(python27):
-    assert python27["messages"] == [
-        "The prompt is empty: describe what should change and try again.",
-        "Variants must be between 1 and 10: choose a number in that range and try again.",
-        "GPT Image Edit works on a layer, not on a channel: select a layer and try again.",
-    ]
+    assert python27["messages"] == [policies.NO_LAYER]
+    assert python27["core_refusals"] == [
+        ["error", policies.REFUSALS["empty_prompt"]], ["error", policies.REFUSALS["variants"]],
+        ["error", policies.NOT_A_LAYER], ["error", policies.REFUSALS["layer_group"]],
+        ["error", policies.REFUSALS["selection_beside"]],
+        ["error", policies.REFUSALS["bad_size"]]]
+
+
+@pytest.mark.parametrize("case,bounds", [("whole", None), ("selected", (3000, 2000, 3400, 2300))])
+def test_host_core_plans_and_places_under_python_2_7_as_under_3(python27, case, bounds):
+    """The region and the sent size from the shared geometry under Python 2.7 are the
+    worker's own under Python 3; the result is scaled to the placement, moved, masked
+    (with a selection), selected, in one undo group."""
+    status, log, job = python27[case]
+    assert status == "success"
+    selection = None if bounds is None else Box.from_bounds(
+        bounds[0] - 10, bounds[1] - 20, bounds[2] - 10, bounds[3] - 20)
+    region = plan_region(6000, 4000, selection)
+    sent = sent_size(region.width, region.height,
+                     *request_size(region.width, region.height, "gpt-image-2"))
+    exports = [["layer", list(region), list(sent)]]
+    if bounds is not None:
+        exports.append(["selection", [region.x + 10, region.y + 20, region.width,
+                                      region.height], list(sent)])
+    assert log[:len(exports)] == exports
+    assert job["source"] == {"path": "source.png", "x": region.x, "y": region.y,
+                             "width": region.width, "height": region.height}
+    assert job["layer"] == {"width": 6000, "height": 4000, "offset_x": 10, "offset_y": 20}
+    placed = log[len(exports):]
+    # The stand-in worker's manifest places one result at 1,2 size 3x4.
+    expected = [["undo-start"], ["insert", 3], ["scale", 3, 4], ["move", 1, 2]]
+    expected += [["mask"]] if bounds is not None else []
+    assert placed[:len(expected)] == expected
+    assert placed[len(expected)][:2] == ["parasite", "gpt-image-edit"]
+    assert placed[-1] == ["undo-end"] and placed[-2][0] == "select"
+    assert placed[-2][1].startswith("GPT edit: ")
 
 
 def test_entry_handles_gimp_2_byte_strings(python27):
@@ -190,6 +281,8 @@ def test_entry_handles_gimp_2_byte_strings(python27):
                                      "size": "auto", "quality": "low", "variants": 2}
     # 40 characters of the prompt at most, cut at a word end; UTF-8 in, UTF-8 out
     assert python27["name"] == "GPT edit: " + "ciel d\u2019orage " * 2 + "ciel d\u2019orage\u2026"
+    status, log, job = python27["whole"]
+    assert job["prompt"] == "ciel d\u2019orage" and job["quality"] == "low"
 
 
 def test_host_writes_the_job_under_python_2_7(python27):

@@ -124,7 +124,8 @@ def test_timeout_in_file_must_be_a_positive_number():
         load_settings()
 
 
-def test_file_that_is_not_json_is_named_in_the_error():
+def test_file_that_is_not_json_is_named_in_the_error(monkeypatch):
+    monkeypatch.setenv("GPT_IMAGE_EDIT_SETTINGS_PLACE", "Filters > AI > GPT Image Settings...")
     path = config_path()
     path.parent.mkdir(parents=True)
     path.write_text("{ api_key: nope", encoding="utf-8")

@@ -9,9 +9,14 @@ from pathlib import Path
 
 from PIL import Image
 
+# What a GIMP host tells the worker (gpt_image_edit_host.Worker.environment): where its
+# user changes the settings, for the worker's sentences.
+GIMP_SETTINGS_PLACE = {"GPT_IMAGE_EDIT_SETTINGS_PLACE": "Filters > AI > GPT Image Settings..."}
+
 
 def worker_failure_sentence(env: dict, folder: Path, prompt: str, variants: int = 1) -> str:
-    """The sentence the worker's own failure manifest holds for a small job run in `env`."""
+    """The sentence the worker's own failure manifest holds for a small job run in `env`, as
+    a GIMP host starts it."""
     folder.mkdir()
     Image.new("RGB", (64, 48), "gray").save(folder / "source.png")
     (folder / "job.json").write_text(json.dumps({
@@ -21,7 +26,8 @@ def worker_failure_sentence(env: dict, folder: Path, prompt: str, variants: int 
         "source": {"path": "source.png", "x": 0, "y": 0}, "selection": None,
         "output_dir": "results"}))
     subprocess.run([sys.executable, "-m", "gpt_image_edit", "job", str(folder / "job.json")],
-                   env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+                   env={**env, **GIMP_SETTINGS_PLACE}, stdin=subprocess.DEVNULL,
+                   capture_output=True, timeout=300)
     manifest = json.loads((folder / "results" / "manifest.json").read_text())
     assert manifest["ok"] is False, manifest
     return manifest["error"]["message"]

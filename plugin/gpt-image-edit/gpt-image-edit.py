@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """GPT Image Edit for GIMP 3.0 and 3.2: Filters > AI > GPT Image Edit... and its settings.
 
-This side is thin on purpose: GIMP's own Python has no requests or pillow, so the edit runs
-in the worker (docs/job-protocol.md). Here we export the layer (and the selection) into a
-private job folder, run the worker without blocking GIMP, and insert its results as new
-layers in one undo group. Only GIMP (gi) and the standard library are used.
+The edit itself is the host core's (gpt_image_edit_core.py, shared with GIMP 2.10): this
+file is GIMP 3's adapter, answering the core's questions with GIMP 3's API (the layer, the
+selection, export this region at this size, insert this layer), plus the dialogs. The
+pictures are edited by the worker (docs/job-protocol.md); only GIMP (gi) and the standard
+library are used here.
 """
 
 import json
 import os
 import subprocess
 import sys
-import traceback
 
 import gi
 
@@ -21,25 +21,17 @@ from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 ENTRY_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ENTRY_DIR)
+import gpt_image_edit_core as core  # noqa: E402
 import gpt_image_edit_host as host  # noqa: E402
 
 EDIT_PROCEDURE = "plug-in-gpt-image-edit"
 SETTINGS_PROCEDURE = "plug-in-gpt-image-edit-settings"
+HELP_DOMAIN = "gpt-image-edit"
 MENU_PATH = "<Image>/Filters/AI"
-SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
+SETTINGS_MENU = host.SETTINGS_MENU
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
-NO_KEY = (f"No API key is set: enter it in {SETTINGS_MENU} or set GPT_IMAGE_EDIT_API_KEY.")
 POLL_MS = 100
-PNG_COMPRESSION = 1
 CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
-
-
-class UserError(Exception):
-    """Something the user can fix; its text is the one sentence to show."""
-
-
-class Cancelled(Exception):
-    """The user pressed Cancel while the worker ran."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -64,66 +56,156 @@ def worker_settings(worker, changes=None):
 
 
 # ---------------------------------------------------------------------------------------
-# The edit procedure.
+# The edit procedure: GIMP 3's answers to the core's questions.
 
 def run_edit(procedure, run_mode, image, drawables, config, data):
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
-    try:
-        layer = single_layer(drawables)
-        worker = host.find_worker(ENTRY_DIR)
-        settings = worker_settings(worker)
-        if settings["problem"]:
-            raise UserError(settings["problem"])
-        if not settings["api_key_available"]:
-            raise UserError(NO_KEY)
-        if interactive and not show_edit_dialog(procedure, config):
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        arguments = read_arguments(config)
-        edit_layer(image, layer, worker, arguments, interactive)
-    except Cancelled:
+    outcome = core.edit(Gimp3Document(procedure, image, drawables, config, interactive),
+                        ENTRY_DIR)
+    if outcome.status == "cancel":
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-    except (UserError, host.HostError) as error:
-        return fail(procedure, str(error))
-    except Exception:  # anything unforeseen still gets a sentence, not a traceback
-        traceback.print_exc()
-        return fail(procedure, "GPT Image Edit failed unexpectedly: the image is unchanged; "
-                               "please report this with the text GIMP printed on its console.")
+    if outcome.status == "error":
+        # GIMP shows the error's text in a message when the user ran the procedure (a
+        # Gimp.message of our own would show it twice).
+        return fail(procedure, outcome.message)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
 def fail(procedure, sentence):
-    """An execution error carrying the sentence. GIMP shows it in a message when the user
-    ran the procedure (a Gimp.message of our own would show it twice)."""
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
                                        GLib.Error(sentence))
 
 
-def single_layer(drawables):
-    if len(drawables) != 1:
-        raise UserError("GPT Image Edit works on one layer: select exactly one layer and "
-                        "try again.")
-    layer = drawables[0]
-    if not isinstance(layer, Gimp.Layer) or isinstance(layer, Gimp.LayerMask):
-        raise UserError("GPT Image Edit works on a layer, not on a channel or mask: select a "
-                        "layer and try again.")
-    if isinstance(layer, Gimp.GroupLayer):
-        raise UserError("GPT Image Edit cannot edit a layer group: select one layer inside "
-                        "it and try again.")
-    return layer
+class Gimp3Document(core.Document):
+    def __init__(self, procedure, image, drawables, config, interactive):
+        self.procedure = procedure
+        self.image = image
+        self.chosen = list(drawables)
+        self.config = config
+        self.interactive = interactive
+
+    # -- questions ----------------------------------------------------------------------
+    def drawables(self):
+        return self.chosen
+
+    def kind(self, drawable):
+        if isinstance(drawable, Gimp.LayerMask):
+            return "layer_mask"
+        if isinstance(drawable, Gimp.GroupLayer):
+            return "group"
+        return "layer" if isinstance(drawable, Gimp.Layer) else "channel"
+
+    def layer_of_mask(self, mask):
+        return Gimp.Layer.from_mask(mask)
+
+    def layer_name(self, layer):
+        return layer.get_name()
+
+    def layer_box(self, layer):
+        offsets = layer.get_offsets()  # (x, y) or (success, x, y) depending on bindings
+        return offsets[-2], offsets[-1], layer.get_width(), layer.get_height()
+
+    def selection_bounds(self):
+        _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(self.image)
+        return (x1, y1, x2, y2) if non_empty else None
+
+    def ask_arguments(self):
+        if self.interactive and not show_edit_dialog(self.procedure, self.config):
+            return None
+        return {name: self.config.get_property(name)
+                for name in ("prompt", "model", "size", "quality", "variants",
+                             "use-selection")}
+
+    # -- export -------------------------------------------------------------------------
+    def export_layer(self, layer, region, size, path):
+        export_scaled(layer, Gimp.ImageBaseType.RGB, Gimp.Precision.U8_NON_LINEAR,
+                      (-region.x, -region.y), region, size, path)
+
+    def export_selection(self, region, size, path):
+        # Linear, like the selection itself: a feathered edge keeps its values.
+        export_scaled(self.image.get_selection(), Gimp.ImageBaseType.GRAY,
+                      Gimp.Precision.U8_LINEAR, (-region.x, -region.y), region, size, path)
+
+    # -- results ------------------------------------------------------------------------
+    def load_layer(self, path):
+        try:
+            return Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, self.image,
+                                        Gio.File.new_for_path(path))
+        except GLib.Error:
+            raise core.GimpCallFailed() from None
+
+    def new_group(self, name):
+        return Gimp.GroupLayer.new(self.image, name)
+
+    def parent_and_position(self, layer):
+        return layer.get_parent(), self.image.get_item_position(layer)
+
+    def insert(self, item, parent, position):
+        gimp_call(self.image.insert_layer, item, parent, position)
+
+    def set_name(self, item, name):
+        item.set_name(name)
+
+    def scale(self, item, width, height):
+        if (item.get_width(), item.get_height()) != (width, height):
+            gimp_call(item.scale, width, height, False)
+
+    def move(self, item, x, y):
+        item.set_offsets(x, y)
+
+    def add_selection_mask(self, item):
+        gimp_call(item.add_mask, item.create_mask(Gimp.AddMaskType.SELECTION))
+
+    def attach_parasite(self, item, name, text):
+        data = list(text.encode("utf-8"))
+        gimp_call(item.attach_parasite, Gimp.Parasite.new(name, Gimp.PARASITE_PERSISTENT,
+                                                          data))
+
+    def select(self, item):
+        self.image.set_selected_layers([item])
+
+    def remove(self, item):
+        self.image.remove_layer(item)
+
+    def delete(self, item):
+        item.delete()
+
+    def undo_group_start(self):
+        self.image.undo_group_start()
+
+    def undo_group_end(self):
+        self.image.undo_group_end()
+
+    def flush(self):
+        Gimp.displays_flush()
+
+    # -- waiting ------------------------------------------------------------------------
+    def progress_start(self, text):
+        Gimp.progress_init(text)
+
+    def progress_update(self, text, fraction):
+        Gimp.progress_set_text(text)
+        Gimp.progress_update(fraction)
+
+    def progress_end(self):
+        Gimp.progress_end()
+
+    def wait_for_worker(self, run):
+        if self.interactive:
+            return wait_with_dialog(run)
+        return core.Document.wait_for_worker(self, run)
 
 
-def read_arguments(config):
-    arguments = {
-        "prompt": (config.get_property("prompt") or "").strip(),
-        "model": (config.get_property("model") or "").strip() or "gpt-image-2",
-        "size": (config.get_property("size") or "").strip() or "auto",
-        "quality": config.get_property("quality"),
-        "variants": config.get_property("variants"),
-        "use-selection": config.get_property("use-selection"),
-    }
-    if not arguments["prompt"]:
-        raise UserError("The prompt is empty: describe what should change and try again.")
-    return arguments
+def gimp_call(function, *arguments):
+    """A GIMP call whose failure the core turns into its sentence. Most libgimp methods
+    return False on failure; some raise GLib.Error."""
+    try:
+        done = function(*arguments)
+    except GLib.Error:
+        raise core.GimpCallFailed() from None
+    if done is False:
+        raise core.GimpCallFailed()
+    return done
 
 
 def show_edit_dialog(procedure, config):
@@ -145,88 +227,19 @@ def show_edit_dialog(procedure, config):
     return confirmed
 
 
-def edit_layer(image, layer, worker, arguments, interactive):
-    selection = selection_on_layer(image, layer) if arguments["use-selection"] else None
-    with host.Job() as job:
-        region = plan_region(worker, layer, selection)
-        export_source(layer, region, job.source_path)
-        if selection is not None:
-            export_selection(image, layer, region, job.selection_path)
-        job.write(arguments, layer_geometry(layer), source_origin=(region[0], region[1]),
-                  with_selection=selection is not None)
-        manifest = run_worker(worker, job, interactive)
-        insert_results(image, layer, job, manifest, arguments, selection is not None)
-    Gimp.displays_flush()
+def export_scaled(drawable, base_type, precision, offsets, region, size, path):
+    """Copy a drawable into a throw-away image the region's size at `offsets`, scale that
+    image to `size` (the size the API gets) and write its pixels as a bare PNG. The copy
+    converts indexed, grayscale and high bit depth pixels to 8-bit `base_type`.
 
+    Where the copy does not reach (the selection, for a region past the canvas edge) GIMP
+    fills with the context's background colour: black there means "not selected", where
+    GIMP's default white would let the API change those pixels.
 
-def layer_geometry(layer):
-    offset_x, offset_y = layer_offsets(layer)
-    return {"width": layer.get_width(), "height": layer.get_height(),
-            "offset_x": offset_x, "offset_y": offset_y}
-
-
-def layer_offsets(layer):
-    offsets = layer.get_offsets()
-    return offsets[-2], offsets[-1]  # (x, y) or (success, x, y) depending on bindings
-
-
-def selection_on_layer(image, layer):
-    """The selection's bounds in layer coordinates, clipped to the layer; None when there
-    is no selection."""
-    _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
-    if not non_empty:
-        return None
-    offset_x, offset_y = layer_offsets(layer)
-    left, top = max(x1 - offset_x, 0), max(y1 - offset_y, 0)
-    right = min(x2 - offset_x, layer.get_width())
-    bottom = min(y2 - offset_y, layer.get_height())
-    if right <= left or bottom <= top:
-        raise UserError(f"The selection does not touch the layer '{layer.get_name()}': "
-                        "select an area on it, or clear the selection to edit the whole layer.")
-    return left, top, right, bottom
-
-
-def plan_region(worker, layer, selection):
-    """(x, y, width, height) in layer coordinates of the part of the layer to export: the
-    whole layer, or with a selection the region the worker will send (its `plan`)."""
-    if selection is None:
-        return 0, 0, layer.get_width(), layer.get_height()
-    argv = [worker.python, "-m", "gpt_image_edit", "plan",
-            "--layer-size", f"{layer.get_width()}x{layer.get_height()}",
-            "--selection-bounds", ",".join(str(value) for value in selection)]
-    try:
-        output = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=worker.environment(),
-                                timeout=60, check=True).stdout
-        box = json.loads(output.decode("utf-8"))
-        return int(box["x"]), int(box["y"]), int(box["width"]), int(box["height"])
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
-        raise host.HostError("The GPT Image Edit worker could not plan the edit: run "
-                             "'python3 install/install.py' again, then restart GIMP.") from None
-
-
-def export_source(layer, region, path):
-    """The region of the layer as an 8-bit PNG (the worker works in 8-bit RGBA)."""
-    x, y, width, height = region
-    export_drawable(layer, Gimp.ImageBaseType.RGB, (-x, -y), (width, height), path)
-
-
-def export_selection(image, layer, region, path):
-    """The selection over the same pixels as the source PNG, as an 8-bit grayscale PNG."""
-    offset_x, offset_y = layer_offsets(layer)
-    x, y, width, height = region
-    export_drawable(image.get_selection(), Gimp.ImageBaseType.GRAY,
-                    (-(offset_x + x), -(offset_y + y)), (width, height), path)
-
-
-def export_drawable(drawable, base_type, offsets, size, path):
-    """Copy a drawable into a throw-away image of `size` at `offsets` and save it as PNG.
-    The copy converts indexed, grayscale and high bit depth pixels to 8-bit `base_type`.
-
-    Where the copy does not reach (the selection, for a layer hanging over the canvas
-    edge) GIMP fills with the context's background colour: black there means "not
-    selected", where GIMP's default white would let the API change those pixels."""
-    scratch = Gimp.Image.new(size[0], size[1], base_type)
+    The pixels are read from GEGL and compressed by zlib in this process (host.write_png):
+    GIMP's PNG plug-in takes about a second for a request-sized picture."""
+    scratch = Gimp.Image.new_with_precision(region.width, region.height, base_type,
+                                            precision)
     Gimp.context_push()
     try:
         Gimp.context_set_background(Gegl.Color.new("black"))
@@ -235,56 +248,27 @@ def export_drawable(drawable, base_type, offsets, size, path):
         scratch.insert_layer(copy, None, 0)
         copy.set_offsets(*offsets)
         copy.resize_to_image_size()
-        if not save_png(scratch, path):
-            raise host.HostError("GPT Image Edit could not write the layer to its temporary "
-                                 "folder: check the free disk space and try again.")
+        if tuple(size) != (region.width, region.height):
+            scratch.scale(size[0], size[1])
+        write_pixels(copy, base_type, size, path)
     finally:
         Gimp.context_pop()
         scratch.delete()
 
 
-def save_png(image, path):
-    """Gimp.file_save would use GIMP's default compression (9); the file lives for seconds,
-    and level 1 halves the export time of a large layer."""
-    procedure = Gimp.get_pdb().lookup_procedure("file-png-export")
-    config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    config.set_property("image", image)
-    config.set_property("file", Gio.File.new_for_path(path))
-    config.set_property("compression", PNG_COMPRESSION)
-    return procedure.run(config).index(0) == Gimp.PDBStatusType.SUCCESS
-
-
-# ---------------------------------------------------------------------------------------
-# Waiting for the worker.
-
-def run_worker(worker, job, interactive):
+def write_pixels(layer, base_type, size, path):
+    if base_type == Gimp.ImageBaseType.GRAY:
+        pixel_format, channels = "Y u8", 1  # the scratch image is linear, like a selection
+    elif layer.has_alpha():
+        pixel_format, channels = "R'G'B'A u8", 4
+    else:
+        pixel_format, channels = "R'G'B' u8", 3
+    pixels = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, size[0], size[1]), 1.0,
+                                    pixel_format, Gegl.AbyssPolicy.NONE)
     try:
-        run = host.WorkerRun(worker, job)
+        host.write_png(path, size[0], size[1], channels, pixels)
     except OSError:
-        raise host.HostError(host.NOT_INSTALLED) from None
-    with run:
-        if interactive:
-            return wait_with_dialog(run)
-        return wait_with_progress(run)
-
-
-def progress_text(run):
-    return f"{run.last_message} ({int(run.elapsed)} s)"
-
-
-def wait_with_progress(run):
-    """Non-interactive: GIMP's own progress (status bar or console) shows what happens."""
-    Gimp.progress_init("GPT Image Edit")
-
-    def tick(current):
-        Gimp.progress_set_text(progress_text(current))
-        Gimp.progress_pulse()
-
-    try:
-        return run.wait(on_tick=tick)
-    finally:
-        Gimp.progress_end()
+        raise core.GimpCallFailed() from None
 
 
 def wait_with_dialog(run):
@@ -296,7 +280,7 @@ def wait_with_dialog(run):
     dialog = GimpUi.Dialog(title="GPT Image Edit: working", role=EDIT_PROCEDURE)
     dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
     bar = Gtk.ProgressBar(show_text=True)
-    bar.set_text(progress_text(run))
+    bar.set_text(core.progress_text(run))
     box = dialog.get_content_area()
     box.set_border_width(12)
     box.pack_start(Gtk.Label(label="Sending the picture to GPT Image Edit..."), False, False, 6)
@@ -313,7 +297,7 @@ def wait_with_dialog(run):
     def on_tick():
         if run.poll():
             bar.pulse()
-            bar.set_text(progress_text(run))
+            bar.set_text(core.progress_text(run))
             return True
         loop.quit()
         return False
@@ -329,78 +313,8 @@ def wait_with_dialog(run):
         return run.finish()
     except host.HostError:
         if cancelled:
-            raise Cancelled() from None
+            raise core.Cancelled() from None
         raise
-
-
-# ---------------------------------------------------------------------------------------
-# Inserting the results.
-
-def insert_results(image, layer, job, manifest, arguments, with_mask):
-    """In one undo group, the results above `layer`: one layer, or a group of variants."""
-    placement = manifest["placement"]
-    results = sorted(manifest["results"], key=lambda entry: entry["variant"])
-    if not results:
-        raise host.HostError("The GPT Image Edit worker returned no picture: try again.")
-    # Load every result before the first change, so a bad file leaves the image untouched.
-    loaded = load_results(image, job, results)
-    name = host.layer_name(arguments["prompt"])
-    selected = image.get_selected_layers()
-    parent, position = layer.get_parent(), image.get_item_position(layer)
-    top = loaded[0][1] if len(loaded) == 1 else Gimp.GroupLayer.new(image, name)
-    floating = [top] + [result for _, result in loaded if result is not top]
-    image.undo_group_start()
-    try:
-        image.insert_layer(top, parent, position)
-        floating.remove(top)
-        for index, (entry, result) in enumerate(loaded):
-            if result is top:
-                result.set_name(name)
-            else:
-                result.set_name(f"variant {entry['variant']}")
-                image.insert_layer(result, top, index)
-                floating.remove(result)
-            result.set_offsets(placement["x"], placement["y"])
-            if with_mask:
-                result.add_mask(result.create_mask(Gimp.AddMaskType.SELECTION))
-            result.attach_parasite(parasite(manifest, arguments, entry["variant"]))
-        image.set_selected_layers(selected)
-    except Exception:
-        # Leave no half-made result behind: removing the top takes the inserted variants
-        # with it; what was never inserted is deleted, or it would leak.
-        if top not in floating:
-            image.remove_layer(top)
-        for item in floating:
-            item.delete()
-        raise
-    finally:
-        image.undo_group_end()
-
-
-def load_results(image, job, results):
-    loaded = []
-    try:
-        for entry in results:
-            loaded.append((entry, load_result(image, job.result_path(entry))))
-    except host.HostError:
-        for _, result in loaded:
-            result.delete()
-        raise
-    return loaded
-
-
-def load_result(image, path):
-    try:
-        return Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image,
-                                    Gio.File.new_for_path(path))
-    except GLib.Error:
-        raise host.HostError("GPT Image Edit could not read a result of the worker: try "
-                             "again.") from None
-
-
-def parasite(manifest, arguments, variant):
-    data = host.provenance(manifest, arguments, variant).encode("utf-8")
-    return Gimp.Parasite.new(host.PARASITE_NAME, Gimp.PARASITE_PERSISTENT, list(data))
 
 
 # ---------------------------------------------------------------------------------------
@@ -555,6 +469,10 @@ class ConnectionCheck:
 
 class GptImageEdit(Gimp.PlugIn):
     def do_query_procedures(self):
+        # The dialogs' Help opens the manual the installer puts beside this file
+        # (help/en/gimp-help.xml maps each procedure's help id to docs/manual.html).
+        help_folder = Gio.File.new_for_path(os.path.join(ENTRY_DIR, "help"))
+        self.set_help_domain(HELP_DOMAIN, help_folder)
         return [EDIT_PROCEDURE, SETTINGS_PROCEDURE]
 
     def do_set_i18n(self, name):

@@ -9,11 +9,13 @@ It makes no GIMP call: the entries do that, on their own main thread.
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 
 try:
     import queue
@@ -25,6 +27,11 @@ WORKER_FILE = "gpt-image-edit-worker.json"
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"
 PROTOCOL = 1
 KILL_GRACE_SECONDS = 2.0
+
+# Where the retoucher changes the settings, on GIMP 3 and 2.10 alike. The worker's sentences
+# name it (it says what is wrong; the host, through this, where to fix it).
+SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
+SETTINGS_PLACE_ENV = "GPT_IMAGE_EDIT_SETTINGS_PLACE"
 
 PARASITE_NAME = "gpt-image-edit"
 LAYER_NAME_PREFIX = "GPT edit: "
@@ -50,6 +57,7 @@ class Worker(object):
         PYTHONHOME and PYTHONPATH), which would break or shadow the worker's."""
         env = dict(os.environ)
         env.pop("PYTHONHOME", None)
+        env[SETTINGS_PLACE_ENV] = SETTINGS_MENU
         if self.pythonpath:
             env["PYTHONPATH"] = os.pathsep.join(self.pythonpath)
         return env
@@ -99,13 +107,19 @@ class Job(object):
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def write(self, arguments, layer, source_origin=(0, 0), with_selection=False):
+    def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
+              with_selection=False):
         """Write job.json.
 
         arguments: dict with prompt, model, size, quality, variants;
         layer: dict with width, height, offset_x, offset_y;
-        source_origin: where source.png's top-left pixel sits in layer coordinates.
+        source_origin: where source.png's top-left pixel sits in layer coordinates;
+        source_size: (width, height) of the region source.png stands for, in layer pixels,
+        when it was exported scaled down (None: source.png is at full size).
         """
+        source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
+        if source_size is not None:
+            source["width"], source["height"] = source_size
         job = {
             "protocol": PROTOCOL,
             "prompt": arguments["prompt"],
@@ -114,7 +128,7 @@ class Job(object):
             "quality": arguments["quality"],
             "variants": int(arguments["variants"]),
             "layer": dict(layer),
-            "source": {"path": "source.png", "x": source_origin[0], "y": source_origin[1]},
+            "source": source,
             "selection": {"path": "selection.png"} if with_selection else None,
             "output_dir": "results",
         }
@@ -208,6 +222,27 @@ class WorkerRun(object):
             raise HostError(manifest.get("error", {}).get("message")
                             or "The edit failed for an unknown reason.")
         return manifest
+
+
+PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
+# The job's pictures live for seconds: level 1 compresses several times faster than 6.
+PNG_LEVEL = 1
+
+
+def write_png(path, width, height, channels, pixels):
+    """8-bit pixels (grey, RGB or RGBA rows, top first, as bytes) as a bare PNG: no
+    metadata, so the worker can send it as it is. zlib does the work; Python only frames
+    the rows, which for a request-sized picture takes a fraction of a second."""
+    stride = width * channels
+    rows = b"".join(b"\x00" + pixels[row * stride:(row + 1) * stride]
+                    for row in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[channels], 0, 0, 0)
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n")
+        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(rows, PNG_LEVEL)),
+                           (b"IEND", b"")):
+            handle.write(struct.pack(">I", len(data)) + kind + data
+                         + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
 def layer_name(prompt):

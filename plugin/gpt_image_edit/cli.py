@@ -1,8 +1,10 @@
-"""The command-line tool: `gpt-image-edit edit | check | job | plan`.
+"""The command-line tool: `gpt-image-edit edit | check | settings | job`.
 
-Only geometry and errors are imported up front: `plan` runs on every edit from GIMP and must
-start without loading Pillow or requests. Every failure prints its one sentence, never a
-traceback (that goes to the log).
+Only geometry, errors and files are imported up front: `job` runs on every edit from GIMP
+and should start without loading what it may not need. Every failure prints its one
+sentence, never a traceback (that goes to the log). Ctrl-C and SIGTERM stop the tool the
+same way: one line, exit 130 or 143, no partial or temporary file left
+(files.abandon_writes).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import itertools
 import json
 import logging
 import queue
+import shutil
+import signal
 import sys
 import threading
 import time
@@ -20,18 +24,31 @@ from pathlib import Path
 
 from . import __version__
 from .errors import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     BadInputError,
     EditError,
     MissingKeyError,
     RateLimitError,
+    Terminated,
     UnexpectedError,
     unexpected_failure,
 )
-from .files import remove_quietly
-from .geometry import SIZE_PATTERN, Box, plan_region
+from .files import (
+    Abandoned,
+    abandon_writes,
+    discard,
+    is_full_disk,
+    link_without_overwriting,
+    remove_quietly,
+    usual_mode,
+    write_bytes,
+    write_temporary,
+)
+from .geometry import Box
 
-EXIT_INTERRUPTED = 130
 DEFAULT_JOBS = 2
 SETTING_NAMES = frozenset({"base_url", "api_key", "timeout"})
 # A rate limit that outlasts the client's own retries pauses the whole batch, halves its
@@ -48,7 +65,33 @@ LOG_TICK = 5.0
 log = logging.getLogger(__name__)
 
 
+MAIN_EXAMPLES = """examples:
+  gpt-image-edit settings                      where each setting comes from (never the key)
+  gpt-image-edit check                         is the key accepted? (spends no credits)
+  gpt-image-edit edit photo.png --prompt "make the sky stormy"
+  gpt-image-edit edit *.jpg --prompt "warmer light" --jobs 3 -o edited/
+  gpt-image-edit edit --help                   every option of an edit, with examples
+"""
+
+EDIT_EXAMPLES = """examples:
+  gpt-image-edit edit photo.png --prompt "make the sky stormy"
+      writes photo-edit.png beside photo.png (photo-edit2.png if that exists)
+  gpt-image-edit edit photo.png --selection area.png --prompt "remove the car"
+      changes only where area.png is white, sends only the region around it
+  gpt-image-edit edit *.jpg --prompt "warmer light" -n 2 --jobs 3 -o edited/
+      two variants of each picture into edited/ (made, and removed again if nothing lands)
+  gpt-image-edit edit photo.png --prompt "add snow" --json
+      one JSON object per result (or failure) on standard output
+"""
+
+
 def main(argv=None) -> int:
+    # Records logged before the log file is set up are dropped, never printed (Python's
+    # last-resort handler would print tracebacks on stderr).
+    logging.getLogger("gpt_image_edit").addHandler(logging.NullHandler())
+    _stop_on_sigterm()
+    _paths_as_given(sys.stdout)
+    usual_mode()  # read the umask now, on the main thread, before any writer starts
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -59,23 +102,61 @@ def main(argv=None) -> int:
     except EditError as error:
         print(str(error), file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("Stopped.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        return _stopped(isinstance(stop, Terminated))
     except Exception:
         error = _crashed()
         print(str(error), file=sys.stderr)
         return error.exit_code
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM raises Terminated on the main thread, so it unwinds like Ctrl-C."""
+    def terminate(signum, frame):
+        raise Terminated()
+
+    try:
+        signal.signal(signal.SIGTERM, terminate)
+    except (ValueError, OSError, AttributeError):
+        pass  # not the main thread, or no SIGTERM on this platform
+
+
+def _stopped(terminated: bool) -> int:
+    """Ctrl-C or SIGTERM: nothing half-written stays, one line says so."""
+    for name in ("SIGINT", "SIGTERM"):
+        try:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        except (ValueError, OSError, AttributeError):
+            pass
+    abandon_writes()
+    print("Stopped (terminated): nothing half-written was left." if terminated
+          else "Stopped: nothing half-written was left.", file=sys.stderr, flush=True)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _paths_as_given(stream) -> None:
+    """File names that are not valid UTF-8 reach us as lone surrogates
+    (surrogateescape); printed the same way they come back as the same bytes, instead
+    of crashing the print."""
+    try:
+        stream.reconfigure(errors="surrogateescape")
+    except (AttributeError, ValueError):
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpt-image-edit",
-        description="Edit pictures with the WisGate images API (gpt-image-2).")
+        description="Edit pictures with the WisGate images API (gpt-image-2).",
+        epilog=MAIN_EXAMPLES + "\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    edit = commands.add_parser("edit", help="edit pictures with a prompt")
+    edit = commands.add_parser("edit", help="edit pictures with a prompt",
+                               description="Edit pictures with a prompt.",
+                               epilog=EDIT_EXAMPLES + "\n" + EXIT_CODES_HELP,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     edit.add_argument("inputs", nargs="+", metavar="INPUT", help="pictures to edit")
     edit.add_argument("--prompt", required=True, help="what should change")
     area = edit.add_mutually_exclusive_group()
@@ -90,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--quality", default="high", choices=("auto", "low", "medium", "high"))
     edit.add_argument("-n", type=int, default=1, dest="variants", metavar="N",
                       help="number of variants, 1 to 10")
+    edit.add_argument("--blend", default="seamless", choices=("none", "feather", "seamless"),
+                      help="how each result meets the picture: none (the selection as it is, "
+                           "the result as sent), feather (a soft edge inside the selection), "
+                           "seamless (feather, the model's colour drift corrected and, without "
+                           "a selection, only what the model changed taken; the default)")
+    edit.add_argument("--reference", action="append", default=[], metavar="FILE",
+                      help="a picture sent after the edited one for the model to look at "
+                           "(repeatable, up to 15)")
     edit.add_argument("-o", "--output-dir", metavar="OUTDIR",
                       help="folder for the results (default: beside each input)")
     edit.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
@@ -105,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=run_check)
 
     settings = commands.add_parser(
-        "settings", help="print the settings file's values as JSON (never the key)")
+        "settings", help="print every effective setting and where it comes from, as JSON "
+                         "(never the key)")
     settings.add_argument("--update-from-stdin", action="store_true",
                           help="first merge the JSON object on standard input (base_url, "
                                "api_key, timeout; null removes one) into the settings file: "
@@ -116,39 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     job = commands.add_parser("job", help="run a worker job (docs/job-protocol.md)")
     job.add_argument("job_file", metavar="JOBFILE")
     job.set_defaults(run=run_job_command)
-
-    plan = commands.add_parser("plan", help="print the region an edit sends, as JSON")
-    plan.add_argument("--layer-size", required=True, metavar="WxH")
-    plan.add_argument("--selection-bounds", metavar="X1,Y1,X2,Y2")
-    plan.set_defaults(run=run_plan)
     return parser
 
 
-# -- plan, check, job ------------------------------------------------------------------------
-def run_plan(args) -> int:
-    match = SIZE_PATTERN.match(args.layer_size)
-    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise BadInputError(f"The layer size '{args.layer_size}' is not WIDTHxHEIGHT, for "
-                            "example 6000x4000.")
-    width, height = int(match.group(1)), int(match.group(2))
-    selection = None
-    if args.selection_bounds:
-        selection = _parse_bounds(args.selection_bounds)
-    print(json.dumps(plan_region(width, height, selection).as_dict()))
-    return EXIT_OK
-
-
-def _parse_bounds(text: str) -> Box:
-    try:
-        x1, y1, x2, y2 = (int(part) for part in text.split(","))
-    except ValueError:
-        x1 = y1 = x2 = y2 = 0
-    if x2 <= x1 or y2 <= y1:
-        raise BadInputError(f"The selection bounds '{text}' are not X1,Y1,X2,Y2 with X2 > X1 "
-                            "and Y2 > Y1, for example 10,20,110,220.")
-    return Box.from_bounds(x1, y1, x2, y2)
-
-
+# -- settings, check, job -------------------------------------------------------------------
 def run_settings(args) -> int:
     from .settings import config_path, save_settings, settings_summary
 
@@ -160,7 +221,15 @@ def run_settings(args) -> int:
             raise BadInputError(
                 f"The settings could not be saved to {config_path()} "
                 f"({error.strerror or error}): check that folder's permissions.") from None
-    print(json.dumps(settings_summary()))
+    summary = settings_summary()
+    if _is_tty(sys.stdout):
+        print(json.dumps(summary, indent=2))
+    else:
+        print(json.dumps(summary))
+    if summary["problem"]:
+        # Every command says what is wrong with the settings; this one still shows them so
+        # that the dialog which repairs them can open.
+        print(summary["problem"], file=sys.stderr)
     return EXIT_OK
 
 
@@ -242,11 +311,13 @@ def run_edit_command(args) -> int:
     from .client import ImagesClient
     from .edit import EditParams
     from .logs import setup_logging
+    from .references import check_reference_count, load_references
     from .settings import load_settings
 
     setup_logging()
     params = EditParams(prompt=args.prompt, model=args.model, size=args.size,
-                        quality=args.quality, variants=args.variants)
+                        quality=args.quality, variants=args.variants, blend=args.blend)
+    check_reference_count(len(args.reference))
     if args.jobs < 1:
         raise BadInputError(f"--jobs {args.jobs} is not a number of edits to run at once: use "
                             "1 or more.")
@@ -255,24 +326,52 @@ def run_edit_command(args) -> int:
         raise MissingKeyError()
     ImagesClient(settings).close()  # an unusable endpoint fails here, before any upload
     area = load_area(args.mask, args.selection)
+    references = list(zip(args.reference, load_references(args.reference)))
     output_dir = Path(args.output_dir) if args.output_dir else None
-    if output_dir is not None:
+    created = _make_folder(output_dir) if output_dir is not None else []
+    try:
+        return run_batch([Path(name) for name in args.inputs], params, area=area,
+                         output_dir=output_dir, jobs=args.jobs, as_json=args.json,
+                         references=references)
+    except KeyboardInterrupt:
+        abandon_writes()  # before the folders go: a writer may still be in one
+        raise
+    finally:
+        _remove_if_empty(created)
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents; returns the ones made, outermost first, so
+    that a run which writes nothing can take them away again."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _remove_if_empty(list(reversed(missing)))
+        raise BadInputError(f"The folder {folder} cannot be made "
+                            f"({error.strerror}): choose another with -o.") from None
+    return list(reversed(missing))
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    for path in reversed(created):
         try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise BadInputError(f"The folder {output_dir} cannot be made "
-                                f"({error.strerror}): choose another with -o.") from None
-    return run_batch([Path(name) for name in args.inputs], params, area=area,
-                     output_dir=output_dir, jobs=args.jobs, as_json=args.json)
+            path.rmdir()
+        except OSError:
+            return  # something was written there (or into a folder inside it)
 
 
 def run_batch(inputs: list[Path], params, area: Area | None = None,
               output_dir: Path | None = None, jobs: int = DEFAULT_JOBS, as_json: bool = False,
-              retry=None, stdout=None, stderr=None) -> int:
-    """Edit every input, up to `jobs` at once; returns the exit code (the first failure's)."""
+              retry=None, stdout=None, stderr=None, references=()) -> int:
+    """Edit every input, up to `jobs` at once; returns the exit code (the first failure's).
+    `references` are (name, PNG bytes) pairs sent with every edit."""
     from .client import RetryPolicy
 
-    reporter = Reporter(stdout or sys.stdout, stderr or sys.stderr, params.model, as_json)
+    reporter = Reporter(stdout or sys.stdout, stderr or sys.stderr, params.model, as_json,
+                        provenance={"blend": params.blend,
+                                    "reference": [name for name, _ in references]})
+    pictures = tuple(data for _, data in references)
     throttle = Throttle(min(jobs, len(inputs)))
     retry = retry or RetryPolicy()
     failures: dict[int, tuple[Path, EditError]] = {}
@@ -280,7 +379,9 @@ def run_batch(inputs: list[Path], params, area: Area | None = None,
     def edit_input(index: int, path: Path) -> None:
         try:
             written, outcome = _edit_with_throttle(path, params, area, output_dir, retry,
-                                                   throttle, reporter)
+                                                   throttle, reporter, pictures)
+        except Abandoned:
+            return  # the tool is stopping; the main thread says so
         except EditError as error:
             failures[index] = (path, error)
             reporter.failed(path, error.kind, str(error))
@@ -326,16 +427,32 @@ def _run_concurrently(items: list, work, workers: int) -> None:
             thread.join(0.2)  # a timed join lets Ctrl+C through on the main thread
 
 
-def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, reporter):
+def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, reporter,
+                        references=()):
+    """One input, sent again after a rate limit while its WaitBudget allows; once one edit
+    has run out of waiting, the inputs not yet sent are not sent at all."""
+    from .client import WaitBudget, waited_enough
+
+    waits = WaitBudget(per_wait=retry.retry_after_max)
     for attempt in itertools.count():
         throttle.acquire()
+        if throttle.gave_up:
+            throttle.release()
+            raise RateLimitError(
+                f"{path.name} was not sent: WisGate kept rate limiting this batch, so the "
+                "rest was stopped: wait a few minutes and try again, or send fewer edits at "
+                "once.")
         reporter.started(path)
         try:
-            return _edit_one(path, params, area, output_dir, retry, reporter)
+            return _edit_one(path, params, area, output_dir, retry, waits, reporter,
+                             references)
         except RateLimitError as error:
-            if attempt >= BATCH_RATE_LIMIT_TRIES:
-                raise
             delay = error.retry_after or min(BATCH_BACKOFF * 2 ** attempt, BATCH_BACKOFF_MAX)
+            if attempt >= BATCH_RATE_LIMIT_TRIES or not waits.spend(delay):
+                throttle.give_up()
+                if attempt >= BATCH_RATE_LIMIT_TRIES:
+                    raise
+                raise waited_enough(error, delay) from None
             throttle.slow_down(delay)
             reporter.note(f"{path.name}: rate limited; pausing {delay:g} s and sending fewer "
                           "edits at once.")
@@ -344,7 +461,7 @@ def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, r
             throttle.release()
 
 
-def _edit_one(path: Path, params, area, output_dir, retry, reporter):
+def _edit_one(path: Path, params, area, output_dir, retry, waits, reporter, references=()):
     from .client import ImagesClient
     from .edit import run_edit
     from .imaging import load_source
@@ -353,73 +470,120 @@ def _edit_one(path: Path, params, area, output_dir, retry, reporter):
     source = load_source(path, exif_transpose=True)
     picture = source.picture
     selection = area.for_picture(picture, path) if area is not None else None
-    with ImagesClient(load_settings(), retry=retry,
+    folder = output_dir or path.parent
+    check_output_folder(folder, results_size(picture, params.variants))
+    with ImagesClient(load_settings(), retry=retry, waits=waits,
                       on_event=lambda stage, message: reporter.client_event(path, stage,
                                                                             message)) as client:
-        outcome = run_edit(client, picture, selection, params, picture_png=source.png)
-    folder = output_dir or path.parent
+        outcome = run_edit(client, picture, selection, params, picture_png=source.png,
+                           references=references)
     written = save_outputs(picture, selection, outcome, folder, path.stem)
     return written, outcome
 
 
-def save_outputs(picture, selection, outcome, folder: Path, stem: str) -> list[Path]:
-    """The whole picture with each result composited inside the selection (outside it the
-    input's pixels, exactly), as PNGs under names no existing file has. A result that covers
-    the whole picture as received (EditOutcome.as_received) is written as those bytes."""
-    from .files import replace_atomically, write_bytes
+def results_size(picture, variants: int) -> int:
+    """The most bytes the results of an edit of `picture` can take: PNG never needs much
+    more than the raw pixels."""
+    return variants * (picture.width * picture.height * 4 + picture.height + 64 * 1024)
 
+
+def check_output_folder(folder: Path, needed: int) -> None:
+    """Before anything is paid for: can `folder` take the results? A BadInputError naming
+    the folder if it cannot be written or has not got room for them."""
+    try:
+        discard(write_temporary(folder, "gpt-image-edit-check", write_bytes(b"")))
+        free = shutil.disk_usage(str(folder)).free
+    except OSError as error:
+        raise _cannot_write(folder, error) from None
+    if free < needed:
+        raise BadInputError(f"The disk holding {folder} is full (the results may need "
+                            f"{_megabytes(needed)}, {_megabytes(free)} are free): free some "
+                            "space or choose another folder with -o.")
+
+
+def _cannot_write(folder: Path, error: OSError) -> BadInputError:
+    if is_full_disk(error):
+        return BadInputError(f"The disk holding {folder} is full: free some space or choose "
+                             "another folder with -o.")
+    return BadInputError(f"The folder {folder} cannot be written "
+                         f"({error.strerror or type(error).__name__}): choose another "
+                         "folder with -o.")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def save_outputs(picture, selection, outcome, folder: Path, stem: str) -> list[Path]:
+    """The whole picture with each result composited through its mask (EditOutcome.masks,
+    else the selection; outside it the input's pixels, exactly), as PNGs under names no
+    existing file has, with the user's usual file mode. A result that covers the whole
+    picture as received (EditOutcome.as_received) and has no mask is written as those bytes.
+    Every result is written whole under a temporary name first; only then do the names
+    appear (claim_names)."""
     region = outcome.region
     whole = selection is None and region == Box(0, 0, picture.width, picture.height)
     # An opaque input is written as RGB: smaller, and one full-size copy fewer in memory.
     mode = "RGBA" if picture.getchannel("A").getextrema() != (255, 255) else "RGB"
     blend = selection.crop(region.bounds()) if selection is not None else None
     received = outcome.as_received or [None] * len(outcome.layers)
-    paths = reserve_names(folder, stem, len(outcome.layers))
+    masks = outcome.masks or [None] * len(outcome.layers)
+    temporaries: list[Path] = []
     try:
-        for path, layer, data in zip(paths, outcome.layers, received):
-            if whole and data is not None:
-                replace_atomically(path, write_bytes(data))
-                continue
-            output = picture.convert(mode) if mode == "RGB" else picture.copy()
-            output.paste(layer.convert(mode), (region.x, region.y), blend)
-            replace_atomically(path, lambda stream, output=output: output.save(
-                stream, "PNG", compress_level=OUTPUT_COMPRESS_LEVEL))
-            del output
-    except BaseException:
-        for path in paths:
-            remove_quietly(path)
-        raise
-    return paths
+        for layer, data, mask in zip(outcome.layers, received, masks):
+            if whole and data is not None and mask is None:
+                writer = write_bytes(data)
+            else:
+                output = picture.convert(mode) if mode == "RGB" else picture.copy()
+                output.paste(layer.convert(mode), (region.x, region.y),
+                             mask if mask is not None else blend)
+                writer = _png_writer(output)
+                del output
+            temporaries.append(write_temporary(folder, f"{stem}-edit.png", writer,
+                                               usual_mode()))
+            del writer  # one full-size composite in memory at a time
+        return claim_names(temporaries, folder, stem)
+    except OSError as error:
+        raise _cannot_write(folder, error) from None
+    finally:
+        for temporary in temporaries:
+            discard(temporary)
 
 
-def reserve_names(folder: Path, stem: str, count: int) -> list[Path]:
-    """Claim <stem>-edit.png (or -edit-1.png...) in `folder`, or -edit2, -edit3... when those
-    exist: each name is created empty and exclusively, so no file is ever overwritten, not
-    even by another edit of this batch writing to the same folder."""
+def _png_writer(picture):
+    def write(stream):
+        picture.save(stream, "PNG", compress_level=OUTPUT_COMPRESS_LEVEL)
+    return write
+
+
+def claim_names(temporaries: list[Path], folder: Path, stem: str) -> list[Path]:
+    """Give the finished files <stem>-edit.png (or -edit-1.png...) in `folder`, or -edit2,
+    -edit3... when those exist: never overwriting a file, not even one another edit of this
+    batch has just written, and never showing a name before its whole content."""
+    count = len(temporaries)
     for run in itertools.count(1):
         base = f"{stem}-edit" if run == 1 else f"{stem}-edit{run}"
         names = ([folder / f"{base}.png"] if count == 1
                  else [folder / f"{base}-{number}.png" for number in range(1, count + 1)])
         claimed = []
-        try:
-            for name in names:
-                with open(name, "xb"):
-                    claimed.append(name)
+        for temporary, name in zip(temporaries, names):
+            if not link_without_overwriting(temporary, name):
+                break
+            claimed.append(name)
+        else:
             return names
-        except FileExistsError:
-            for name in claimed:
-                remove_quietly(name)
-        except OSError as error:
-            for name in claimed:
-                remove_quietly(name)
-            raise BadInputError(f"Cannot write {name} ({error.strerror}): choose another "
-                                "folder with -o.") from None
+        for name in claimed:
+            remove_quietly(name)
 
 
 def _crashed() -> UnexpectedError:
     """The error for the exception being handled, whose traceback goes to the log."""
-    from .logs import log_path
+    from .logs import log_path, setup_logging
 
+    try:
+        setup_logging()  # the traceback goes to the log the sentence names, never to stderr
+    except Exception:
+        pass
     log.exception("gpt-image-edit failed unexpectedly")
     return unexpected_failure("gpt-image-edit", log_path())
 
@@ -433,6 +597,7 @@ class Throttle:
         self._active = 0
         self._resume_at = 0.0
         self._condition = threading.Condition()
+        self.gave_up = False
 
     @property
     def limit(self) -> int:
@@ -442,7 +607,7 @@ class Throttle:
         with self._condition:
             while True:
                 pause = self._resume_at - time.monotonic()
-                if pause <= 0 and self._active < self._limit:
+                if self.gave_up or (pause <= 0 and self._active < self._limit):
                     self._active += 1
                     return
                 self._condition.wait(timeout=pause if pause > 0 else None)
@@ -450,6 +615,12 @@ class Throttle:
     def release(self) -> None:
         with self._condition:
             self._active -= 1
+            self._condition.notify_all()
+
+    def give_up(self) -> None:
+        """An edit waited all it may: let everyone through at once, to be refused."""
+        with self._condition:
+            self.gave_up = True
             self._condition.notify_all()
 
     def slow_down(self, pause: float) -> None:
@@ -464,8 +635,9 @@ class Reporter:
     elapsed time on standard error while edits are out (one updating line on a terminal, a
     line every few seconds otherwise), and failures."""
 
-    def __init__(self, stdout, stderr, model: str, as_json: bool):
+    def __init__(self, stdout, stderr, model: str, as_json: bool, provenance=None):
         self._stdout = stdout
+        self._provenance = provenance or {}
         self._stderr = stderr
         self._model = model
         self._as_json = as_json
@@ -509,7 +681,8 @@ class Reporter:
                 if self._as_json:
                     line = json.dumps({"ok": True, "input": str(path), "output": str(output),
                                        "variant": variant, "region": outcome.region.as_dict(),
-                                       "request": outcome.request, "usage": outcome.usage})
+                                       "request": outcome.request, "usage": outcome.usage,
+                                       **self._provenance})
                 else:
                     line = str(output)
                 print(line, file=self._stdout, flush=True)
@@ -526,11 +699,11 @@ class Reporter:
         with self._lock:
             self._clear_line()
             if total == 1:
-                print(str(failures[0][1]), file=self._stderr, flush=True)
+                print(_failure_line(*failures[0]), file=self._stderr, flush=True)
                 return
             print(f"{len(failures)} of {total} edits failed:", file=self._stderr)
             for path, error in failures:
-                print(f"  {path}: {error}", file=self._stderr)
+                print(f"  {_failure_line(path, error)}", file=self._stderr)
             self._stderr.flush()
 
     def _tick(self) -> None:
@@ -555,6 +728,12 @@ class Reporter:
             self._stderr.write("\r\x1b[K")
             self._stderr.flush()
             self._line_shown = False
+
+
+def _failure_line(path: Path, error: EditError) -> str:
+    """The failure's sentence, naming its input file unless the sentence already does."""
+    message = str(error)
+    return message if str(path) in message else f"{path}: {message}"
 
 
 def _is_tty(stream) -> bool:

@@ -6,7 +6,13 @@ cannot report each retry to the user as it happens.
 
 The API key goes only to the endpoint: API calls never follow redirects, and pictures
 answered as `url` are fetched by a separate session that carries the key only when the
-picture is on the endpoint's own scheme, host and port.
+picture is on the endpoint's own scheme, host and port, as urllib3 reads them to connect
+(transport.py). Every request has a total deadline of 4 times the timeout, and every answer
+is read with a limit on its decoded size that follows what was asked for.
+
+Waiting before a retry is bounded per edit (WaitBudget): at most 60 s a wait and 120 s in
+all, shared with the command line's batch throttle; a server that asks for more gets the
+rate-limit sentence instead of a stalled edit.
 """
 
 from __future__ import annotations
@@ -15,22 +21,20 @@ import base64
 import binascii
 import email.utils
 import io
-import ipaddress
 import json
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
-from urllib.parse import urljoin, urlsplit
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from . import __version__
 from .errors import (
-    SETTINGS_MENU,
     AuthenticationError,
     BadInputError,
     BadRequestError,
@@ -45,9 +49,22 @@ from .errors import (
     RequestTimeoutError,
     ServerError,
     TooLargeError,
+    endpoint_has_userinfo,
+    settings_place,
 )
 from .logs import redact, register_secret
 from .settings import FILE_SOURCE, Settings
+from .transport import (
+    CutOff,
+    Deadline,
+    Origin,
+    TooLarge,
+    UnsafeURL,
+    check_unambiguous,
+    follow,
+    read_bounded,
+    session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +72,19 @@ USER_AGENT = f"gpt-image-edit/{__version__}"
 CONNECT_TIMEOUT = 10.0
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
+# No request lasts longer than this many times the timeout (the longest wait for a byte).
+DEADLINE_FACTOR = 4
+# Error answers, model lists and the like are small; only pictures are large.
+MAX_SMALL_ANSWER = 1024 * 1024
+# An answer holds n pictures of the requested size: at most 4 bytes a pixel uncompressed
+# (PNG adds a filter byte a row and a little framing), 4/3 for base64, then a margin for
+# pictures a little larger than asked and the JSON around them.
+ANSWER_BYTES_PER_PIXEL = 4
+ANSWER_MARGIN_FACTOR = 1.25
+ANSWER_MARGIN_BYTES = 2 * 1024 * 1024
+# Retry-After is honoured up to this long a wait, and this long in all for one edit.
+MAX_WAIT = 60.0
+MAX_WAITS_PER_EDIT = 120.0
 DETAIL_LENGTH = 300
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 QUOTA_WORDS = ("quota", "balance", "insufficient", "credit")
@@ -79,11 +109,32 @@ class RetryPolicy:
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `retry` (0 for the first): the server's
-        wish when it said one (capped), else exponential backoff with jitter."""
+        wish when it said one (the caller refuses it above `retry_after_max`), else
+        exponential backoff with jitter."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_max)
+            return max(retry_after, 0.0)
         ceiling = min(self.backoff * 2 ** retry, self.backoff_max)
         return ceiling * (1.0 - 0.25 * random.random())
+
+
+class WaitBudget:
+    """The waiting one edit may do before trying again, wherever it waits (the client's
+    retries, the command line's batch throttle): `per_wait` at most a wait and `total` in
+    all. Thread-safe: a batch shares nothing but each edit's own budget."""
+
+    def __init__(self, per_wait: float = MAX_WAIT, total: float = MAX_WAITS_PER_EDIT):
+        self.per_wait = per_wait
+        self.total = total
+        self.spent = 0.0
+        self._lock = threading.Lock()
+
+    def spend(self, seconds: float) -> bool:
+        """Take `seconds` from the budget; False (nothing taken) when it does not allow them."""
+        with self._lock:
+            if seconds > self.per_wait or self.spent + seconds > self.total:
+                return False
+            self.spent += seconds
+            return True
 
 
 @dataclass(frozen=True)
@@ -100,6 +151,9 @@ class EditRequest:
     background: str = "opaque"
     output_format: str = "png"
     input_fidelity: str | None = None
+    # PNG bytes of reference pictures, sent after the edited one (the mask applies to the
+    # first only). With references every picture goes as a repeated `image[]` part.
+    references: tuple[bytes, ...] = field(default=(), repr=False)
 
     def form_fields(self) -> dict[str, str]:
         fields = {"prompt": self.prompt, "model": self.model, "n": str(self.n),
@@ -109,11 +163,26 @@ class EditRequest:
             fields["input_fidelity"] = self.input_fidelity
         return fields
 
-    def form_files(self) -> dict[str, tuple[str, bytes, str]]:
-        files = {"image": ("image.png", self.image, "image/png")}
+    def form_files(self) -> list[tuple[str, tuple[str, bytes, str]]]:
+        if self.references:
+            files = [("image[]", (f"image-{number}.png", data, "image/png"))
+                     for number, data in enumerate((self.image, *self.references), start=1)]
+        else:
+            files = [("image", ("image.png", self.image, "image/png"))]
         if self.mask is not None:
-            files["mask"] = ("mask.png", self.mask, "image/png")
+            files.append(("mask", ("mask.png", self.mask, "image/png")))
         return files
+
+    @property
+    def upload_bytes(self) -> int:
+        return len(self.image) + len(self.mask or b"") + sum(map(len, self.references))
+
+    def answer_limit(self) -> int:
+        """The most bytes (decoded) an answer to this request can need: n pictures of the
+        requested size, uncompressed, in base64, plus a margin."""
+        width, height = _size_of(self.size)
+        picture = width * height * ANSWER_BYTES_PER_PIXEL + height
+        return int(self.n * picture * 4 / 3 * ANSWER_MARGIN_FACTOR) + ANSWER_MARGIN_BYTES
 
 
 @dataclass
@@ -124,55 +193,33 @@ class EditResponse:
     usage: dict
 
 
-@dataclass(frozen=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
+@dataclass
+class Answer:
+    """An HTTP answer read whole (within its limit and the deadline)."""
 
-    @classmethod
-    def of(cls, url: str) -> Origin:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        if port is None:
-            port = 443 if scheme == "https" else 80
-        return cls(scheme, (parts.hostname or "").lower(), port)
+    status_code: int
+    headers: requests.structures.CaseInsensitiveDict
+    content: bytes
+    url: str
+    method: str
 
     @property
-    def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    @property
-    def is_safe(self) -> bool:
-        """https anywhere; plain http only to this computer."""
-        return bool(self.host) and (self.scheme == "https"
-                                    or (self.scheme == "http" and self.is_loopback))
+    def is_redirect(self) -> bool:
+        return "location" in self.headers and self.status_code in (301, 302, 303, 307, 308)
 
 
 class ImagesClient:
     def __init__(self, settings: Settings, retry: RetryPolicy = RetryPolicy(),
-                 on_event: EventHandler | None = None):
+                 on_event: EventHandler | None = None, waits: WaitBudget | None = None):
         self.settings = settings
         self.retry = retry
+        self.waits = waits or WaitBudget(per_wait=retry.retry_after_max)
         self._on_event = on_event
         register_secret(settings.api_key)
-        self.base_url = settings.base_url.rstrip("/")
+        self.base_url = usable_endpoint(settings.base_url)
         self.origin = Origin.of(self.base_url)
-        if not self.origin.is_safe:
-            raise BadInputError(
-                f"The endpoint {redact(self.base_url)} is not a secure https:// address: set "
-                f"an https:// endpoint in {SETTINGS_MENU} (plain http only for this computer).")
-        self._api = _session()
-        self._downloads = _session()  # never given the key: pictures may live elsewhere
+        self._api = session(USER_AGENT)
+        self._downloads = session(USER_AGENT)  # never given the key: pictures may live elsewhere
 
     def close(self) -> None:
         self._api.close()
@@ -188,10 +235,12 @@ class ImagesClient:
     def edit(self, request: EditRequest) -> EditResponse:
         authorization = self._authorization()
         url = f"{self.base_url}/images/edits"
-        size = _megabytes(len(request.image) + len(request.mask or b""))
+        size = _megabytes(request.upload_bytes)
+        limit = request.answer_limit()
         response = self._with_retries(
-            lambda: self._post_edit(url, request, authorization, size), "edit")
+            lambda: self._post_edit(url, request, authorization, size, limit), "edit")
         answer = self._json(response)
+        del response  # the answer's bytes: only the parsed pictures are kept from here on
         images = self._images(answer, request.n)
         usage = answer.get("usage")
         return EditResponse(images, usage if isinstance(usage, dict) else {})
@@ -199,9 +248,9 @@ class ImagesClient:
     def check(self) -> str:
         """Is the endpoint reachable and the key accepted? Spends no image credits."""
         authorization = self._authorization()
-        response = self._with_retries(
-            lambda: self._api.get(f"{self.base_url}/models", headers=authorization,
-                                  timeout=self._timeouts(), allow_redirects=False), "check")
+        url = f"{self.base_url}/models"
+        response = self._with_retries(lambda: self._fetch(
+            self._api, "GET", url, authorization, MAX_SMALL_ANSWER), "check")
         self._json(response)
         return f"Connected to {self.origin.host}: the API key is accepted."
 
@@ -215,7 +264,7 @@ class ImagesClient:
         return (min(CONNECT_TIMEOUT, self.settings.timeout), self.settings.timeout)
 
     def _post_edit(self, url: str, request: EditRequest, authorization: dict,
-                   size: str) -> requests.Response:
+                   size: str, limit: int) -> Answer:
         prepared = self._api.prepare_request(requests.Request(
             "POST", url, headers=authorization, data=request.form_fields(),
             files=request.form_files()))
@@ -225,46 +274,92 @@ class ImagesClient:
             "wait", f"Waiting for {request.model}"))
         prepared.body = body
         self._event("upload", f"Sending {size} to {request.model}")
-        # Session.send, unlike Session.request, does not read proxies and CA bundles from
-        # the environment by itself.
-        environment = self._api.merge_environment_settings(url, {}, None, None, None)
         try:
-            return self._api.send(prepared, timeout=self._timeouts(), allow_redirects=False,
-                                  **environment)
+            return self._send(self._api, prepared, limit)
         except requests.exceptions.ConnectionError as error:
             if body.sent and not _is_read_timeout(error):
                 raise _DroppedAfterUpload() from error
             raise
 
-    def _with_retries(self, attempt: Callable[[], requests.Response], what: str,
-                      error_for: Callable[[requests.Response], EditError] | None = None,
-                      ) -> requests.Response:
+    def _fetch(self, http: requests.Session, method: str, url: str, headers: dict,
+               limit: int, too_large: Callable[[], EditError] | None = None) -> Answer:
+        prepared = http.prepare_request(requests.Request(method, url, headers=headers))
+        return self._send(http, prepared, limit, too_large)
+
+    def _send(self, http: requests.Session, prepared: requests.PreparedRequest,
+              limit: int, too_large: Callable[[], EditError] | None = None) -> Answer:
+        """Send and read the whole answer within the total deadline: at most `limit`
+        decoded bytes of a successful answer, a little of an error, nothing of a
+        redirect."""
+        # Session.send, unlike Session.request, does not read proxies and CA bundles from
+        # the environment by itself.
+        environment = http.merge_environment_settings(prepared.url, {}, True, None, None)
+        with Deadline(DEADLINE_FACTOR * self.settings.timeout) as deadline:
+            try:
+                response = http.send(prepared, timeout=self._timeouts(), allow_redirects=False,
+                                     **environment)
+            except requests.exceptions.RequestException:
+                if deadline.expired:
+                    raise _OutOfTime() from None
+                raise
+            with response:
+                answer = Answer(response.status_code, response.headers, b"", response.url,
+                                prepared.method or "")
+                if answer.is_redirect:
+                    return answer
+                wanted = limit if response.status_code < 400 else MAX_SMALL_ANSWER
+                try:
+                    answer.content = read_bounded(response, wanted)
+                except TooLarge:
+                    if deadline.expired:
+                        raise _OutOfTime() from None
+                    if response.status_code >= 400:
+                        answer.content = b""  # an oversized error page says nothing useful
+                    else:
+                        raise _AnswerTooLarge((too_large or _answer_too_large)()) from None
+                except CutOff as cut:
+                    if deadline.expired:
+                        raise _OutOfTime() from None
+                    if cut.timed_out:
+                        raise requests.exceptions.ReadTimeout() from None
+                    raise requests.exceptions.ChunkedEncodingError() from None
+            if deadline.expired:
+                raise _OutOfTime()
+        return answer
+
+    def _with_retries(self, attempt: Callable[[], Answer], what: str,
+                      error_for: Callable[[Answer], EditError] | None = None) -> Answer:
         """Run `attempt` until it answers below 400 (redirects are the caller's to judge),
-        retrying what the policy allows. `error_for` turns an error answer into its error."""
+        retrying what the policy allows, waiting only what the edit's WaitBudget allows.
+        `error_for` turns an error answer into its error."""
         retries = 0
         while True:
-            started = time.monotonic()
             outcome = self._attempt(attempt, error_for or self._error_for)
-            if isinstance(outcome, requests.Response):
+            if not isinstance(outcome, Failure):
                 return outcome
-            log.info("%s failed after %.1f s (retry %d): %s", what,
-                     time.monotonic() - started, retries, outcome.error)
+            log.info("%s failed: %s", what, outcome.error)
             if not outcome.retryable or retries >= self.retry.max_retries:
                 raise _with_tries(outcome.error, retries + 1) if retries else outcome.error
             delay = self.retry.delay(retries, outcome.retry_after)
+            if delay > self.retry.retry_after_max or not self.waits.spend(delay):
+                raise waited_enough(outcome.error, delay)
             self._event("retry", f"{outcome.reason}, trying again in {_seconds(delay)}")
             time.sleep(delay)
             retries += 1
 
-    def _attempt(self, attempt: Callable[[], requests.Response],
-                 error_for: Callable[[requests.Response], EditError],
-                 ) -> requests.Response | Failure:
+    def _attempt(self, attempt: Callable[[], Answer],
+                 error_for: Callable[[Answer], EditError]) -> Answer | Failure:
         try:
             response = attempt()
+        except _OutOfTime:
+            # Not retried: the edit may have run (and been billed) all the same.
+            return Failure(self._out_of_time())
+        except _AnswerTooLarge as too_large:
+            return Failure(too_large.error)
         except requests.exceptions.SSLError:
             return Failure(NetworkError(
                 f"The secure connection to {self.origin.host} could not be verified: check "
-                f"the endpoint in {SETTINGS_MENU} and the computer's date and time."))
+                f"the endpoint in {settings_place()} and the computer's date and time."))
         except requests.exceptions.ConnectTimeout:
             return Failure(self._unreachable(), retryable=True, reason="Connection failed")
         except requests.exceptions.ReadTimeout:
@@ -286,8 +381,8 @@ class ImagesClient:
         except requests.exceptions.RequestException as error:
             return Failure(NetworkError(redact(
                 f"The request to {self.origin.host} failed ({type(error).__name__}): check "
-                f"the endpoint in {SETTINGS_MENU}.")))
-        log.info("%s %s: HTTP %d", response.request.method, response.url, response.status_code)
+                f"the endpoint in {settings_place()}.")))
+        log.info("%s %s: HTTP %d", response.method, response.url, response.status_code)
         if response.status_code < 400:
             return response
         error = error_for(response)
@@ -299,15 +394,22 @@ class ImagesClient:
 
     def _unreachable(self) -> NetworkError:
         return NetworkError(f"Could not reach {self.origin.host}: check the internet connection "
-                            f"and the endpoint in {SETTINGS_MENU}, then try again.")
+                            f"and the endpoint in {settings_place()}, then try again.")
+
+    def _out_of_time(self) -> RequestTimeoutError:
+        total = DEADLINE_FACTOR * self.settings.timeout
+        return RequestTimeoutError(
+            f"WisGate's answer did not arrive within {total:g} s ({DEADLINE_FACTOR} times the "
+            f"timeout of {self.settings.timeout:g} s): raise the timeout "
+            f"(GPT_IMAGE_EDIT_TIMEOUT or {settings_place()}) and try again.")
 
     def _timed_out(self) -> RequestTimeoutError:
         return RequestTimeoutError(
             f"WisGate did not answer within {self.settings.timeout:g} s: raise the timeout "
-            f"(GPT_IMAGE_EDIT_TIMEOUT or {SETTINGS_MENU}) and try again.")
+            f"(GPT_IMAGE_EDIT_TIMEOUT or {settings_place()}) and try again.")
 
     # -- errors ------------------------------------------------------------------------
-    def _error_for(self, response: requests.Response) -> EditError:
+    def _error_for(self, response: Answer) -> EditError:
         status = response.status_code
         message, code, kind, param = _error_details(response)
         detail = _detail(message)
@@ -320,7 +422,7 @@ class ImagesClient:
         if status == 404 or status == 405:
             return BadRequestError(redact(
                 f"{self.base_url} does not offer the images API (HTTP {status}): check the "
-                f"endpoint in {SETTINGS_MENU} (it usually ends in /v1)."))
+                f"endpoint in {settings_place()} (it usually ends in /v1)."))
         if status == 413:
             return TooLargeError()
         if status == 429:
@@ -337,7 +439,7 @@ class ImagesClient:
         if source and source != FILE_SOURCE:
             return AuthenticationError(
                 f"WisGate did not accept the API key set in {source}: correct or unset it "
-                f"(the key in {SETTINGS_MENU} is used only when no such variable is set).")
+                f"(the key in {settings_place()} is used only when no such variable is set).")
         return AuthenticationError()
 
     def _too_many(self, response, message, code, kind) -> EditError:
@@ -347,12 +449,11 @@ class ImagesClient:
         return RateLimitError(retry_after=_retry_after(response.headers))
 
     # -- the answer --------------------------------------------------------------------
-    def _json(self, response: requests.Response) -> dict:
+    def _json(self, response: Answer) -> dict:
         if response.is_redirect:
             raise BadInputError(redact(
-                f"The endpoint {self.base_url} redirects elsewhere "
-                f"({response.headers.get('Location', 'no address given')}): set the endpoint "
-                f"to its final address in {SETTINGS_MENU}."))
+                f"The endpoint {self.base_url} redirects elsewhere: set the endpoint to its "
+                f"final address in {settings_place()}."))
         try:
             answer = json.loads(response.content)
         except ValueError:
@@ -375,15 +476,17 @@ class ImagesClient:
             got = "no picture" if not data else f"only {len(data)} of the {wanted} pictures"
             raise BadResponseError(f"WisGate sent back {got} asked for: try again, perhaps "
                                    "with fewer variants.")
-        return [self._image(item, index + 1, len(data)) for index, item in enumerate(data)]
+        # Only what was asked for is used (and paid for); extra pictures are dropped unread.
+        del data[wanted:]
+        images = []
+        for index, item in enumerate(data):
+            images.append(self._image(item, index + 1, wanted))
+            data[index] = None  # each base64 text goes as soon as its picture is decoded
+        return images
 
     def _image(self, item: dict, number: int, count: int) -> bytes:
         if isinstance(item.get("b64_json"), str):
-            try:
-                return base64.b64decode("".join(item["b64_json"].split()), validate=True)
-            except (binascii.Error, ValueError):
-                raise BadResponseError("WisGate sent a picture that could not be decoded "
-                                       "(invalid base64): try again.") from None
+            return _decode_base64(item.pop("b64_json"))
         if isinstance(item.get("url"), str):
             self._event("download", f"Downloading result {number} of {count}")
             return self._download(item["url"])
@@ -392,21 +495,27 @@ class ImagesClient:
 
     # -- pictures answered by address ----------------------------------------------------
     def _download(self, url: str) -> bytes:
+        location = None
         for _ in range(MAX_REDIRECTS + 1):
+            try:
+                url = check_unambiguous(url) if location is None else follow(url, location)
+            except UnsafeURL as reason:
+                raise BadResponseError(f"WisGate pointed to its result at an address that "
+                                       f"could be misread ({reason}), so it was not fetched: "
+                                       "try again.") from None
             origin = Origin.of(url)
             if not origin.is_safe:
                 raise BadResponseError(redact(
                     f"WisGate pointed to its result at an address that is not secure "
                     f"({origin.scheme}://{origin.host}), so it was not fetched: try again."))
             headers = self._authorization() if origin == self.origin else {}
-            response = self._with_retries(
-                lambda url=url, headers=headers: self._downloads.get(
-                    url, headers=headers, timeout=self._timeouts(), stream=True,
-                    allow_redirects=False), "download", _download_failed)
-            with response:
-                if not response.is_redirect:
-                    return _read_limited(response)
-                url = urljoin(url, response.headers["Location"])
+            answer = self._with_retries(
+                lambda url=url, headers=headers: self._fetch(
+                    self._downloads, "GET", url, headers, MAX_DOWNLOAD_BYTES,
+                    _too_big_download), "download", _download_failed)
+            if not answer.is_redirect:
+                return answer.content
+            location = answer.headers["Location"]
         raise BadResponseError("The address of WisGate's result redirects too often: try again.")
 
     def _event(self, stage: str, message: str) -> None:
@@ -429,6 +538,24 @@ class _DroppedAfterUpload(requests.exceptions.ConnectionError):
     """The connection dropped after the whole edit request was sent."""
 
 
+class _OutOfTime(Exception):
+    """The request's total deadline passed."""
+
+
+class _AnswerTooLarge(Exception):
+    """A successful answer was larger than its limit; `error` says so."""
+
+    def __init__(self, error: EditError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _answer_too_large() -> BadResponseError:
+    return BadResponseError("WisGate's answer was far larger than the pictures asked for, so "
+                            "it was not read: try again, and check the endpoint if it keeps "
+                            "happening.")
+
+
 class _UploadBody:
     """The request body read by urllib3 block by block; `on_sent` runs once at its end,
     when `sent` turns true."""
@@ -446,28 +573,7 @@ class _UploadBody:
         return block
 
 
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    return session
-
-
-def _read_limited(response: requests.Response) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_DOWNLOAD_BYTES:
-        raise _too_big_download()
-    received = bytearray()
-    try:
-        for block in response.iter_content(64 * 1024):
-            received += block
-            if len(received) > MAX_DOWNLOAD_BYTES:
-                raise _too_big_download()
-    except requests.exceptions.RequestException:
-        raise BadResponseError("The download of WisGate's result was cut off: try again.") from None
-    return bytes(received)
-
-
-def _download_failed(response: requests.Response) -> EditError:
+def _download_failed(response: Answer) -> EditError:
     return BadResponseError(f"WisGate's result could not be fetched from its address "
                             f"(HTTP {response.status_code}): try again.")
 
@@ -477,7 +583,7 @@ def _too_big_download() -> BadResponseError:
                             "so it was not fetched: try again with a smaller size.")
 
 
-def _error_details(response: requests.Response) -> tuple[str | None, str | None, str | None,
+def _error_details(response: Answer) -> tuple[str | None, str | None, str | None,
                                                           str | None]:
     """message, code, type and param of an error answer in the API's JSON shape."""
     try:
@@ -518,7 +624,7 @@ def _detail(message: str | None) -> str:
     return f" ({words})" if words else ""
 
 
-def _looks_like_html(response: requests.Response) -> bool:
+def _looks_like_html(response: Answer) -> bool:
     content_type = response.headers.get("Content-Type", "").lower()
     return "html" in content_type or response.content.lstrip()[:1] == b"<"
 
@@ -552,6 +658,58 @@ def _is_read_timeout(error: requests.exceptions.ConnectionError) -> bool:
     return any(isinstance(arg, ReadTimeoutError)
                or isinstance(getattr(arg, "reason", None), ReadTimeoutError)
                for arg in error.args)
+
+
+def usable_endpoint(base_url: str) -> str:
+    """The endpoint without a trailing slash, or the BadInputError saying why it cannot be
+    used. The sentence never repeats an address that holds user info: it may be a password."""
+    try:
+        check_unambiguous(base_url)
+    except UnsafeURL as reason:
+        if "user name" in str(reason):
+            raise BadInputError(endpoint_has_userinfo()) from None
+        raise BadInputError(f"The endpoint is not a usable address ({reason}): set it again "
+                            f"in {settings_place()} (or GPT_IMAGE_EDIT_BASE_URL).") from None
+    origin = Origin.of(base_url)
+    if not origin.is_safe:
+        raise BadInputError(
+            f"The endpoint {redact(base_url)} is not a secure https:// address: set an "
+            f"https:// endpoint in {settings_place()} (plain http only for this computer).")
+    return base_url.rstrip("/")
+
+
+def _decode_base64(text: str) -> bytes:
+    """One picture from its base64 text. Answers normally carry no line breaks; only when
+    they do is a copy without them made."""
+    try:
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error:
+            if not any(space in text for space in " \t\r\n"):
+                raise
+            return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadResponseError("WisGate sent a picture that could not be decoded "
+                               "(invalid base64): try again.") from None
+
+
+def waited_enough(error: EditError, delay: float) -> EditError:
+    """The error for a retry that would wait longer than an edit may."""
+    if isinstance(error, RateLimitError):
+        return RateLimitError(
+            f"WisGate is rate limiting your requests and asks to wait {_seconds(delay)} "
+            f"more, longer than one edit waits (at most {MAX_WAIT:g} s a time, "
+            f"{MAX_WAITS_PER_EDIT:g} s in all): wait a few minutes and try again, or send "
+            "fewer edits at once.", retry_after=delay)
+    return error
+
+
+def _size_of(size: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT of a request; `auto` and the like count as the largest the API sends."""
+    width, separator, height = size.partition("x")
+    if separator and width.isdigit() and height.isdigit():
+        return int(width), int(height)
+    return 3840, 2160
 
 
 def _with_tries(failure: EditError, tries: int) -> EditError:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from .blend import DEFAULT_BLEND, Blender, check_blend
 from .client import EditRequest
 from .errors import BadInputError
 from .geometry import Box, check_size, plan_region, request_size
@@ -29,15 +30,21 @@ class EditParams:
     size: str = "auto"
     quality: str = "high"
     variants: int = 1
+    blend: str = DEFAULT_BLEND  # blend.BLEND_MODES
 
     def __post_init__(self):
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise BadInputError("The prompt is empty: type what should change, then try "
                                 "again.")
+        if not _is_text(self.prompt):
+            raise BadInputError("The prompt is not valid text (it holds bytes that are not "
+                                "UTF-8, or broken characters): type it again, or save the "
+                                "file it comes from as UTF-8.")
         if len(self.prompt) > MAX_PROMPT:
             raise BadInputError(f"The prompt is {len(self.prompt)} characters long: shorten "
                                 f"it to at most {MAX_PROMPT}.")
-        if not isinstance(self.model, str) or not self.model.strip():
+        if not isinstance(self.model, str) or not self.model.strip() or not _is_text(
+                self.model):
             raise BadInputError("No model is set: use gpt-image-2 or another image model "
                                 "name.")
         if self.quality not in QUALITIES:
@@ -51,6 +58,7 @@ class EditParams:
             raise BadInputError("The size must be auto or WIDTHxHEIGHT, for example "
                                 "1536x1024.")
         check_size(self.size, self.model)
+        check_blend(self.blend)
 
 
 @dataclass
@@ -59,13 +67,26 @@ class EditOutcome:
     picture's coordinates); `request` is what was asked of the API, `usage` its token count.
     `as_received[i]` is the PNG the API sent for layer i when that file already is the layer
     but for its alpha, which is opaque (imaging.result_as_received): written as it is, it
-    saves encoding the layer again. None otherwise."""
+    saves encoding the layer again. None otherwise. `masks[i]` is layer i's mask (L, the
+    region's size, 255 where the result shows) as blend.Blender made it, or None for
+    "the selection as it was" (no mask without a selection)."""
 
     region: Box
     layers: list[Image.Image]
     request: dict
     usage: dict = field(default_factory=dict)
     as_received: list[bytes | None] = field(default_factory=list)
+    masks: list[Image.Image | None] = field(default_factory=list)
+
+
+def _is_text(value: str) -> bool:
+    """Encodable as UTF-8: no lone surrogates (undecodable bytes of a command line arrive
+    as those)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def selection_box(selection: Image.Image | None) -> Box | None:
@@ -78,32 +99,52 @@ def selection_box(selection: Image.Image | None) -> Box | None:
 
 
 def run_edit(client, picture: Image.Image, selection: Image.Image | None, params: EditParams,
-             on_event=None, picture_png: bytes | None = None) -> EditOutcome:
+             on_event=None, picture_png: bytes | None = None,
+             region_size: tuple[int, int] | None = None,
+             references: tuple[bytes, ...] = ()) -> EditOutcome:
     """Send the region of `picture` around `selection` and place what comes back.
     `selection` (L) is the picture's size: each caller checks that, in its own words.
     `on_event(stage, message)` hears `finish` (a caller showing progress reports `prepare`
     itself, before loading the picture). `picture_png` is imaging.Source.png: the picture's
-    file, uploaded as it is when nothing needs changing."""
+    file, uploaded as it is when nothing needs changing.
+
+    `region_size` is set when a host already cut the region out and scaled it down to what
+    the API gets (docs/job-protocol.md): the whole picture is sent, the request size
+    follows the region's full size, and the layers come back at the picture's size.
+
+    `references` are PNG bytes (references.load_references) sent after the picture. Each
+    result is blended as `params.blend` says."""
     report = on_event or (lambda stage, message: None)
     bounds = selection_box(selection)
-    region = plan_region(picture.width, picture.height, bounds)
-    width, height = request_size(region.width, region.height, params.model, params.size)
+    if region_size is None:
+        region = plan_region(picture.width, picture.height, bounds)
+        full_width, full_height = region.width, region.height
+    else:
+        region = Box(0, 0, picture.width, picture.height)
+        full_width, full_height = region_size
+    width, height = request_size(full_width, full_height, params.model, params.size)
     payload = build_payload(picture, selection if bounds else None, region, (width, height),
                             picture_png)
     request = EditRequest(image=payload.image, mask=payload.mask, prompt=params.prompt,
                           model=params.model, size=f"{width}x{height}",
-                          quality=params.quality, n=params.variants)
+                          quality=params.quality, n=params.variants,
+                          references=tuple(references))
     response = client.edit(request)
     count = len(response.images)
     report("finish", f"Placing {count} result{'s' if count != 1 else ''}")
     region_picture = picture.crop(region.bounds())
-    layers, as_received = [], []
+    region_selection = selection.crop(region.bounds()) if bounds else None
+    blender = Blender(params.blend, region_picture, region_selection)
+    layers, as_received, masks = [], [], []
     for data in response.images:
         result = decode_result(data)
-        layers.append(place_result(result, payload, region_picture))
-        as_received.append(data if result_as_received(data, result, payload, region_picture)
-                           else None)
+        blended = blender.blend(place_result(result, payload, region_picture))
+        layers.append(blended.picture)
+        masks.append(blended.mask)
+        as_received.append(data if not blended.changed and result_as_received(
+            data, result, payload, region_picture) else None)
     return EditOutcome(region=region, layers=layers,
                        request={"model": params.model, "size": f"{width}x{height}",
                                 "quality": params.quality, "n": params.variants},
-                       usage=dict(response.usage or {}), as_received=as_received)
+                       usage=dict(response.usage or {}), as_received=as_received,
+                       masks=masks)

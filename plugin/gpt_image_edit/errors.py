@@ -7,14 +7,37 @@ from the API key); the client redacts anything the server echoes back before it 
 
 from __future__ import annotations
 
-SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
-KEY_ENV = "GPT_IMAGE_EDIT_API_KEY"
+import os
 
+KEY_ENV = "GPT_IMAGE_EDIT_API_KEY"
+# Set by a front end that starts the worker (the GIMP hosts set their settings menu): where
+# its user changes the settings. The worker says what is wrong; the front end, where to fix it.
+SETTINGS_PLACE_ENV = "GPT_IMAGE_EDIT_SETTINGS_PLACE"
+
+# The exit codes of the command-line tool and the worker (product.md, "Exit codes"): the
+# one place they are defined.
 EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 EXIT_FAILED = 4
+EXIT_HOST_GONE = 5
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+EXIT_CODES_HELP = """exit codes:
+  0    done
+  1    an unexpected failure (see the log beside the settings file)
+  2    usage, input or local file error (an unwritable output folder, a full disk)
+  3    the API refused (key, moderation, quota, rate limit)
+  4    network or server failure
+  5    the job's host went away
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)"""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised on the main thread so that it is handled exactly like Ctrl-C."""
 
 
 class EditError(Exception):
@@ -25,7 +48,7 @@ class EditError(Exception):
     default_message = "The edit failed: try again, and see the log if it keeps failing."
 
     def __init__(self, message: str | None = None):
-        super().__init__(message or self.default_message)
+        super().__init__(message or self.default_message.format(settings=settings_place()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
@@ -40,14 +63,14 @@ class BadInputError(EditError):
 class MissingKeyError(EditError):
     kind = "missing_key"
     exit_code = EXIT_BAD_INPUT
-    default_message = f"No API key is set: enter it in {SETTINGS_MENU} or set {KEY_ENV}."
+    default_message = "No API key is set: enter it in {settings} or set " + KEY_ENV + "."
 
 
 class AuthenticationError(EditError):
     kind = "authentication"
     exit_code = EXIT_REFUSED
-    default_message = (f"WisGate did not accept the API key: check it in {SETTINGS_MENU} "
-                       f"(or {KEY_ENV}).")
+    default_message = ("WisGate did not accept the API key: check it in {settings} "
+                       "(or " + KEY_ENV + ").")
 
 
 class PermissionDeniedError(EditError):
@@ -108,14 +131,14 @@ class NetworkError(EditError):
     kind = "network"
     exit_code = EXIT_FAILED
     default_message = ("Could not reach WisGate: check the internet connection and the "
-                       f"endpoint in {SETTINGS_MENU}, then try again.")
+                       "endpoint in {settings}, then try again.")
 
 
 class RequestTimeoutError(EditError):
     kind = "timeout"
     exit_code = EXIT_FAILED
     default_message = ("WisGate did not answer in time: try again, or raise the timeout "
-                       f"(GPT_IMAGE_EDIT_TIMEOUT or {SETTINGS_MENU}).")
+                       "(GPT_IMAGE_EDIT_TIMEOUT or {settings}).")
 
 
 class BadResponseError(EditError):
@@ -130,6 +153,24 @@ class UnexpectedError(EditError):
 
     kind = "internal"
     exit_code = EXIT_CRASHED
+
+
+def settings_place(environ=os.environ) -> str:
+    """Where the user changes the settings: as the front end that started the worker names
+    it, else (the command line) the settings file and the command that shows it."""
+    place = environ.get(SETTINGS_PLACE_ENV, "").strip()
+    if place:
+        return place
+    from .settings import config_path
+
+    return f"{config_path(environ)} (gpt-image-edit settings shows it)"
+
+
+def endpoint_has_userinfo() -> str:
+    """The sentence for an endpoint holding a user name or password (never repeated)."""
+    return ("The endpoint holds a user name or password, which is never sent: remove it from "
+            f"the endpoint in {settings_place()} (or GPT_IMAGE_EDIT_BASE_URL); the API key goes "
+            "in the key setting.")
 
 
 def unexpected_failure(who: str, log_file) -> UnexpectedError:

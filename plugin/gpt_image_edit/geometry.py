@@ -1,16 +1,23 @@
 """Pure arithmetic: which part of a layer to send, at what size, and where it sits.
 
-No Pillow here: the GIMP side runs `plan` (through the command-line tool) before it exports
-anything, and that must start in a fraction of a second.
+Written once for both sides of the job protocol: the worker imports it as
+`gpt_image_edit.geometry`, and the installer copies this very file beside the GIMP host core
+as `gpt_image_edit_geometry.py`, where GIMP 2.10's Python 2.7 and GIMP 3's Python 3 import
+it. So it is valid Python 2.7 and 3, uses the standard library only (no Pillow), and rounds
+the same way on both (never Python's `round`, which changed between them).
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division
 
 import math
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
-from .errors import BadInputError
+try:  # in the worker package: its own error class, with its kind and exit code
+    from .errors import BadInputError as SizeError
+except (ImportError, ValueError, SystemError):  # beside the host core, a module of its own
+    class SizeError(ValueError):
+        """A size the model does not take; its text is the sentence to show."""
 
 FLEXIBLE_SIZE_MODELS = ("gpt-image-2",)
 FIXED_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
@@ -42,43 +49,40 @@ CONTEXT_FRACTION = 0.25
 SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
-@dataclass(frozen=True)
-class Box:
+class Box(namedtuple("Box", "x y width height")):
     """A rectangle in pixels: top-left corner and size."""
 
-    x: int
-    y: int
-    width: int
-    height: int
+    __slots__ = ()
 
     @property
-    def right(self) -> int:
+    def right(self):
         return self.x + self.width
 
     @property
-    def bottom(self) -> int:
+    def bottom(self):
         return self.y + self.height
 
     @classmethod
-    def from_bounds(cls, x1: int, y1: int, x2: int, y2: int) -> Box:
+    def from_bounds(cls, x1, y1, x2, y2):
         """From corners (x2, y2 exclusive), as Pillow's getbbox and GIMP's bounds give them."""
         return cls(x1, y1, x2 - x1, y2 - y1)
 
-    def bounds(self) -> tuple[int, int, int, int]:
+    def bounds(self):
         """(left, top, right, bottom), as Pillow's crop takes it."""
         return self.x, self.y, self.right, self.bottom
 
-    def as_dict(self) -> dict:
+    def as_dict(self):
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
 
 
-def plan_region(layer_width: int, layer_height: int, selection: Box | None) -> Box:
-    """The part of the layer an edit sends: the whole layer without a selection, else the
-    selection's bounding box grown by surrounding context and clipped to the layer."""
+def plan_region(layer_width, layer_height, selection):
+    """The part of the layer an edit sends: the whole layer without a selection (None), else
+    the selection's bounding box (a Box) grown by surrounding context and clipped to the
+    layer."""
     if selection is None:
         return Box(0, 0, layer_width, layer_height)
-    context = max(MIN_CONTEXT, math.ceil(max(selection.width, selection.height)
-                                         * CONTEXT_FRACTION))
+    context = max(MIN_CONTEXT, int(math.ceil(max(selection.width, selection.height)
+                                             * CONTEXT_FRACTION)))
     left = max(0, selection.x - context)
     top = max(0, selection.y - context)
     right = min(layer_width, selection.right + context)
@@ -88,18 +92,18 @@ def plan_region(layer_width: int, layer_height: int, selection: Box | None) -> B
     return Box(left, top, right - left, bottom - top)
 
 
-def parse_size(size: str) -> tuple[int, int] | None:
+def parse_size(size):
     """(width, height) of an explicit WIDTHxHEIGHT, None for "auto"."""
     if size.strip().lower() == "auto":
         return None
     match = SIZE_PATTERN.match(size)
     if not match:
-        raise BadInputError(f"The size '{size}' is not understood: use auto or "
-                            "WIDTHxHEIGHT, for example 1536x1024.")
+        raise SizeError(u"The size '%s' is not understood: use auto or WIDTHxHEIGHT, for "
+                        u"example 1536x1024." % size)
     return int(match.group(1)), int(match.group(2))
 
 
-def check_size(size: str, model: str) -> tuple[int, int] | None:
+def check_size(size, model):
     """Parse `size` and check that `model` takes it; None for "auto"."""
     parsed = parse_size(size)
     if parsed is not None:
@@ -107,8 +111,8 @@ def check_size(size: str, model: str) -> tuple[int, int] | None:
     return parsed
 
 
-def request_size(width: int, height: int, model: str, size: str = "auto") -> tuple[int, int]:
-    """The pixel size to ask the API for, for a region of width x height."""
+def request_size(width, height, model, size="auto"):
+    """The pixel size (width, height) to ask the API for, for a region of width x height."""
     explicit = check_size(size, model)
     if explicit is not None:
         return explicit
@@ -118,51 +122,66 @@ def request_size(width: int, height: int, model: str, size: str = "auto") -> tup
     return min(choices, key=lambda choice: _aspect_distance(choice, width, height))
 
 
-def letterbox(width: int, height: int, canvas_width: int, canvas_height: int) -> Box:
+def letterbox(width, height, canvas_width, canvas_height):
     """Where a width x height region sits in the canvas: scaled with its aspect ratio kept,
     as large as fits, centered. The rest of the canvas is padding."""
     scale = min(canvas_width / width, canvas_height / height)
-    content_width = min(canvas_width, max(1, round(width * scale)))
-    content_height = min(canvas_height, max(1, round(height * scale)))
+    content_width = min(canvas_width, max(1, round_half_up(width * scale)))
+    content_height = min(canvas_height, max(1, round_half_up(height * scale)))
     return Box((canvas_width - content_width) // 2, (canvas_height - content_height) // 2,
                content_width, content_height)
 
 
-def _check_explicit(parsed: tuple[int, int], model: str) -> None:
+def sent_size(width, height, canvas_width, canvas_height):
+    """The size at which a width x height region reaches the API inside its request canvas:
+    its letterbox content, but never larger than the region itself (a host exports the
+    region at this size; the worker enlarges a smaller region itself)."""
+    content = letterbox(width, height, canvas_width, canvas_height)
+    if content.width >= width or content.height >= height:
+        return width, height
+    return content.width, content.height
+
+
+def round_half_up(value):
+    """The nearest whole number, halves up: the same on Python 2.7 and 3."""
+    return int(math.floor(value + 0.5))
+
+
+def _check_explicit(parsed, model):
     width, height = parsed
     if width < 1 or height < 1:
-        raise BadInputError(f"The size {width}x{height} has an empty side: use auto or a "
-                            "size such as 1536x1024.")
+        raise SizeError(u"The size %dx%d has an empty side: use auto or a size such as "
+                        u"1536x1024." % (width, height))
     if model in FLEXIBLE_SIZE_MODELS:
         _check_flexible(width, height, model)
         return
     allowed = FIXED_SIZES_BY_MODEL.get(model, FIXED_SIZES if _is_known(model) else None)
     if allowed is not None and (width, height) not in allowed:
-        names = ", ".join(f"{w}x{h}" for w, h in allowed)
-        raise BadInputError(f"{model} does not take the size {width}x{height}: use auto or "
-                            f"one of {names}.")
+        names = ", ".join("%dx%d" % choice for choice in allowed)
+        raise SizeError(u"%s does not take the size %dx%d: use auto or one of %s."
+                        % (model, width, height, names))
 
 
-def _is_known(model: str) -> bool:
+def _is_known(model):
     """Models whose sizes the API facts list; an unknown model's sizes are its endpoint's
     business, so they are passed on unchecked."""
     return model.startswith("gpt-image-") or model in FIXED_SIZES_BY_MODEL
 
 
-def _check_flexible(width: int, height: int, model: str) -> None:
+def _check_flexible(width, height, model):
     problem = None
     if width % SIDE_STEP or height % SIDE_STEP:
-        problem = f"both sides must be multiples of {SIDE_STEP}"
+        problem = "both sides must be multiples of %d" % SIDE_STEP
     elif max(width, height) > MAX_ASPECT * min(width, height):
         problem = "the longer side may be at most three times the shorter"
     elif max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
         problem = "it may be at most 3840x2160"
     if problem:
-        raise BadInputError(f"{model} does not take the size {width}x{height} ({problem}): "
-                            "use auto or a size such as 1536x1024.")
+        raise SizeError(u"%s does not take the size %dx%d (%s): use auto or a size such as "
+                        u"1536x1024." % (model, width, height, problem))
 
 
-def _flexible_auto_size(width: int, height: int) -> tuple[int, int]:
+def _flexible_auto_size(width, height):
     """Multiples of 16 with the region's aspect ratio (clamped to 1:3..3:1; the letterbox
     pads the rest) and about the region's own pixel count, within the auto bounds."""
     aspect = min(MAX_ASPECT, max(1 / MAX_ASPECT, width / height))
@@ -180,9 +199,9 @@ def _flexible_auto_size(width: int, height: int) -> tuple[int, int]:
     return request_width, request_height
 
 
-def _round_to_step(value: float) -> int:
-    return max(SIDE_STEP, int(round(value / SIDE_STEP)) * SIDE_STEP)
+def _round_to_step(value):
+    return max(SIDE_STEP, round_half_up(value / SIDE_STEP) * SIDE_STEP)
 
 
-def _aspect_distance(choice: tuple[int, int], width: int, height: int) -> float:
+def _aspect_distance(choice, width, height):
     return abs(math.log((choice[0] / choice[1]) / (width / height)))

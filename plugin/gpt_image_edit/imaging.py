@@ -39,6 +39,8 @@ DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_HEADER_LENGTH = 26
 PNG_GRAY, PNG_RGB, PNG_RGBA = 0, 2, 6
+# The chunks that are the picture itself; a file with any other is re-encoded before upload.
+PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,10 @@ def load_source(path, exif_transpose: bool = False) -> Source:
     if data is None:
         return Source(load_picture(path, exif_transpose))
     image = _open(path, io.BytesIO(data))
-    # A file with metadata (camera EXIF with its GPS position, text chunks) is re-encoded:
-    # only pixels go to the API.
-    bare = not image.getexif() and not getattr(image, "text", None)
-    keep = _opaque(image) and bare and not getattr(image, "is_animated", False)
+    # Metadata never leaves the machine: a file holding anything but pixel chunks (EXIF with
+    # a GPS position, text, ICC profiles, private chunks, data after the end) is re-encoded.
+    keep = (holds_only_pixels(data) and _opaque(image)
+            and not getattr(image, "is_animated", False))
     return Source(_picture_of(image, exif_transpose), data if keep else None)
 
 
@@ -173,6 +175,23 @@ def _read_if_png_as_is(path) -> bytes | None:
             return header + stream.read()
     except OSError:
         return None
+
+
+def holds_only_pixels(data: bytes) -> bool:
+    """Whether a PNG file is nothing but its signature and PIXEL_CHUNKS, each whole, ending
+    with IEND and nothing after it."""
+    if data[:8] != PNG_SIGNATURE:
+        return False
+    position = 8
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        if kind not in PIXEL_CHUNKS:
+            return False
+        position += 12 + length
+        if kind == b"IEND":
+            return position == len(data)
+    return False
 
 
 def _png_header_is(data: bytes, bit_depth: int, colour_types: tuple[int, ...]) -> bool:

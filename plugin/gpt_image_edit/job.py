@@ -17,15 +17,21 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from .errors import EXIT_OK, BadInputError, EditError, unexpected_failure
-from .files import remove_quietly, replace_atomically, write_bytes
+from .errors import EXIT_HOST_GONE, EXIT_OK, BadInputError, EditError, unexpected_failure
+from .files import (
+    discard,
+    is_full_disk,
+    remove_quietly,
+    replace_atomically,
+    write_bytes,
+    write_temporary,
+)
 
 PROTOCOL = 1
 MANIFEST = "manifest.json"
 TICK_SECONDS = 1.0
-EXIT_HOST_GONE = 5
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
@@ -48,8 +54,13 @@ class Job:
     source_path: Path
     source_x: int
     source_y: int
+    # The region's size in layer pixels when the host exported it scaled down (None: the
+    # source PNG is at full size and the worker picks the region inside it).
+    region_size: tuple[int, int] | None
     selection_path: Path | None
     output_dir: Path
+    # (name, path) of each reference picture; the name is for the provenance record only.
+    references: tuple[tuple[str, Path], ...] = ()
 
 
 def run_job(job_path) -> int:
@@ -74,7 +85,14 @@ def run_job(job_path) -> int:
         log.exception("The worker failed unexpectedly on %s", job_path)
         error = unexpected_failure("The worker", log_file)
         return fail(output_dir, job_path, progress, error.kind, str(error), error.exit_code)
-    path = write_json_atomically(output_dir / MANIFEST, manifest)
+    try:
+        path = write_json_atomically(output_dir / MANIFEST, manifest)
+    except OSError as error:
+        for result in manifest["results"]:
+            remove_quietly(output_dir / result["path"])
+        failure = _cannot_write(output_dir, error)
+        return fail(output_dir, job_path, progress, failure.kind, str(failure),
+                    failure.exit_code)
     progress.done(True, _shown_path(path, job_path))
     return EXIT_OK
 
@@ -100,7 +118,7 @@ def prepare_output_dir(raw: dict, job_path: Path) -> Path:
     name = raw.get("output_dir")
     if not isinstance(name, str) or not name.strip():
         raise _bad_job(job_path, "'output_dir' is missing")
-    output_dir = job_path.parent / name
+    output_dir = inside_job_folder(name, "output_dir", job_path)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / MANIFEST).unlink(missing_ok=True)
@@ -121,7 +139,9 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     params = EditParams(prompt=_text(raw, "prompt", job_path, allow_empty=True),
                         model=_text(raw, "model", job_path), size=_text(raw, "size", job_path),
                         quality=_text(raw, "quality", job_path),
-                        variants=_integer(raw, "variants", job_path, minimum=1))
+                        variants=_integer(raw, "variants", job_path, minimum=1),
+                        # Protocol 1 hosts know no blending: the selection as it is.
+                        blend=_text(raw, "blend", job_path, default="none"))
     layer_raw = _object(raw, "layer", job_path)
     layer = Layer(width=_integer(layer_raw, "width", job_path, minimum=1),
                   height=_integer(layer_raw, "height", job_path, minimum=1),
@@ -131,14 +151,54 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     selection = raw.get("selection")
     if selection is not None and not isinstance(selection, dict):
         raise _bad_job(job_path, "'selection' is neither null nor an object")
-    folder = job_path.parent
+    references = _references(raw, job_path)
     return Job(params=params, layer=layer,
-               source_path=folder / _text(source, "path", job_path),
+               source_path=inside_job_folder(_text(source, "path", job_path), "source.path",
+                                             job_path),
                source_x=_integer(source, "x", job_path, minimum=0, default=0),
                source_y=_integer(source, "y", job_path, minimum=0, default=0),
-               selection_path=(folder / _text(selection, "path", job_path)
+               region_size=_region_size(source, job_path),
+               selection_path=(inside_job_folder(_text(selection, "path", job_path),
+                                                 "selection.path", job_path)
                                if selection is not None else None),
-               output_dir=output_dir)
+               output_dir=output_dir,
+               references=tuple(
+                   (name, inside_job_folder(path, f"references[{index}].path", job_path))
+                   for index, (name, path) in enumerate(references)))
+
+
+def _references(raw: dict, job_path: Path) -> list[tuple[str, str]]:
+    """(name, path) of each entry of the optional `references` list."""
+    from .references import check_reference_count
+
+    entries = raw.get("references", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise _bad_job(job_path, "'references' is not a list of objects")
+    check_reference_count(len(entries))
+    return [(_text(entry, "name", job_path, default=_text(entry, "path", job_path)),
+             _text(entry, "path", job_path)) for entry in entries]
+
+
+def inside_job_folder(name: str, what: str, job_path: Path) -> Path:
+    """`name` (relative to the job's folder) resolved, symbolic links followed; refused
+    when it is absolute, climbs with `..`, or leads out of the job's folder any other way:
+    a job reads and writes nothing outside its own folder."""
+    folder = job_path.parent
+    relative = PurePath(name)
+    if not relative.is_absolute() and ".." not in relative.parts and not relative.drive:
+        resolved = (folder / relative).resolve()
+        if resolved == folder or folder in resolved.parents:
+            return resolved
+    raise BadInputError(f"The job file {job_path} names a file outside its folder ('{what}'): "
+                        "a job reads and writes only inside its own folder; start the edit "
+                        "again from GIMP.")
+
+
+def _region_size(source: dict, job_path: Path) -> tuple[int, int] | None:
+    if "width" not in source and "height" not in source:
+        return None
+    return (_integer(source, "width", job_path, minimum=1),
+            _integer(source, "height", job_path, minimum=1))
 
 
 def _bad_job(job_path: Path, what: str) -> BadInputError:
@@ -153,8 +213,9 @@ def _object(raw: dict, name: str, job_path: Path) -> dict:
     return value
 
 
-def _text(raw: dict, name: str, job_path: Path, allow_empty: bool = False) -> str:
-    value = raw.get(name)
+def _text(raw: dict, name: str, job_path: Path, allow_empty: bool = False,
+          default: str | None = None) -> str:
+    value = raw.get(name, default)
     if not isinstance(value, str) or not (allow_empty or value.strip()):
         raise _bad_job(job_path, f"'{name}' is not text")
     return value
@@ -176,6 +237,7 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     from .client import ImagesClient
     from .edit import run_edit
     from .imaging import load_selection, load_source
+    from .references import load_references
     from .settings import load_settings
 
     progress.event("prepare", f"Preparing {job.params.variants} "
@@ -184,6 +246,11 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     picture = source.picture
     selection = load_selection(job.selection_path) if job.selection_path else None
     _check_source(job, picture, selection)
+    references = load_references(path for _, path in job.references)
+    # A result's mask (blend other than none) adds a byte a pixel at most.
+    bytes_per_pixel = 4 if job.params.blend == "none" else 5
+    check_results_folder(job.output_dir, job.params.variants * (
+        picture.width * picture.height * bytes_per_pixel + picture.height + 64 * 1024))
     log.info("Job: %s, size %s, quality %s, %d variant(s), source %dx%d at %d,%d%s",
              job.params.model, job.params.size, job.params.quality, job.params.variants,
              picture.width, picture.height, job.source_x, job.source_y,
@@ -193,23 +260,32 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     try:
         with ImagesClient(load_settings(), on_event=ticker.on_event) as client:
             outcome = run_edit(client, picture, selection, job.params,
-                               on_event=ticker.on_event, picture_png=source.png)
+                               on_event=ticker.on_event, picture_png=source.png,
+                               region_size=job.region_size, references=references)
     finally:
         ticker.stop()
-    results = write_results(outcome.layers, job.output_dir, outcome.as_received)
+    results = write_results(outcome.layers, job.output_dir, outcome.as_received,
+                            outcome.masks)
     region = outcome.region
+    width, height = job.region_size or (region.width, region.height)
     placement = {"x": job.layer.offset_x + job.source_x + region.x,
                  "y": job.layer.offset_y + job.source_y + region.y,
-                 "width": region.width, "height": region.height}
+                 "width": width, "height": height}
     elapsed = round(time.monotonic() - started, 1)
     log.info("Job done in %.1f s: placement %s, usage %s", elapsed, placement, outcome.usage)
     return {"protocol": PROTOCOL, "ok": True, "placement": placement, "results": results,
-            "request": outcome.request, "usage": outcome.usage, "elapsed": elapsed}
+            "request": outcome.request, "usage": outcome.usage, "elapsed": elapsed,
+            "blend": job.params.blend, "reference": [name for name, _ in job.references]}
 
 
 def _check_source(job: Job, picture, selection) -> None:
-    if (job.source_x + picture.width > job.layer.width
-            or job.source_y + picture.height > job.layer.height):
+    width, height = job.region_size or picture.size
+    if job.region_size is not None and (picture.width > width or picture.height > height):
+        raise BadInputError(f"The exported layer ({picture.width}x{picture.height}) is larger "
+                            f"than the region it stands for ({width}x{height}): start the "
+                            "edit again.")
+    if (job.source_x + width > job.layer.width
+            or job.source_y + height > job.layer.height):
         raise BadInputError(f"The exported layer ({picture.width}x{picture.height} at "
                             f"{job.source_x},{job.source_y}) does not fit the "
                             f"{job.layer.width}x{job.layer.height} layer: start the edit "
@@ -220,25 +296,65 @@ def _check_source(job: Job, picture, selection) -> None:
                             f"{picture.height}): start the edit again.")
 
 
-def write_results(layers, output_dir: Path, as_received=()) -> list[dict]:
-    """Each layer as variant-N.png (written under a temporary name, then renamed); on any
-    failure the ones already written are removed. A layer whose PNG as received is given
+def check_results_folder(output_dir: Path, needed: int) -> None:
+    """Before anything is paid for: can the results folder take `needed` bytes?"""
+    try:
+        discard(write_temporary(output_dir, "gpt-image-edit-check", write_bytes(b"")))
+        free = shutil.disk_usage(str(output_dir)).free
+    except OSError as error:
+        raise _cannot_write(output_dir, error) from None
+    if free < needed:
+        raise BadInputError(f"The disk holding the results folder {output_dir} is full (the "
+                            f"results may need {needed / 1e6:.1f} MB, {free / 1e6:.1f} MB are "
+                            "free): free some space, then start the edit again.")
+
+
+def _cannot_write(output_dir: Path, error: OSError) -> BadInputError:
+    if is_full_disk(error):
+        return BadInputError(f"The disk holding the results folder {output_dir} is full: free "
+                             "some space, then start the edit again.")
+    return BadInputError(f"The results folder {output_dir} cannot be written "
+                         f"({error.strerror or type(error).__name__}): check the disk and "
+                         "its permissions.")
+
+
+def write_results(layers, output_dir: Path, as_received=(), masks=()) -> list[dict]:
+    """Each layer as variant-N.png and its mask, when it has one (EditOutcome.masks), as
+    variant-N-mask.png; a mask the same object as an earlier one is written once and named
+    by both. Files are written under a temporary name, then renamed; on any failure the ones
+    already written are removed. A layer whose PNG as received is given
     (EditOutcome.as_received) is written as those bytes, not encoded again."""
     written: list[Path] = []
+    results: list[dict] = []
+    mask_files: dict[int, str] = {}
     received = list(as_received) or [None] * len(layers)
+    masks = list(masks) or [None] * len(layers)
     try:
-        for number, (layer, data) in enumerate(zip(layers, received), start=1):
+        for number, (layer, data, mask) in enumerate(zip(layers, received, masks), start=1):
             path = output_dir / f"variant-{number}.png"
             replace_atomically(path, write_bytes(data) if data is not None else (
-                lambda stream, layer=layer: layer.save(
-                    stream, "PNG", compress_level=RESULT_COMPRESS_LEVEL)))
+                _png_writer(layer)))
             written.append(path)
-    except BaseException:
+            result = {"path": path.name, "variant": number}
+            if mask is not None:
+                if id(mask) not in mask_files:
+                    mask_path = output_dir / f"variant-{number}-mask.png"
+                    replace_atomically(mask_path, _png_writer(mask))
+                    written.append(mask_path)
+                    mask_files[id(mask)] = mask_path.name
+                result["mask"] = mask_files[id(mask)]
+            results.append(result)
+    except BaseException as error:
         for path in written:
             remove_quietly(path)
+        if isinstance(error, OSError):
+            raise _cannot_write(output_dir, error) from None
         raise
-    return [{"path": path.name, "variant": number}
-            for number, path in enumerate(written, start=1)]
+    return results
+
+
+def _png_writer(image):
+    return lambda stream: image.save(stream, "PNG", compress_level=RESULT_COMPRESS_LEVEL)
 
 
 def write_json_atomically(path: Path, data: dict) -> Path:

@@ -2,7 +2,9 @@
 
 GIMP on Windows runs plug-ins with pythonw, which loses stdout and stderr, so every log
 line goes to gpt-image-edit.log beside settings.json. Any text that may carry a secret
-(a server's echo, an exception, a log record) passes through `redact` first.
+(a server's echo, an exception, a log record) passes through `redact` first: registered
+secrets, `Bearer` tokens, `Authorization` values and user info in addresses. The log and its
+rotated copies are private (0600): they hold prompts and file names.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging.handlers
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import EditError
 from .settings import KEY_ENVS, config_path, load_settings
@@ -21,7 +24,13 @@ LOGGER_NAME = "gpt_image_edit"
 LOG_MAX_BYTES = 1_000_000
 LOG_BACKUPS = 2
 REDACTED = "[redacted]"
-BEARER = re.compile(r"(Bearer\s+)[^\s'\",;]+", re.IGNORECASE)
+# A token ends before whitespace, quotes and separators, and before punctuation that ends a
+# sentence, so that "... Bearer sk-abc." keeps its full stop.
+_TOKEN = r"[^\s'\",;()<>]+?(?=[.!?:)]*(?:[\s'\",;()<>]|$))"
+BEARER = re.compile(r"(Bearer\s+)" + _TOKEN, re.IGNORECASE)
+AUTHORIZATION = re.compile(r"(Authorization['\"]?\s*[:=]\s*['\"]?)(?:(?!Bearer\b)\w+\s+)?"
+                           + _TOKEN, re.IGNORECASE)
+USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^\s/?#@'\"<>]*@", re.IGNORECASE)
 # Shorter "keys" would redact ordinary words; real keys are far longer.
 MIN_SECRET_LENGTH = 6
 
@@ -35,10 +44,26 @@ def register_secret(secret: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """`text` with every registered secret and any `Bearer <token>` replaced."""
+    """`text` with every registered secret, any `Bearer <token>`, any `Authorization`
+    value and any user info in an address replaced; the sentence around stays whole."""
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
+    text = USERINFO.sub(r"\1" + REDACTED + "@", text)
+    text = AUTHORIZATION.sub(lambda match: match.group(1) + REDACTED
+                             if not match.group(0)[len(match.group(1)):].lower()
+                             .startswith("bearer") else match.group(0), text)
     return BEARER.sub(r"\1" + REDACTED, text)
+
+
+def register_userinfo(url: str) -> None:
+    """Hide the user name and password of an address wherever they appear on their own."""
+    try:
+        parts = urlsplit(url)
+        names = (parts.username, parts.password)
+    except ValueError:
+        return
+    for name in names:
+        register_secret(name)
 
 
 def log_path(environ=os.environ) -> Path:
@@ -66,7 +91,9 @@ def setup_logging(environ=os.environ, level: int = logging.INFO) -> Path:
     for name in KEY_ENVS:
         register_secret(environ.get(name, "").strip())
     try:
-        register_secret(load_settings(environ).api_key)
+        settings = load_settings(environ)
+        register_secret(settings.api_key)
+        register_userinfo(settings.base_url)
     except EditError:
         pass  # an unreadable settings file holds no key we could hide; it is reported elsewhere
     path = log_path(environ)
@@ -85,12 +112,23 @@ def setup_logging(environ=os.environ, level: int = logging.INFO) -> Path:
     return path
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every file, the ones started after a rotation included, is
+    created with mode 0600 whatever the umask."""
+
+    def _open(self):
+        descriptor = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.chmod(self.baseFilename, 0o600)  # also one made earlier with a wider mode
+        except OSError:
+            pass
+        return os.fdopen(descriptor, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def _file_handler(path: Path) -> logging.Handler | None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Created private: the log holds prompts and file names, if never the key.
-        os.close(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        handler = logging.handlers.RotatingFileHandler(
+        handler = PrivateRotatingFileHandler(
             str(path), maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
     except OSError:
         return None  # a read-only home must not stop an edit; there is just no log

@@ -2,18 +2,24 @@
 
 The settings file is the only place the key is ever written; it is created with mode 0600
 (never widened and narrowed afterwards, so no other user can read it even for a moment).
+A settings file decides where the key is sent, so one that another user owns or can change
+(or whose folder they can change) is refused; one holding a key that others can read is made
+private, with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from .errors import SETTINGS_MENU, BadInputError
+from .errors import BadInputError, endpoint_has_userinfo, settings_place
 from .files import replace_atomically, write_bytes
 
 APP_NAME = "gpt-image-edit"
@@ -26,6 +32,13 @@ KEY_ENVS = ("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE_KEY")
 BASE_URL_ENV = "GPT_IMAGE_EDIT_BASE_URL"
 TIMEOUT_ENV = "GPT_IMAGE_EDIT_TIMEOUT"
 FILE_SOURCE = "settings file"
+DEFAULT_SOURCE = "default"
+# Group and others may not change the settings (a planted endpoint would receive the key),
+# nor read a key.
+OTHERS_ANY = stat.S_IRWXG | stat.S_IRWXO
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -90,25 +103,83 @@ def load_settings(environ=os.environ) -> Settings:
 
 def settings_summary(environ=os.environ) -> dict:
     """What a settings dialog shows: the file's values (defaults where it holds none),
-    whether it holds a key and whether edits have any key at all. Never the key itself.
-    A broken file is a `problem` (its sentence), not an error: the dialog that fixes it
-    must still open."""
+    whether it holds a key and whether edits have any key at all; and under `effective`,
+    every value an edit would use with where it comes from. Never the key itself, nor user
+    info in an endpoint. A broken file is a `problem` (its sentence), not an error: the
+    dialog that fixes it must still open."""
     path = config_path(environ)
     summary = {"path": str(path), "base_url": DEFAULT_BASE_URL,
                "default_base_url": DEFAULT_BASE_URL, "timeout": DEFAULT_TIMEOUT,
                "api_key_stored": False, "api_key_available": False, "problem": None}
+    stored: dict = {}
     try:
         stored = _read_file(path)
         timeout = stored.get("timeout")
         summary.update(
-            base_url=_stored_text(stored, "base_url", path) or DEFAULT_BASE_URL,
+            base_url=public_url(_stored_text(stored, "base_url", path) or DEFAULT_BASE_URL),
             timeout=DEFAULT_TIMEOUT if timeout is None else parse_timeout(
                 timeout, f"The timeout in {path}"),
             api_key_stored=_stored_text(stored, "api_key", path) is not None,
             api_key_available=load_settings(environ).api_key is not None)
     except BadInputError as error:
         summary["problem"] = str(error)
+        stored = {}
+    summary["effective"] = _effective(environ, stored, path)
+    if summary["problem"] is None and has_userinfo(summary["effective"]["base_url"]["raw"]):
+        summary["problem"] = endpoint_has_userinfo()
+    del summary["effective"]["base_url"]["raw"]
     return summary
+
+
+def _effective(environ, stored: dict, path: Path) -> dict:
+    """Each setting an edit uses, with its source: an environment variable, the settings
+    file (with its path) or the default."""
+    in_file = f"{FILE_SOURCE} {path}"
+    effective = {}
+    base_url = _env(environ, BASE_URL_ENV)
+    if base_url is not None:
+        source = f"environment variable {BASE_URL_ENV}"
+    elif isinstance(stored.get("base_url"), str) and stored["base_url"].strip():
+        base_url, source = stored["base_url"].strip(), in_file
+    else:
+        base_url, source = DEFAULT_BASE_URL, DEFAULT_SOURCE
+    effective["base_url"] = {"value": public_url(base_url), "source": source, "raw": base_url}
+    timeout_text = _env(environ, TIMEOUT_ENV)
+    if timeout_text is not None:
+        timeout, source = timeout_text, f"environment variable {TIMEOUT_ENV}"
+    elif stored.get("timeout") is not None:
+        timeout, source = stored["timeout"], in_file
+    else:
+        timeout, source = DEFAULT_TIMEOUT, DEFAULT_SOURCE
+    try:
+        value = parse_timeout(timeout, "The timeout")
+    except BadInputError:
+        value = None  # the problem's sentence says what is wrong with it
+    effective["timeout"] = {"value": value, "source": source}
+    key_source = next((f"environment variable {name}" for name in KEY_ENVS
+                       if _env(environ, name)), None)
+    if key_source is None and isinstance(stored.get("api_key"), str) and stored["api_key"].strip():
+        key_source = in_file
+    effective["api_key"] = {"set": key_source is not None, "source": key_source}
+    return effective
+
+
+def has_userinfo(url: str) -> bool:
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
+
+
+def public_url(url: str) -> str:
+    """`url` without any user name or password, fit to be shown."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def save_settings(changes: dict, environ=os.environ) -> Path:
@@ -117,10 +188,13 @@ def save_settings(changes: dict, environ=os.environ) -> Path:
     path = config_path(environ)
     if "timeout" in changes and changes["timeout"] is not None:
         changes = dict(changes, timeout=parse_timeout(changes["timeout"], "The timeout"))
+    _check_folder(path.parent)
     try:
         stored = _read_file(path)
     except BadInputError:
-        stored = {}  # an unreadable file cannot be merged; saving anew is how it gets fixed
+        # An unreadable or untrusted file cannot be merged: saving anew is how it gets
+        # fixed (the new file is this user's, mode 0600).
+        stored = {}
     stored.update(changes)
     stored = {name: value for name, value in stored.items() if value is not None}
     _write_private(path, json.dumps(stored, indent=2, sort_keys=True) + "\n")
@@ -161,10 +235,19 @@ def _stored_text(stored: dict, name: str, path: Path) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
     raise BadInputError(f"The setting '{name}' in {path} is not text: correct it in "
-                        f"{SETTINGS_MENU} or delete the file.")
+                        f"{settings_place()} or delete the file.")
 
 
 def _read_file(path: Path) -> dict:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise BadInputError(f"The settings file {path} cannot be read ({_reason(error)}): "
+                            f"fix its permissions or delete it.") from None
+    _check_folder(path.parent)
+    _check_file(path, status)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -178,12 +261,86 @@ def _read_file(path: Path) -> dict:
         stored = None
     if not isinstance(stored, dict):
         raise BadInputError(f"The settings file {path} is not valid JSON: save the settings "
-                            f"again in {SETTINGS_MENU} or delete the file.")
+                            f"again in {settings_place()} or delete the file.")
+    if stored.get("api_key") and status.st_mode & OTHERS_ANY:
+        _make_private(path)
     return stored
 
 
-def _reason(error: OSError) -> str:
-    return error.strerror or type(error).__name__
+def _trusted_owner(uid: int) -> bool:
+    """This user, or the administrator (who can change anything anyway)."""
+    return uid in (os.getuid(), 0)
+
+
+def _others_can_write(status: os.stat_result) -> bool:
+    """Writable by others, or by a group with anyone but this user in it (a user private
+    group, the default on Ubuntu and Fedora with umask 002, is this user alone)."""
+    if status.st_mode & stat.S_IWOTH:
+        return True
+    if not status.st_mode & stat.S_IWGRP:
+        return False
+    try:
+        import grp
+        import pwd
+
+        group = grp.getgrgid(status.st_gid)
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return True
+    private = (status.st_gid == os.getgid() and group.gr_name == user
+               and set(group.gr_mem) <= {user})
+    return not private
+
+
+def _check_file(path: Path, status: os.stat_result) -> None:
+    if not hasattr(os, "getuid"):
+        return  # Windows: the profile folder's ACLs are the protection
+    if not _trusted_owner(status.st_uid):
+        raise BadInputError(
+            f"The settings file {path} belongs to another user, who could have set where "
+            f"the key is sent, so it is not used: delete it, or save the settings again in "
+            f"{settings_place()} to make a file of your own.")
+    if _others_can_write(status):
+        raise BadInputError(
+            f"The settings file {path} can be changed by other users, who could set where the "
+            f"key is sent, so it is not used: save the settings again in {settings_place()} "
+            "(which makes it private) or run chmod go-w on it.")
+
+
+def _check_folder(folder: Path) -> None:
+    """The settings folder must not let others replace the file (a sticky folder such as
+    /tmp does not: others cannot rename or delete what is not theirs)."""
+    if not hasattr(os, "getuid"):
+        return
+    try:
+        status = folder.stat()
+    except OSError:
+        return  # not there yet: it is made 0700 when the settings are saved
+    sticky = status.st_mode & stat.S_ISVTX
+    if not _trusted_owner(status.st_uid) or (_others_can_write(status) and not sticky):
+        raise BadInputError(
+            f"The settings folder {folder} can be changed by other users, who could plant "
+            "settings that send the key elsewhere, so it is not used: run chmod go-w on it "
+            "(it must be yours), or name another file in GPT_IMAGE_EDIT_CONFIG.")
+
+
+def _make_private(path: Path) -> None:
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        return
+    warning = (f"The settings file {path} holds the API key and was readable by other users: "
+               "it is now private (mode 0600); consider replacing the key.")
+    log.info("%s", warning)
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        print(warning, file=sys.stderr)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return getattr(error, "strerror", None) or type(error).__name__
 
 
 def _write_private(path: Path, text: str) -> None:

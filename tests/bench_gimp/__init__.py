@@ -3,7 +3,9 @@
 One gimp-console launch per GIMP version runs every case (timed_edits.py beside this file):
 GIMP's own start is outside the timings, the plug-in's start, export, worker, import and
 layer insert are inside. The plug-in is installed by the project's installer into a fresh
-GIMP user folder, as tests/test_gimp3.py does.
+GIMP user folder, as tests/test_gimp3.py does. The worker is started through a small
+wrapper (GPT_IMAGE_EDIT_WORKER) that notes every start, so each edit's worker starts are
+counted, whatever command started them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class GimpTimings:
     version: str  # GIMP's own version string, e.g. 3.0.4
     seconds: dict[str, list[float]]  # per case name
     uploaded: dict[str, int]  # per case name: request body bytes of one edit
+    starts: dict[str, list[int]]  # per case name: worker process starts of each edit
+    requests: dict[str, object]  # per case name: the last edit request the server received
 
 
 def prompt_for(case: GimpCase, prompt: str) -> str:
@@ -45,7 +49,11 @@ def time_edits(version: str, cases: list[GimpCase], repeat: int, fake, folder: P
     gimp = real_gimp.provide(version)
     home = folder / "home"
     home.mkdir(parents=True)
-    real_gimp.install_plugin(gimp, home, home / ".config" / "GIMP" / version)
+    gimp_dir = home / ".config" / "GIMP" / version
+    real_gimp.install_plugin(gimp, home, gimp_dir)
+    starts = folder / "worker-starts.txt"
+    wrapper = counting_wrapper(gimp_dir / "plug-ins" / "gpt-image-edit", starts,
+                               folder / "worker")
     settings = folder / "settings" / "settings.json"
     write_settings(settings, {"base_url": fake.url_for("echo"), "api_key": key})
     out = folder / "timings.json"
@@ -59,6 +67,8 @@ def time_edits(version: str, cases: list[GimpCase], repeat: int, fake, folder: P
     fake.reset()
     done = gimp.run_script(SCRIPT, home=home, binds=[folder, *{c.picture.parent for c in cases}],
                            env={"GIMP_BENCH_REQUEST": str(request),
+                                "GIMP_BENCH_STARTS": str(starts),
+                                "GPT_IMAGE_EDIT_WORKER": str(wrapper),
                                 "GPT_IMAGE_EDIT_CONFIG": str(settings),
                                 "TMPDIR": str(folder / "tmp")})
     if not out.exists():
@@ -67,7 +77,24 @@ def time_edits(version: str, cases: list[GimpCase], repeat: int, fake, folder: P
     report = json.loads(out.read_text())
     return GimpTimings(report["version"],
                        {name: timed["seconds"] for name, timed in report["cases"].items()},
-                       uploaded_per_case(fake.requests, cases, prompt, repeat))
+                       uploaded_per_case(fake.requests, cases, prompt, repeat),
+                       {name: timed["starts"] for name, timed in report["cases"].items()},
+                       {case.name: [r for r in fake.requests
+                                    if r.fields.get("prompt") == prompt_for(case, prompt)][-1]
+                        for case in cases})
+
+
+def counting_wrapper(entry_dir: Path, starts: Path, path: Path) -> Path:
+    """A program in the worker interpreter's place: it notes the start in `starts`, then
+    runs the installed worker (its interpreter, with its package first on PYTHONPATH)."""
+    described = json.loads((entry_dir / "gpt-image-edit-worker.json").read_text())
+    pythonpath = os.pathsep.join(described.get("pythonpath", []))
+    path.write_text("#!/bin/sh\n"
+                    f"echo start >> '{starts}'\n"
+                    f"PYTHONPATH='{pythonpath}' exec '{described['python']}' \"$@\"\n")
+    path.chmod(0o755)
+    starts.write_text("")
+    return path
 
 
 def write_settings(path: Path, settings: dict) -> None:

@@ -4,8 +4,10 @@ Input: $GIMP_BENCH_REQUEST, a JSON file {"out": path, "repeat": n, "cases": [{"n
 "picture", "ellipse": [x, y, w, h] or null, "prompt"}]}. For each case it loads the picture,
 selects the ellipse, then calls the procedure `repeat` times, timing each call (export,
 worker, import and insert: everything the user waits for), checks that the call succeeded
-and added one layer, and removes that layer again. Output: {"version", "cases": {name:
-{"seconds": [...], "layers": [[w, h], ...]}}} written to `out`.
+and added one layer of the layer's or the region's size, counts the worker starts the call
+made (lines added to $GIMP_BENCH_STARTS by the worker's wrapper), and removes that layer
+again. Output: {"version", "cases": {name: {"seconds": [...], "starts": [...], "layers":
+[[w, h], ...]}}} written to `out`.
 """
 
 import json
@@ -34,19 +36,26 @@ def time_case(case, repeat):
     if case["ellipse"]:
         x, y, width, height = case["ellipse"]
         image.select_ellipse(Gimp.ChannelOps.REPLACE, x, y, width, height)
-    seconds, layers = [], []
+    seconds, layers, starts = [], [], []
     for _ in range(repeat):
         before = [item.get_id() for item in image.get_layers()]
+        started_workers = worker_starts()
         started = time.monotonic()
         status, message = call(image, layer, case["prompt"])
         seconds.append(time.monotonic() - started)
+        starts.append(worker_starts() - started_workers)
         added = [item for item in image.get_layers() if item.get_id() not in before]
         if status != "success" or len(added) != 1:
             raise RuntimeError(f"The edit did not add one layer: {status} {message}")
         layers.append([added[0].get_width(), added[0].get_height()])
         image.remove_layer(added[0])  # the next repetition starts from the same image
     image.delete()
-    return {"seconds": seconds, "layers": layers}
+    return {"seconds": seconds, "starts": starts, "layers": layers}
+
+
+def worker_starts():
+    with open(os.environ["GIMP_BENCH_STARTS"]) as handle:
+        return len(handle.read().splitlines())
 
 
 def call(image, layer, prompt):

@@ -140,6 +140,10 @@ def choose_drawables(image, layer, which):
                                Gimp.LayerMode.NORMAL)
         image.insert_layer(other, None, 0)
         return [layer, other]
+    if which == "mask":  # the user is painting the source layer's mask
+        mask = layer.create_mask(Gimp.AddMaskType.WHITE)
+        layer.add_mask(mask)
+        return [mask]
     if which == "group":
         group = Gimp.GroupLayer.new(image, "group")
         image.insert_layer(group, None, 0)

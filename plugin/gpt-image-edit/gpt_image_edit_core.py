@@ -1,0 +1,412 @@
+"""The edit, once for both GIMPs: the host core.
+
+GIMP 3 (gpt-image-edit.py) and GIMP 2.10 (gpt-image-edit-gimp2.py) each give the core a
+Document: a thin adapter that answers its questions (which drawables are chosen, a layer's
+size and offsets, the selection's bounds) and does what it is told (export this region at
+this size, insert this layer with a selection mask, show progress). Everything else is
+decided here, once: which layer to edit, which part of it to send and at what size, how the
+worker runs, where and how the results land, and the one sentence for every failure.
+
+Modelled on Krita AI Diffusion's split (a host-independent model and a Document per host).
+Valid Python 2.7 and 3, standard library only: GIMP 2.10 runs it under its Python 2.7.
+Texts are unicode here; the 2.10 adapter converts GIMP's UTF-8 byte strings at its edge.
+"""
+
+from __future__ import absolute_import, division
+
+import sys
+import traceback
+
+import gpt_image_edit_host as host
+
+try:  # the installer's copy of the worker's own module, beside this file
+    import gpt_image_edit_geometry as geometry
+except ImportError:  # in the repository (tests): the worker package itself
+    from gpt_image_edit import geometry
+
+QUALITIES = ("auto", "low", "medium", "high")
+DEFAULT_MODEL = "gpt-image-2"
+DEFAULT_QUALITY = "high"
+MAX_VARIANTS = 10
+# The worker reports no fraction, only elapsed time: the bar creeps towards this so it
+# keeps moving (GIMP is alive) without ever claiming to be done.
+PROGRESS_CEILING = 0.95
+PROGRESS_HALF_SECONDS = 30.0
+
+NO_LAYER = u"GPT Image Edit works on one layer: select exactly one layer and try again."
+NOT_A_LAYER = (u"GPT Image Edit works on a layer, not on a channel: select a layer and try "
+               u"again.")
+GROUP = (u"GPT Image Edit cannot edit a layer group: select one layer inside it and try "
+         u"again.")
+EMPTY_PROMPT = u"The prompt is empty: describe what should change and try again."
+BAD_VARIANTS = (u"Variants must be between 1 and %d: choose a number in that range and try "
+                u"again." % MAX_VARIANTS)
+BAD_QUALITY = u"The quality must be auto, low, medium or high: choose one and try again."
+OFF_LAYER = (u"The selection does not touch the layer '%s': select an area on it, or clear "
+             u"the selection to edit the whole layer.")
+NOT_EXPORTED = (u"GPT Image Edit could not write the layer to its temporary folder: check "
+                u"the free disk space and try again.")
+NO_RESULT = u"The GPT Image Edit worker returned no picture: try again."
+UNREADABLE_RESULT = u"GPT Image Edit could not read a result of the worker: try again."
+NOT_INSERTED = (u"GIMP could not insert the edited layers, so the image is unchanged: try "
+                u"again.")
+UNEXPECTED = (u"GPT Image Edit failed unexpectedly: the image is unchanged; please report "
+              u"this with the text GIMP printed on its console.")
+
+
+class GimpCallFailed(Exception):
+    """An adapter's GIMP call failed (GIMP 3's GLib.Error, GIMP 2.10's RuntimeError); the
+    core knows which step it was and says so."""
+
+
+class Cancelled(Exception):
+    """The user cancelled (the edit dialog, or the wait)."""
+
+
+class Outcome(object):
+    """How an edit ended: `status` is "success", "cancel" or "error" (with `message`, the
+    one sentence to show)."""
+
+    def __init__(self, status, message=u""):
+        self.status = status
+        self.message = message
+
+    def __repr__(self):
+        return "Outcome(%r, %r)" % (self.status, self.message)
+
+
+class Arguments(object):
+    """The procedure's arguments, checked. Built from the same keys on both GIMPs: the
+    spec's argument names (prompt, model, size, quality, variants, use-selection)."""
+
+    def __init__(self, values):
+        self.prompt = (values.get("prompt") or u"").strip()
+        self.model = (values.get("model") or u"").strip() or DEFAULT_MODEL
+        self.size = (values.get("size") or u"").strip() or u"auto"
+        self.quality = values.get("quality") or DEFAULT_QUALITY
+        self.variants = values.get("variants", 1)
+        self.use_selection = bool(values.get("use-selection", True))
+        if not self.prompt:
+            raise host.HostError(EMPTY_PROMPT)
+        if self.quality not in QUALITIES:
+            raise host.HostError(BAD_QUALITY)
+        if isinstance(self.variants, bool) or not 1 <= int(self.variants) <= MAX_VARIANTS:
+            raise host.HostError(BAD_VARIANTS)
+        self.variants = int(self.variants)
+
+    def for_job(self):
+        """The keys the job file and the provenance parasite take."""
+        return {"prompt": self.prompt, "model": self.model, "size": self.size,
+                "quality": self.quality, "variants": self.variants}
+
+
+class Plan(object):
+    """What one edit sends: `region` of the layer (layer coordinates, full size) exported at
+    `sent` (width, height), the size the API gets it at; `layer_box` is the layer in image
+    coordinates; `with_selection` says whether a selection mask goes along."""
+
+    def __init__(self, layer, layer_box, region, sent, with_selection):
+        self.layer = layer
+        self.layer_box = layer_box
+        self.region = region
+        self.sent = sent
+        self.with_selection = with_selection
+
+    def region_in_image(self):
+        return geometry.Box(self.layer_box.x + self.region.x, self.layer_box.y + self.region.y,
+                            self.region.width, self.region.height)
+
+
+class Document(object):
+    """What the core asks of a GIMP. An adapter implements every method that raises
+    NotImplementedError; item handles are whatever its GIMP uses (layers, groups). A GIMP
+    call that fails raises GimpCallFailed."""
+
+    # -- questions ----------------------------------------------------------------------
+    def drawables(self):
+        """The drawables the user chose (a list)."""
+        raise NotImplementedError
+
+    def kind(self, drawable):
+        """"layer", "group", "layer_mask" or "channel"."""
+        raise NotImplementedError
+
+    def layer_of_mask(self, mask):
+        raise NotImplementedError
+
+    def layer_name(self, layer):
+        raise NotImplementedError
+
+    def layer_box(self, layer):
+        """(offset_x, offset_y, width, height) of the layer in the image."""
+        raise NotImplementedError
+
+    def selection_bounds(self):
+        """(x1, y1, x2, y2) of the selection in image coordinates (x2, y2 exclusive), or None
+        without a selection."""
+        raise NotImplementedError
+
+    def ask_arguments(self):
+        """The argument values (a dict with the spec's names): from the edit dialog when the
+        run is interactive, None when the user cancelled it."""
+        raise NotImplementedError
+
+    # -- export -------------------------------------------------------------------------
+    def export_layer(self, layer, region, size, path):
+        """Write `region` (a geometry.Box in layer coordinates) of the layer, scaled to
+        `size` (width, height), as an 8-bit RGB(A) PNG at `path`, compressed fast."""
+        raise NotImplementedError
+
+    def export_selection(self, region, size, path):
+        """Write the selection over `region` (image coordinates), scaled to `size`, as an
+        8-bit grayscale PNG with the selection's own values (no tone curve); black where
+        the region reaches beyond the canvas."""
+        raise NotImplementedError
+
+    # -- results ------------------------------------------------------------------------
+    def load_layer(self, path):
+        """The picture at `path` as a new layer of the image, not yet inserted."""
+        raise NotImplementedError
+
+    def new_group(self, name):
+        raise NotImplementedError
+
+    def parent_and_position(self, layer):
+        """Where `layer` sits: its parent group (None at the top level) and its index."""
+        raise NotImplementedError
+
+    def insert(self, item, parent, position):
+        raise NotImplementedError
+
+    def set_name(self, item, name):
+        raise NotImplementedError
+
+    def scale(self, item, width, height):
+        """Scale an inserted layer to width x height (nothing when it already is)."""
+        raise NotImplementedError
+
+    def move(self, item, x, y):
+        raise NotImplementedError
+
+    def add_selection_mask(self, item):
+        raise NotImplementedError
+
+    def attach_parasite(self, item, name, text):
+        raise NotImplementedError
+
+    def select(self, item):
+        """Make `item` the selected (active) layer."""
+        raise NotImplementedError
+
+    def remove(self, item):
+        """Take an inserted item (and what it holds) out of the image."""
+        raise NotImplementedError
+
+    def delete(self, item):
+        """Delete an item that was never inserted."""
+        raise NotImplementedError
+
+    def undo_group_start(self):
+        raise NotImplementedError
+
+    def undo_group_end(self):
+        raise NotImplementedError
+
+    def flush(self):
+        """Show the changes (GIMP's displays_flush)."""
+
+    # -- waiting ------------------------------------------------------------------------
+    def progress_start(self, text):
+        raise NotImplementedError
+
+    def progress_update(self, text, fraction):
+        raise NotImplementedError
+
+    def progress_end(self):
+        raise NotImplementedError
+
+    def wait_for_worker(self, run):
+        """Wait for the worker with GIMP's progress; returns the manifest. An adapter with
+        a window of its own for waiting overrides this."""
+        self.progress_start(u"GPT Image Edit")
+        try:
+            return run.wait(on_tick=lambda current: self.progress_update(
+                progress_text(current), progress_fraction(current)))
+        finally:
+            self.progress_end()
+
+
+def progress_text(run):
+    return u"%s (%d s)" % (run.last_message, int(run.elapsed))
+
+
+def progress_fraction(run):
+    return PROGRESS_CEILING * run.elapsed / (run.elapsed + PROGRESS_HALF_SECONDS)
+
+
+# ---------------------------------------------------------------------------------------
+# The edit.
+
+def edit(document, entry_dir):
+    """Run one edit on `document`; returns its Outcome. Nothing escapes: every failure,
+    foreseen or not, ends as one sentence with the image as it was."""
+    try:
+        layer = choose_layer(document)
+        worker = host.find_worker(entry_dir)
+        values = document.ask_arguments()
+        if values is None:
+            return Outcome("cancel")
+        arguments = Arguments(values)
+        plan = plan_edit(document, layer, arguments)
+        with host.Job() as job:
+            export(document, plan, job)
+            job.write(arguments.for_job(), job_layer(plan),
+                      source_origin=(plan.region.x, plan.region.y),
+                      source_size=(plan.region.width, plan.region.height),
+                      with_selection=plan.with_selection)
+            manifest = run_worker(document, worker, job)
+            place_results(document, plan, job, manifest, arguments)
+        document.flush()
+    except Cancelled:
+        return Outcome("cancel")
+    except host.HostError as error:
+        return Outcome("error", error.args[0] if error.args else UNEXPECTED)
+    except Exception:  # a bug of ours or a GIMP surprise: a sentence, never a traceback
+        traceback.print_exc(file=sys.stderr)
+        return Outcome("error", UNEXPECTED)
+    return Outcome("success")
+
+
+def choose_layer(document):
+    """The layer to edit: the one chosen layer, or the layer of a chosen layer mask (the
+    retoucher painting a mask means that layer)."""
+    drawables = document.drawables()
+    if len(drawables) != 1:
+        raise host.HostError(NO_LAYER)
+    drawable = drawables[0]
+    kind = document.kind(drawable)
+    if kind == "layer_mask":
+        return document.layer_of_mask(drawable)
+    if kind == "group":
+        raise host.HostError(GROUP)
+    if kind != "layer":
+        raise host.HostError(NOT_A_LAYER)
+    return drawable
+
+
+def plan_edit(document, layer, arguments):
+    """The region to send (the layer, or the part around the selection) and its size."""
+    offset_x, offset_y, width, height = document.layer_box(layer)
+    layer_box = geometry.Box(offset_x, offset_y, width, height)
+    selected = None
+    if arguments.use_selection:
+        selected = selection_on_layer(document, layer, layer_box)
+    region = geometry.plan_region(width, height, selected)
+    try:
+        canvas = geometry.request_size(region.width, region.height, arguments.model,
+                                       arguments.size)
+    except geometry.SizeError as error:
+        raise host.HostError(error.args[0])
+    sent = geometry.sent_size(region.width, region.height, canvas[0], canvas[1])
+    return Plan(layer, layer_box, region, sent, selected is not None)
+
+
+def selection_on_layer(document, layer, layer_box):
+    """The selection's bounds on the layer (a Box in layer coordinates), None without a
+    selection; a selection beside the layer is a mistake worth saying."""
+    bounds = document.selection_bounds()
+    if bounds is None:
+        return None
+    x1, y1, x2, y2 = bounds
+    left, top = max(x1, layer_box.x), max(y1, layer_box.y)
+    right, bottom = min(x2, layer_box.right), min(y2, layer_box.bottom)
+    if right <= left or bottom <= top:
+        raise host.HostError(OFF_LAYER % document.layer_name(layer))
+    return geometry.Box.from_bounds(left - layer_box.x, top - layer_box.y,
+                                    right - layer_box.x, bottom - layer_box.y)
+
+
+def job_layer(plan):
+    box = plan.layer_box
+    return {"width": box.width, "height": box.height, "offset_x": box.x, "offset_y": box.y}
+
+
+def export(document, plan, job):
+    try:
+        document.export_layer(plan.layer, plan.region, plan.sent, job.source_path)
+        if plan.with_selection:
+            document.export_selection(plan.region_in_image(), plan.sent, job.selection_path)
+    except GimpCallFailed:
+        raise host.HostError(NOT_EXPORTED)
+
+
+def run_worker(document, worker, job):
+    try:
+        run = host.WorkerRun(worker, job)
+    except OSError:
+        raise host.HostError(host.NOT_INSTALLED)
+    with run:
+        return document.wait_for_worker(run)
+
+
+# ---------------------------------------------------------------------------------------
+# The results.
+
+def place_results(document, plan, job, manifest, arguments):
+    """In one undo group, the results directly above the source layer (one layer, or a
+    group of variants), scaled to the placement, masked by the selection, the top one
+    selected. On any failure nothing stays behind."""
+    results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
+    if not results:
+        raise host.HostError(NO_RESULT)
+    loaded = load_results(document, job, results)  # before any change to the image
+    placement = manifest["placement"]
+    name = host.layer_name(arguments.prompt)
+    parent, position = document.parent_and_position(plan.layer)
+    floating = [layer for _, layer in loaded]
+    inserted = []
+    document.undo_group_start()
+    try:
+        top = loaded[0][1] if len(loaded) == 1 else document.new_group(name)
+        if top not in floating:
+            floating.append(top)
+        document.insert(top, parent, position)
+        floating.remove(top)
+        inserted.append(top)
+        for index, (entry, layer) in enumerate(loaded):
+            if layer is top:
+                document.set_name(layer, name)
+            else:
+                document.set_name(layer, u"variant %d" % entry["variant"])
+                document.insert(layer, top, index)
+                floating.remove(layer)
+            document.scale(layer, placement["width"], placement["height"])
+            document.move(layer, placement["x"], placement["y"])
+            if plan.with_selection:
+                document.add_selection_mask(layer)
+            document.attach_parasite(layer, host.PARASITE_NAME,
+                                     host.provenance(manifest, arguments.for_job(),
+                                                     entry["variant"]))
+        document.select(top)
+    except Exception as error:
+        if inserted:  # the single layer or the group: it takes the inserted variants along
+            document.remove(inserted[0])
+        for item in floating:
+            document.delete(item)
+        if isinstance(error, GimpCallFailed):
+            raise host.HostError(NOT_INSERTED)
+        raise
+    finally:
+        document.undo_group_end()
+
+
+def load_results(document, job, results):
+    loaded = []
+    try:
+        for entry in results:
+            loaded.append((entry, document.load_layer(job.result_path(entry))))
+    except GimpCallFailed:
+        for _, layer in loaded:
+            document.delete(layer)
+        raise host.HostError(UNREADABLE_RESULT)
+    return loaded

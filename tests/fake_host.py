@@ -1,0 +1,246 @@
+"""A fake GIMP for the host core: a Document over Pillow images, with a layer stack, a
+selection, an undo log and GIMP's progress, so the core's scenarios run in milliseconds.
+
+It answers as both GIMPs do (offsets, bounds with x2/y2 exclusive, a new layer not yet in
+the image until inserted, masks made from the selection where the layer lies) and records
+what a retoucher would see. The same scenarios run in real GIMP 3 (tests/test_gimp3.py)
+and GIMP 2.10 (tests/test_gimp2.py); tests/host_policies.py holds what they share.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugin" / "gpt-image-edit"))
+import gpt_image_edit_core as core  # noqa: E402
+
+
+class Item:
+    def __init__(self, kind: str, name: str, pixels: Image.Image | None = None,
+                 offsets=(0, 0)):
+        self.kind = kind  # layer, group, layer_mask, channel
+        self.name = name
+        self.pixels = pixels
+        self.offsets = tuple(offsets)
+        self.mask: Image.Image | None = None
+        self.parasites: dict[str, str] = {}
+        self.children: list[Item] = []
+        self.owner: Item | None = None  # a layer mask's layer
+        self.inserted = False
+        self.deleted = False
+
+    @property
+    def size(self):
+        return self.pixels.size if self.pixels is not None else (0, 0)
+
+    def __repr__(self):
+        return f"<{self.kind} {self.name!r}>"
+
+
+class FakeImage:
+    def __init__(self, size, background=(40, 90, 160)):
+        self.size = tuple(size)
+        self.layers: list[Item] = []  # top first
+        self.selection = Image.new("L", self.size)
+        self.selected: list[Item] = []
+        self.undo_log: list[tuple] = []
+        self.undo_depth = 0
+        if background is not None:
+            self.add_layer(Item("layer", "background", Image.new("RGB", self.size, background)))
+
+    def add_layer(self, item: Item, parent: Item | None = None, position: int = 0) -> Item:
+        siblings = self.layers if parent is None else parent.children
+        siblings.insert(position, item)
+        item.inserted = True
+        return item
+
+    def siblings(self, item: Item) -> list[Item]:
+        if item in self.layers:
+            return self.layers
+        for group in self.all_layers():
+            if item in group.children:
+                return group.children
+        raise ValueError(f"{item} is not in the image")
+
+    def parent(self, item: Item) -> Item | None:
+        for group in self.all_layers():
+            if item in group.children:
+                return group
+        return None
+
+    def all_layers(self) -> list[Item]:
+        found = []
+
+        def walk(items):
+            for item in items:
+                found.append(item)
+                walk(item.children)
+
+        walk(self.layers)
+        return found
+
+    def names(self) -> list[str]:
+        return [item.name for item in self.layers]
+
+    def snapshot(self) -> list:
+        def describe(item):
+            return (item.kind, item.name, item.offsets, item.size,
+                    item.pixels.tobytes() if item.pixels is not None else None,
+                    item.mask.tobytes() if item.mask is not None else None,
+                    sorted(item.parasites.items()), [describe(c) for c in item.children])
+
+        return [[describe(item) for item in self.layers], self.selection.tobytes(),
+                list(self.selected)]
+
+
+class FakeDocument(core.Document):
+    """The core's questions answered from a FakeImage; `fail_on` names a method that raises
+    GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception."""
+
+    def __init__(self, image: FakeImage, drawables, arguments: dict | None,
+                 fail_on: str | None = None, crash_on: str | None = None):
+        self.image = image
+        self.chosen = list(drawables)
+        self.arguments = arguments
+        self.fail_on = fail_on
+        self.crash_on = crash_on
+        self.progress: list[tuple] = []
+        self.exported: dict[str, Image.Image] = {}
+        self.calls: list[str] = []
+
+    def _call(self, name):
+        self.calls.append(name)
+        if name == self.fail_on:
+            raise core.GimpCallFailed()
+        if name == self.crash_on:
+            raise ZeroDivisionError("a bug")
+
+    # -- questions ----------------------------------------------------------------------
+    def drawables(self):
+        return self.chosen
+
+    def kind(self, drawable):
+        return drawable.kind
+
+    def layer_of_mask(self, mask):
+        return mask.owner
+
+    def layer_name(self, layer):
+        return layer.name
+
+    def layer_box(self, layer):
+        return layer.offsets + layer.size
+
+    def selection_bounds(self):
+        box = self.image.selection.getbbox()
+        return tuple(box) if box else None
+
+    def ask_arguments(self):
+        return self.arguments
+
+    # -- export -------------------------------------------------------------------------
+    def export_layer(self, layer, region, size, path):
+        self._call("export_layer")
+        picture = layer.pixels.crop(region.bounds())
+        if picture.size != tuple(size):
+            picture = picture.resize(tuple(size), Image.BICUBIC)
+        picture.save(path, compress_level=1)
+        self.exported["source"] = picture
+
+    def export_selection(self, region, size, path):
+        self._call("export_selection")
+        picture = self.image.selection.crop(region.bounds())  # zero beyond the canvas
+        if picture.size != tuple(size):
+            picture = picture.resize(tuple(size), Image.BILINEAR)
+        picture.save(path, compress_level=1)
+        self.exported["selection"] = picture
+
+    # -- results ------------------------------------------------------------------------
+    def load_layer(self, path):
+        self._call("load_layer")
+        with Image.open(path) as picture:
+            pixels = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
+        return Item("layer", Path(path).name, pixels)
+
+    def new_group(self, name):
+        return Item("group", name, Image.new("RGBA", (1, 1)))
+
+    def parent_and_position(self, layer):
+        return self.image.parent(layer), self.image.siblings(layer).index(layer)
+
+    def insert(self, item, parent, position):
+        self._call("insert")
+        self.image.add_layer(item, parent, position)
+        self._record("insert", item.name)
+
+    def set_name(self, item, name):
+        item.name = name
+
+    def scale(self, item, width, height):
+        self._call("scale")
+        if item.size != (width, height):
+            item.pixels = item.pixels.resize((width, height), Image.BICUBIC)
+            self._record("scale", item.name)
+
+    def move(self, item, x, y):
+        item.offsets = (x, y)
+
+    def add_selection_mask(self, item):
+        self._call("add_selection_mask")
+        x, y = item.offsets
+        item.mask = self.image.selection.crop((x, y, x + item.size[0], y + item.size[1]))
+        self._record("mask", item.name)
+
+    def attach_parasite(self, item, name, text):
+        self._call("attach_parasite")
+        item.parasites[name] = text
+        self._record("parasite", item.name)
+
+    def select(self, item):
+        self.image.selected = [item]
+
+    def remove(self, item):
+        self.image.siblings(item).remove(item)
+        for gone in [item] + item.children:
+            gone.inserted, gone.deleted = False, True
+        self._record("remove", item.name)
+
+    def delete(self, item):
+        assert not item.inserted, "GIMP deletes only items that are not in an image"
+        item.deleted = True
+
+    def undo_group_start(self):
+        self.image.undo_log.append(("group-start",))
+        self.image.undo_depth += 1
+
+    def undo_group_end(self):
+        self.image.undo_depth -= 1
+        self.image.undo_log.append(("group-end",))
+
+    def _record(self, what, name):
+        self.image.undo_log.append((what, name, self.image.undo_depth > 0))
+
+    # -- waiting ------------------------------------------------------------------------
+    def progress_start(self, text):
+        self.progress.append(("start", text))
+
+    def progress_update(self, text, fraction):
+        assert 0.0 <= fraction < 1.0
+        self.progress.append(("update", text))
+
+    def progress_end(self):
+        self.progress.append(("end",))
+
+
+def layer(name: str, pixels: Image.Image, offsets=(0, 0)) -> Item:
+    return Item("layer", name, pixels, offsets)
+
+
+def mask_of(owner: Item) -> Item:
+    mask = Item("layer_mask", owner.name + " mask", Image.new("L", owner.size, 255),
+                owner.offsets)
+    mask.owner = owner
+    return mask

@@ -1,0 +1,36 @@
+"""What both GIMPs do the same way, written once for the tests of every host: the fake host
+(tests/test_core.py), real GIMP 3 (tests/test_gimp3.py) and GIMP 2.10 (tests/test_gimp2.py).
+
+The sentences are spelled out here, not imported from the core, so that a change of wording
+is a change the tests see.
+"""
+
+from __future__ import annotations
+
+SOURCE_NAME = "source"
+
+# Refusals, before anything is exported or sent: case name -> the one sentence.
+REFUSALS = {
+    "empty_prompt": "The prompt is empty: describe what should change and try again.",
+    "layer_group": "GPT Image Edit cannot edit a layer group: select one layer inside it and "
+                   "try again.",
+    "selection_beside": "The selection does not touch the layer 'source': select an area on "
+                        "it, or clear the selection to edit the whole layer.",
+    "variants": "Variants must be between 1 and 10: choose a number in that range and try "
+                "again.",
+    "bad_size": "gpt-image-2 does not take the size 1000x1000 (both sides must be multiples "
+                "of 16): use auto or a size such as 1536x1024.",
+}
+NO_LAYER = "GPT Image Edit works on one layer: select exactly one layer and try again."
+NOT_A_LAYER = "GPT Image Edit works on a layer, not on a channel: select a layer and try again."
+UNEXPECTED = ("GPT Image Edit failed unexpectedly: the image is unchanged; please report this "
+              "with the text GIMP printed on its console.")
+NOT_INSERTED = "GIMP could not insert the edited layers, so the image is unchanged: try again."
+NOT_EXPORTED = ("GPT Image Edit could not write the layer to its temporary folder: check the "
+                "free disk space and try again.")
+NO_KEY = ("No API key is set: enter it in Filters > AI > GPT Image Settings... or set "
+          "GPT_IMAGE_EDIT_API_KEY.")
+
+# How each refusal case is set up: the arguments it changes, or what the user chose.
+REFUSAL_ARGUMENTS = {"empty_prompt": {"prompt": "  \n "}, "variants": {"variants": 11},
+                     "bad_size": {"size": "1000x1000"}}

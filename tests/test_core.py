@@ -1,0 +1,213 @@
+"""The host core through the fake host: every policy both GIMPs share, in milliseconds
+where no worker is needed, and end to end through the real worker and the fake WisGate
+server where the job matters. tests/test_gimp3.py and tests/test_gimp2.py run the same
+cases (tests/host_policies.py) in real GIMP 3 and through GIMP 2.10's gimpfu.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+
+import pytest
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
+from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
+from tests import host_policies as policies
+from tests.fake_host import FakeDocument, FakeImage, Item, core, layer, mask_of
+
+PROMPT = "replace the sky with a stormy sunset over the hills and the river"
+NAME = "GPT edit: replace the sky with a stormy sunset\u2026"
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
+    return folder
+
+
+def smooth(size) -> Image.Image:
+    small = Image.new("RGB", (8, 6))
+    small.putdata([(30 * x % 256, 40 * y % 256, (x * y * 13) % 256) for y in range(6)
+                   for x in range(8)])
+    return small.resize(size, Image.BICUBIC)
+
+
+def scene(canvas=(320, 240), size=(200, 150), offsets=(40, 30)):
+    image = FakeImage(canvas)
+    source = image.add_layer(layer("source", smooth(size), offsets))
+    image.add_layer(layer("above", Image.new("RGB", (10, 10), "white")))
+    image.selected = [source]
+    return image, source
+
+
+def run(image, drawables, **arguments):
+    values = {"prompt": PROMPT, "model": "gpt-image-2", "size": "auto", "quality": "high",
+              "variants": 1, "use-selection": True, **arguments}
+    document = FakeDocument(image, drawables, values)
+    return core.edit(document, "/nonexistent-entry-dir"), document
+
+
+def select_ellipse(image, box):
+    ImageDraw.Draw(image.selection).ellipse(box, fill=255)
+
+
+# -- refusals: the same sentences on both GIMPs ------------------------------------------
+
+@pytest.mark.parametrize("case", sorted(policies.REFUSALS))
+def test_refusals_say_why_and_change_nothing(case, private_tmp, fake_wisgate):
+    image, source = scene()
+    drawable = source
+    if case == "layer_group":
+        drawable = image.add_layer(Item("group", "group", Image.new("RGBA", (1, 1))))
+    if case == "selection_beside":
+        select_ellipse(image, (250, 190, 300, 230))
+    before = image.snapshot()
+    outcome, document = run(image, [drawable], **policies.REFUSAL_ARGUMENTS.get(case, {}))
+    assert (outcome.status, outcome.message) == ("error", policies.REFUSALS[case])
+    assert image.snapshot() == before and image.undo_log == []
+    assert "export_layer" not in document.calls and fake_wisgate.requests == []
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("chosen,sentence", [
+    ("none", policies.NO_LAYER), ("two", policies.NO_LAYER), ("channel", policies.NOT_A_LAYER)])
+def test_one_layer_is_needed(chosen, sentence, private_tmp):
+    image, source = scene()
+    drawables = {"none": [], "two": [source, image.layers[0]],
+                 "channel": [Item("channel", "alpha copy", Image.new("L", (5, 5)))]}[chosen]
+    outcome, _ = run(image, drawables)
+    assert (outcome.status, outcome.message) == ("error", sentence)
+
+
+def test_cancelled_dialog_changes_nothing(private_tmp):
+    image, source = scene()
+    before = image.snapshot()
+    outcome = core.edit(FakeDocument(image, [source], None), "/nowhere")
+    assert outcome.status == "cancel" and image.snapshot() == before
+
+
+def test_a_bug_gives_a_sentence_not_a_traceback(private_tmp, wisgate_env, capsys):
+    wisgate_env("echo")
+    image, source = scene()
+    before = image.snapshot()
+    values = {"prompt": PROMPT}
+    outcome = core.edit(FakeDocument(image, [source], values, crash_on="export_layer"), "/x")
+    assert (outcome.status, outcome.message) == ("error", policies.UNEXPECTED)
+    assert "ZeroDivisionError" in capsys.readouterr().err  # for the report, on the console
+    assert image.snapshot() == before and list(private_tmp.iterdir()) == []
+
+
+def test_a_failed_export_is_said(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    outcome = core.edit(FakeDocument(image, [source], {"prompt": PROMPT},
+                                     fail_on="export_layer"), "/x")
+    assert (outcome.status, outcome.message) == ("error", policies.NOT_EXPORTED)
+
+
+# -- edits through the real worker -----------------------------------------------------
+
+def test_whole_layer_lands_above_the_source_selected_in_one_undo_step(private_tmp,
+                                                                      wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    outcome, document = run(image, [source])
+    assert outcome.status == "success", outcome.message
+    assert image.names() == ["above", NAME, "source", "background"]
+    result = image.layers[1]
+    assert result.offsets == (40, 30) and result.size == (200, 150) and result.mask is None
+    assert image.selected == [result]
+    record = json.loads(result.parasites["gpt-image-edit"])
+    assert (record["prompt"], record["variant"]) == (PROMPT, 1)
+    log = image.undo_log
+    assert log[0] == ("group-start",) and log[-1] == ("group-end",)
+    assert all(entry[2] for entry in log[1:-1]) and image.undo_depth == 0
+    assert document.progress[0] == ("start", "GPT Image Edit")
+    assert document.progress[-1] == ("end",)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_chosen_layer_mask_edits_its_layer(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    outcome, _ = run(image, [mask_of(source)])
+    assert outcome.status == "success", outcome.message
+    assert image.names() == ["above", NAME, "source", "background"]
+
+
+def test_a_large_layer_is_exported_at_the_size_the_api_gets(private_tmp, wisgate_env,
+                                                            fake_wisgate):
+    """Scaled in the host, sent as it is, scaled back once onto the layer's full size."""
+    wisgate_env("echo")
+    image, source = scene(canvas=(3000, 2000), size=(3000, 2000), offsets=(0, 0))
+    outcome, document = run(image, [source])
+    assert outcome.status == "success", outcome.message
+    canvas = request_size(3000, 2000, "gpt-image-2")
+    content = letterbox(3000, 2000, *canvas)
+    assert document.exported["source"].size == (content.width, content.height)
+    [request] = fake_wisgate.requests
+    assert request.fields["size"] == f"{canvas[0]}x{canvas[1]}"
+    result = image.layers[1]
+    assert result.size == (3000, 2000) and result.offsets == (0, 0)
+    difference = ImageChops.difference(result.pixels.convert("RGB"), source.pixels)
+    assert max(ImageStat.Stat(difference).mean) < 1.5
+
+
+def test_a_selection_sends_its_region_and_masks_the_result(private_tmp, wisgate_env,
+                                                          fake_wisgate):
+    wisgate_env("invert")
+    image, source = scene(canvas=(3000, 2000), size=(2400, 1600), offsets=(350, 250))
+    select_ellipse(image, (1500, 900, 1900, 1200))
+    outcome, document = run(image, [source])
+    assert outcome.status == "success", outcome.message
+    x1, y1, x2, y2 = image.selection.getbbox()
+    region = plan_region(2400, 1600, Box.from_bounds(x1 - 350, y1 - 250, x2 - 350, y2 - 250))
+    result = image.layers[1]
+    assert result.offsets == (350 + region.x, 250 + region.y)
+    assert result.size == (region.width, region.height)
+    assert document.exported["selection"].size == document.exported["source"].size
+    box = (result.offsets[0], result.offsets[1], result.offsets[0] + result.size[0],
+           result.offsets[1] + result.size[1])
+    assert result.mask.tobytes() == image.selection.crop(box).tobytes()
+
+
+def test_variants_arrive_as_a_group(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    outcome, _ = run(image, [source], variants=3, quality="low")
+    assert outcome.status == "success", outcome.message
+    group = image.layers[1]
+    assert group.kind == "group" and group.name == NAME
+    assert [child.name for child in group.children] == ["variant 1", "variant 2", "variant 3"]
+    assert image.selected == [group]
+
+
+def test_a_failed_insert_leaves_nothing_behind(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    before = image.snapshot()
+    document = FakeDocument(image, [source], {"prompt": PROMPT, "variants": 2},
+                            fail_on="attach_parasite")
+    outcome = core.edit(document, "/x")
+    assert (outcome.status, outcome.message) == ("error", policies.NOT_INSERTED)
+    assert image.snapshot()[0] == before[0] and image.undo_depth == 0
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_no_key_is_said_by_the_job_with_the_settings_menu(private_tmp, wisgate_env,
+                                                          monkeypatch, fake_wisgate):
+    """No separate settings check: the one worker start reports the missing key, and the
+    host has told it where its user sets one."""
+    wisgate_env("echo")
+    monkeypatch.delenv("GPT_IMAGE_EDIT_API_KEY")
+    image, source = scene()
+    before = image.snapshot()
+    outcome, _ = run(image, [source])
+    assert (outcome.status, outcome.message) == ("error", policies.NO_KEY)
+    assert image.snapshot() == before and fake_wisgate.requests == []
