@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 # -*- coding: utf-8 -*-
-"""GPT Image Edit for GIMP 2.10 (Python-Fu): Filters > AI > GPT Image Edit...
+"""GPT Image Edit for GIMP 2.10 (Python-Fu): Filters > AI > GPT Image Edit... and
+Filters > AI > GPT Image Settings...
 
 The edit itself is the host core's (gpt_image_edit_core.py, shared with GIMP 3): this file
 is GIMP 2.10's adapter, answering the core's questions through gimpfu's PDB. GIMP 2.10 runs
@@ -12,10 +13,21 @@ standard library are used.
 import os
 import sys
 
+try:  # Python 2.7, GIMP 2.10's
+    from urllib import pathname2url
+
+    from urlparse import urljoin
+except ImportError:
+    from urllib.parse import urljoin
+    from urllib.request import pathname2url
+
+import gimpfu
 from gimpfu import (
     ADD_SELECTION_MASK,
     GRAY,
     PARASITE_PERSISTENT,
+    PDB_ERROR_HANDLER_INTERNAL,
+    PDB_ERROR_HANDLER_PLUGIN,
     PF_DRAWABLE,
     PF_IMAGE,
     PF_OPTION,
@@ -26,19 +38,24 @@ from gimpfu import (
     PRECISION_U8_GAMMA,
     PRECISION_U8_LINEAR,
     RGB,
+    RUN_NONINTERACTIVE,
     gimp,
-    main,
     pdb,
     register,
 )
 
-# The installer puts the host core, the host module and the geometry module beside this
-# file in GIMP's plug-ins folder.
-ENTRY_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, ENTRY_DIR)
+# GIMP 2.10 tries to run every file in plug-ins/ as a plug-in (on Windows every .py), so
+# the installer puts the helper modules (the host core, the host module, the geometry
+# module, the settings dialog), the worker description and the manual in a folder of their
+# own that it does not query: one named unlike any file in it.
+LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt-image-edit-gimp2-lib")
+sys.path.insert(0, LIB_DIR)
 import gpt_image_edit_core as core  # noqa: E402
+import gpt_image_edit_settings2 as settings_dialog  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
+SETTINGS_PROCEDURE = "python-fu-gpt-image-edit-settings"
+HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_DIR/help/
 MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
 DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
@@ -56,7 +73,13 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
     values = {"prompt": text(prompt), "model": text(model), "size": text(size),
               "quality": quality_name(quality), "variants": int(variants),
               "use-selection": bool(use_selection)}
-    outcome = core.edit(Gimp2Document(image, drawable, values), ENTRY_DIR)
+    # A failing PDB call becomes the core's one sentence; GIMP must not add its own
+    # "Calling error" message.
+    pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
+    try:
+        outcome = core.edit(Gimp2Document(image, drawable, values), LIB_DIR)
+    finally:
+        pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_INTERNAL)
     if outcome.status == "error":
         gimp.message(native(outcome.message))
 
@@ -154,8 +177,10 @@ class Gimp2Document(core.Document):
                                                ADD_SELECTION_MASK))
 
     def attach_parasite(self, item, name, text_):
+        # Exactly the UTF-8 JSON bytes GIMP 3 writes: gimp.Parasite keeps the length it is
+        # given (attach_new_parasite would add a NUL byte).
         try:
-            item.attach_new_parasite(name, PARASITE_PERSISTENT, native(text_))
+            item.parasite_attach(gimp.Parasite(name, PARASITE_PERSISTENT, native(text_)))
         except RuntimeError:
             raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
 
@@ -259,4 +284,65 @@ register(
     menu=MENU,
 )
 
-main()
+
+# ---------------------------------------------------------------------------------------
+# The settings procedure.
+
+class RunMode(object):
+    """gimpfu hands a procedure without arguments no run mode: run() below notes it."""
+    current = None
+
+
+def gpt_image_settings():
+    """Its dialog (also for Filters > Repeat); called from a script, a sentence saying
+    where the settings are made."""
+    if RunMode.current == RUN_NONINTERACTIVE:
+        gimp.message("GPT Image Settings can only be changed in its dialog: open %s."
+                     % core.host.SETTINGS_MENU)
+        return
+    try:
+        worker = core.host.find_worker(LIB_DIR)
+        settings_dialog.SettingsDialog(worker, SETTINGS_PROCEDURE).run()
+    except core.host.HostError as error:
+        gimp.message(native(error.args[0] if error.args else ""))
+
+
+register(
+    SETTINGS_PROCEDURE,
+    "Set the endpoint, API key and timeout of GPT Image Edit",
+    "Saves them to the gpt-image-edit settings file (readable only by you). The key is "
+    "never shown back, and is no argument of this procedure.",
+    "GPT Image Edit contributors",
+    "GPL-3.0-or-later",
+    "2026",
+    "GPT Image Settings...",
+    "",
+    [],
+    [],
+    gpt_image_settings,
+    menu=MENU,
+)
+
+
+# ---------------------------------------------------------------------------------------
+# gimpfu's main(), with the manual as help and the run mode noted for the settings procedure.
+
+def help_uri():
+    """The installed manual's folder (help/en/gimp-help.xml maps each dialog's help id, the
+    procedure's name, to its part of manual.html) as the file: URI GIMP's help wants."""
+    return urljoin("file:", pathname2url(os.path.join(LIB_DIR, "help")))
+
+
+def query():
+    """What GIMP 2.10 records when it first sees the plug-in: the procedures, and the help
+    domain their dialogs' Help and F1 open (GIMP takes it only while querying)."""
+    gimpfu._query()
+    pdb.gimp_plugin_help_register(HELP_DOMAIN, help_uri())
+
+
+def run(proc_name, params):
+    RunMode.current = params[0]
+    return gimpfu._run(proc_name, params)
+
+
+gimp.main(None, None, query, run)

@@ -31,6 +31,7 @@ from tests.worker_jobs import worker_failure_sentence
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "plugin" / "gpt-image-edit-gimp2.py"
 HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
+LIB = REPO / "plugin" / "gpt-image-edit-gimp2-lib"
 CORE = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_core.py"
 GEOMETRY = REPO / "plugin" / "gpt_image_edit" / "geometry.py"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
@@ -55,6 +56,7 @@ class Entry:
     def __init__(self, module, folder: Path):
         self.module = module
         self.folder = folder
+        self.worker_file = folder / "gpt-image-edit-gimp2-lib" / "gpt-image-edit-worker.json"
 
     def run(self, image, drawable, prompt=PROMPT, model="gpt-image-2", size="auto",
             quality=3, variants=1, use_selection=True):
@@ -74,21 +76,24 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def lay_out_plug_ins(plug_ins: Path) -> None:
-    """The entry and what the installer puts beside it (install/plugin_entries.py)."""
-    plug_ins.mkdir()
+def lay_out_plug_ins(plug_ins: Path) -> Path:
+    """The entry, and its helper modules in their own folder, as the installer puts them
+    (install/plugin_entries.py)."""
+    lib = plug_ins / "gpt-image-edit-gimp2-lib"
+    shutil.copytree(LIB, lib)
     shutil.copy(ENTRY, plug_ins / ENTRY.name)
-    shutil.copy(HOST, plug_ins / HOST.name)
-    shutil.copy(CORE, plug_ins / CORE.name)
-    shutil.copy(GEOMETRY, plug_ins / "gpt_image_edit_geometry.py")
+    for module in (HOST, CORE):
+        shutil.copy(module, lib / module.name)
+    shutil.copy(GEOMETRY, lib / "gpt_image_edit_geometry.py")
+    return plug_ins
 
 
 @pytest.fixture
 def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
-    plug_ins = tmp_path / "plug-ins"
-    lay_out_plug_ins(plug_ins)
+    plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the entry adds its own folder
-    for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry"):
+    for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry",
+                   "gpt_image_edit_settings2"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
     gimp.shim_reset()
@@ -236,6 +241,10 @@ def test_registration_matches_the_spec(entry):
         "run-mode", "image", "drawable", "prompt", "model", "size", "quality", "variants",
         "use-selection"]
     assert gimp.shim_menus[PROCEDURE] == "<Image>/Filters/AI"
+    # The dialogs' Help opens the manual installed in the helper folder (checked in real
+    # GIMP 2.10 by tests/test_gimp2_dialog.py).
+    help_folder = entry.folder / "gpt-image-edit-gimp2-lib" / "help"
+    assert gimp.shim_help_domains == {"gpt-image-edit": help_folder.as_uri()}
 
 
 # -- edits ----------------------------------------------------------------------------
@@ -526,10 +535,11 @@ def test_missing_worker_is_explained(entry, wisgate_env, private_tmp, tmp_path, 
 
 
 def test_worker_described_by_the_installer_file_is_used(entry, wisgate_env, monkeypatch):
-    """Without GPT_IMAGE_EDIT_WORKER, gpt-image-edit-worker.json beside the entry names it."""
+    """Without GPT_IMAGE_EDIT_WORKER, gpt-image-edit-worker.json in the entry's helper
+    folder names it."""
     wisgate_env("echo")
     monkeypatch.delenv("GPT_IMAGE_EDIT_WORKER")
-    (entry.folder / "gpt-image-edit-worker.json").write_text(json.dumps(
+    entry.worker_file.write_text(json.dumps(
         {"python": sys.executable, "pythonpath": [str(REPO / "plugin")]}))
     image, source = make_image((320, 240), (200, 150), (40, 30))
     entry.run(image, source)
@@ -585,8 +595,7 @@ def test_gimp_killing_the_plug_in_stops_the_worker(wisgate_env, fake_wisgate, tm
     must not keep running (and spending credits) after it, and the job folder the killed
     plug-in can no longer remove must go with it."""
     env = wisgate_env("slow")
-    plug_ins = tmp_path / "plug-ins"
-    lay_out_plug_ins(plug_ins)
+    plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = dict(env, GPT_IMAGE_EDIT_WORKER=sys.executable,
@@ -694,7 +703,7 @@ def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path,
     (standin / "__init__.py").write_text("")
     (standin / "__main__.py").write_text(BROKEN_RESULT_WORKER)
     monkeypatch.delenv("GPT_IMAGE_EDIT_WORKER")
-    (entry.folder / "gpt-image-edit-worker.json").write_text(json.dumps(
+    entry.worker_file.write_text(json.dumps(
         {"python": sys.executable, "pythonpath": [str(standin.parent)]}))
     image, source = make_image((320, 240), (200, 150), (40, 30))
     before = image.shim_snapshot()
@@ -702,5 +711,6 @@ def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path,
     assert gimp.shim_messages == [
         "GPT Image Edit could not read a result of the worker: try again."]
     assert_unchanged(image, before, private_tmp)
+    # not even an empty undo group: in real GIMP 2.10 that leaves the image dirty
     assert image.undo_log == []  # every result is loaded before the first change
     assert "gimp_item_delete" in gimp.shim_calls  # the first, loaded result

@@ -1,5 +1,5 @@
-"""The GIMP 2.10 side under a real Python 2.7 (Debian 11's python2.7, in a cached
-debootstrap root run through bwrap): it compiles, imports, and the host module does its
+"""The GIMP 2.10 side under a real Python 2.7 (Debian 11's python2.7, in the cached
+gimp-2.10 debootstrap root run through bwrap): it compiles, imports, and the host module does its
 job for real: writes the job, finds the worker or says why not, runs a worker, reads its
 progress and manifest, reports a crash, and cancels.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gpt_image_edit.geometry import Box, plan_region, request_size, sent_size
-from tests import debian_root
+from tests import debian_root, real_gimp
 from tests import host_policies as policies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,32 +66,36 @@ for path in ("/tmp/src/plugin/gpt-image-edit-gimp2.py",
              "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py",
              "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py",
              "/tmp/src/plugin/gpt_image_edit/geometry.py",
+             "/tmp/src/plugin/gpt-image-edit-gimp2-lib/gpt_image_edit_settings2.py",
+             "/tmp/src/tests/gimp2/run_cases.py", "/tmp/src/tests/gimp2/read_parasites.py",
              "/tmp/src/tests/gimpfu_shim/gimp.py", "/tmp/src/tests/gimpfu_shim/gimpfu.py",
              "/tmp/src/tests/gimpfu_shim/gimpenums.py"):
     py_compile.compile(path, cfile="/tmp/work/compiled.pyc", doraise=True)
 seen["compiled"] = True
 
-# As the installer lays it out: the entry, the host module and the worker file together.
+# As the installer lays it out: the entry, and its helper modules with the worker file in
+# a folder of their own.
 plug_ins = "/tmp/work/plug-ins"
-os.mkdir(plug_ins)
+lib = os.path.join(plug_ins, "gpt-image-edit-gimp2-lib")
+shutil.copytree("/tmp/src/plugin/gpt-image-edit-gimp2-lib", lib)
 shutil.copy("/tmp/src/plugin/gpt-image-edit-gimp2.py", plug_ins)
-shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py", plug_ins)
-shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py", plug_ins)
+shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py", lib)
+shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py", lib)
 shutil.copy("/tmp/src/plugin/gpt_image_edit/geometry.py",
-            os.path.join(plug_ins, "gpt_image_edit_geometry.py"))
+            os.path.join(lib, "gpt_image_edit_geometry.py"))
 sys.path.insert(0, "/tmp/src/tests/gimpfu_shim")
-sys.path.insert(0, plug_ins)
+sys.path.insert(0, lib)
 import gpt_image_edit_host as host
 
 os.environ.pop("GPT_IMAGE_EDIT_WORKER", None)
 try:
-    host.find_worker(plug_ins)
+    host.find_worker(lib)
     seen["missing_worker"] = None
 except host.HostError as error:
     seen["missing_worker"] = error.args[0]
-with open(os.path.join(plug_ins, host.WORKER_FILE), "w") as handle:
+with open(os.path.join(lib, host.WORKER_FILE), "w") as handle:
     json.dump({"python": sys.executable, "pythonpath": ["/tmp/work/standin"]}, handle)
-worker = host.find_worker(plug_ins)
+worker = host.find_worker(lib)
 seen["worker"] = [worker.python, worker.pythonpath]
 
 def run(prompt, cancel=False):
@@ -131,6 +135,8 @@ entry = imp.load_source("gpt_image_edit_gimp2", os.path.join(plug_ins,
 import gimp, gimpfu
 record = gimpfu._registered_plugins_["python-fu-gpt-image-edit"]
 seen["registered"] = [record[5], record[11], [p[1] for p in record[8]]]
+record = gimpfu._registered_plugins_["python-fu-gpt-image-edit-settings"]
+seen["settings_registered"] = [record[5], record[6], record[11], record[8]]
 seen["main_called"] = len(gimp.shim_main)
 entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)  # no drawable
 seen["messages"] = list(gimp.shim_messages)
@@ -175,7 +181,7 @@ class Document(core.Document):
     def progress_end(self): pass
 
 def edit(values, **document):
-    done = core.edit(Document(values, **document), plug_ins)
+    done = core.edit(Document(values, **document), lib)
     return [done.status, done.message]
 
 seen["core_refusals"] = [
@@ -184,9 +190,9 @@ seen["core_refusals"] = [
     edit({"prompt": "sky"}, bounds=(7000, 10, 7100, 50)),
     edit({"prompt": "sky", "size": "1000x1000"})]
 whole = Document({"prompt": u"ciel d\u2019orage", "quality": entry.quality_name(1)})
-seen["whole"] = [core.edit(whole, plug_ins).status, whole.log, whole.job]
+seen["whole"] = [core.edit(whole, lib).status, whole.log, whole.job]
 selected = Document({"prompt": "sky"}, bounds=(3000, 2000, 3400, 2300))
-seen["selected"] = [core.edit(selected, plug_ins).status, selected.log, selected.job]
+seen["selected"] = [core.edit(selected, lib).status, selected.log, selected.job]
 arguments = core.Arguments({"prompt": entry.text("ciel d\xe2\x80\x99orage"),
                             "model": entry.text(""), "size": entry.text(" "),
                             "quality": entry.quality_name(1), "variants": 2}).for_job()
@@ -199,7 +205,7 @@ sys.stdout.write(json.dumps(seen))
 @pytest.fixture(scope="module")
 def python27(tmp_path_factory) -> dict:
     """Run the checks once under the real Python 2.7; a missing root is built or fails."""
-    root = debian_root.provide("python-2.7")
+    root = real_gimp.gimp2_root()
     work = tmp_path_factory.mktemp("py27")
     standin = work / "standin" / "gpt_image_edit"
     standin.mkdir(parents=True)
@@ -226,6 +232,9 @@ def test_entry_imports_and_registers_under_python_2_7(python27):
     assert params == ["image", "drawable", "prompt", "model", "size", "quality", "variants",
                       "use-selection"]
     assert python27["main_called"] == 1
+    # the settings procedure: no image needed, no argument (the key is never one)
+    assert python27["settings_registered"] == ["GPT Image Settings...", "",
+                                               "<Image>/Filters/AI", []]
 
 
 def test_entry_refusals_under_python_2_7(python27):

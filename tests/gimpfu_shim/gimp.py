@@ -21,6 +21,7 @@ shim_calls = []
 shim_images = []
 shim_installed = {}
 shim_menus = {}
+shim_help_domains = {}  # name -> URI, as gimp_plugin_help_register got them
 shim_main = []
 shim_on_progress = []  # callables run on every progress report (a test's "user")
 
@@ -38,6 +39,7 @@ def shim_reset():
     del shim_on_progress[:]
     shim_installed.clear()
     shim_menus.clear()
+    shim_help_domains.clear()
     _items.clear()
     del _context[1:]
     _context[0] = {"background": (255, 255, 255)}
@@ -195,13 +197,18 @@ class Item(object):
         self.parasites = {}
 
     def attach_new_parasite(self, name, flags, data):
+        """As pygimp 2.10 does it: the data gets a NUL byte appended (size + 1)."""
+        self.parasite_attach(Parasite(name, flags, data + "\0"))
+
+    def parasite_attach(self, parasite):
         _check_alive(self)
-        for value, what in ((name, "name"), (data, "data")):
+        for value, what in ((parasite.name, "name"), (parasite.data, "data")):
             if not isinstance(value, str):
                 raise TypeError("parasite %s must be str" % what)
-        self.parasites[name] = Parasite(name, int(flags), data)
+        self.parasites[parasite.name] = Parasite(parasite.name, int(parasite.flags),
+                                                 parasite.data)
         if self.attached:
-            self.image.record("attach parasite %s to %s" % (name, self.name))
+            self.image.record("attach parasite %s to %s" % (parasite.name, self.name))
 
     def parasite_find(self, name):
         return self.parasites.get(name)
@@ -665,6 +672,22 @@ def gimp_progress_set_text(text):
     _check_string(text)
     shim_progress.append(("text", text))
     _tell_progress()
+
+
+@procedure
+def gimp_plugin_set_pdb_error_handler(handler):
+    if handler not in (E.PDB_ERROR_HANDLER_INTERNAL, E.PDB_ERROR_HANDLER_PLUGIN):
+        raise TypeError("invalid arguments")
+
+
+@procedure
+def gimp_plugin_help_register(domain_name, domain_uri):
+    # GIMP 2.10 takes a help domain only while the plug-in is queried.
+    if not any(record["query"] is not None for record in shim_main):
+        raise RuntimeError("gimp_plugin_help_register outside query")
+    _check_string(domain_name)
+    _check_string(domain_uri)
+    shim_help_domains[domain_name] = domain_uri
 
 
 @procedure
