@@ -7,6 +7,12 @@ endpoint (GIMP under test) chooses one too:
     http://127.0.0.1:PORT/v1                    the default scenario (echo)
     http://127.0.0.1:PORT/scenario/invert/v1    the invert scenario
 
+An edit sent with `stream=true` is answered as the real API streams: server-sent events,
+`partial_images` `image_edit.partial_image` events per picture, then
+`image_edit.completed` with the picture and its `usage`, each event STREAM_SPACING seconds
+after the one before (FakeWisGate.stream_spacing). `stream_error` sends one preview, then an
+`error` event; `plain_router` ignores `stream` and answers plain JSON, as some routers do.
+
 By hand:  python3 -m tests.fake_wisgate --port 8765 --key test-key --scenario echo
 
 Besides the API it serves GET /_fake/requests (what it received, as JSON), POST /_fake/reset,
@@ -57,6 +63,8 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_MASK_BYTES = 4 * 1024 * 1024
 MAX_BODY_BYTES = 200 * 1024 * 1024
 SLOW_SECONDS = 600.0
+STREAM_SPACING = 0.5
+PARTIAL_IMAGE_TOKENS = 100
 RESIZED = (1024, 1024)
 INSECURE_HOST = "images.wisgate.invalid"
 # What the stand-in "model" of the picture scenarios does, in this order: paints the asked-for
@@ -74,7 +82,7 @@ SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "
              "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
              "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
              "drop_upload_once", "insecure_url", "no_data", "cast", "blur", "square",
-             "cast_square", "drift")
+             "cast_square", "drift", "stream_error", "plain_router")
 # Scenarios about the server or the account, not about one edit: /models answers the same way.
 SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
 
@@ -103,6 +111,8 @@ class RecordedRequest:
     # (filename, content type) of each uploaded file, in the order of `files`
     file_parts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     time: float = field(default_factory=time.monotonic)
+    # (event type, time.monotonic() when sent) of a streamed answer, in order
+    events: list[tuple[str, float]] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return {"method": self.method, "path": self.path, "scenario": self.scenario,
@@ -134,6 +144,7 @@ class FakeWisGate:
             raise ValueError(f"unknown scenario {default_scenario!r}")
         self.key = key
         self.default_scenario = default_scenario
+        self.stream_spacing = STREAM_SPACING
         self.log = log
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -308,6 +319,7 @@ class WisGateHandler(BaseHTTPRequestHandler):
             except ApiError as error:
                 form_error = error  # answered after the key check, as the real API does
         self.fake.record(request, self.generation)
+        self.recorded = request
         if scenario not in SCENARIOS:
             raise ApiError(404, f"Unknown fake scenario {scenario!r}", code="unknown_url")
         self._check_key(headers.get("authorization", ""))
@@ -360,6 +372,11 @@ class WisGateHandler(BaseHTTPRequestHandler):
     def _edit(self, scenario: str, edit: Edit, form: Form) -> None:
         if scenario == "drop_upload_once":
             scenario = "echo"
+        self.scenario = scenario
+        if scenario == "plain_router":
+            edit.stream = False
+        if scenario in ("plain_router", "stream_error"):
+            scenario = "echo"
         if scenario in ("rate_limit", "rate_limit_ms", "drop_once"):
             if self.fake.first_time(scenario + form.fingerprint()):
                 self._first_attempt(scenario)
@@ -411,12 +428,48 @@ class WisGateHandler(BaseHTTPRequestHandler):
 
     # -- sending -----------------------------------------------------------------------
     def send_images(self, edit: Edit, images: list[bytes], as_url: bool = False) -> None:
+        if edit.stream:
+            self._send_events(edit, images)
+            return
         if as_url:
             data = [{"url": f"http://localhost:{self.fake.port}/_fake/download/"
                             f"{self.fake.store(image)}.png"} for image in images]
         else:
             data = [{"b64_json": base64.b64encode(image).decode("ascii")} for image in images]
         self._send_json(200, edit.answer(data))
+
+    def _send_events(self, edit: Edit, images: list[bytes]) -> None:
+        """The answer as the real API streams it, one event every stream_spacing seconds;
+        the connection closes at its end."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        answer = edit.answer([{"b64_json": ""}])
+        common = {key: answer[key] for key in ("size", "quality", "output_format",
+                                               "background")}
+        for image in images:
+            for index in range(edit.partial_images):
+                self._event(edit, "image_edit.partial_image", dict(
+                    common, b64_json=base64.b64encode(_partial(image, index)).decode("ascii"),
+                    partial_image_index=index, created_at=int(time.time())))
+                if self.scenario == "stream_error":
+                    self._event(edit, "error", {"type": "error", "error": {
+                        "type": "server_error", "code": "server_error", "param": None,
+                        "message": "The server had an error while processing your request."}})
+                    return
+            self._event(edit, "image_edit.completed", dict(
+                common, b64_json=base64.b64encode(image).decode("ascii"),
+                created_at=int(time.time()), usage=answer["usage"]))
+
+    def _event(self, edit: Edit, kind: str, payload: dict) -> None:
+        if self.fake.stopping.wait(self.fake.stream_spacing):
+            return
+        self.wfile.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+        self.wfile.flush()
+        if self.recorded is not None:
+            self.recorded.events.append((kind, time.monotonic()))
 
     def _send_json(self, status: int, payload, extra_headers=()) -> None:
         self._send(status, json.dumps(payload).encode("utf-8"), "application/json",
@@ -501,11 +554,15 @@ class Edit:
     quality: str
     background: str
     output_format: str
+    stream: bool = False
+    partial_images: int = 0
 
     def answer(self, data: list[dict]) -> dict:
         width, height = self.pictures[0].size
         size = f"{width}x{height}" if self.size == "auto" else self.size
-        output_tokens = OUTPUT_TOKENS.get(self.quality, 4160) * len(data)
+        output_tokens = (OUTPUT_TOKENS.get(self.quality, 4160)
+                         + (PARTIAL_IMAGE_TOKENS * self.partial_images if self.stream else 0)
+                         ) * len(data)
         image_tokens = 65 + 129 * sum(_tiles(p.size) for p in self.pictures)
         text_tokens = max(1, len(self.prompt) // 4)
         return {"created": int(time.time()), "data": data,
@@ -573,8 +630,13 @@ def validate_edit(form: Form) -> Edit:
                        "background", "invalid_value")
     size = fields.get("size", "auto")
     _check_size(size, model)
+    stream = _choice(fields, "stream", ("true", "false"), "false") == "true"
+    partial_images = _integer(fields.get("partial_images", "0"), "partial_images", 0, 3)
+    if stream and model == "dall-e-2":
+        raise ApiError(400, "Streaming is not supported for dall-e-2.", "stream",
+                       "invalid_value")
     return Edit(images, pictures, mask, prompt, model, n, size, quality, background,
-                output_format)
+                output_format, stream, partial_images)
 
 
 def _open_image(data: bytes, number: int) -> Image.Image:
@@ -662,6 +724,14 @@ def _valid_gpt_image_2_size(size: str) -> bool:
 
 
 # -- scenario answers ----------------------------------------------------------------------
+def _partial(image: bytes, index: int) -> bytes:
+    """A partial image: the final picture coarser the earlier it comes (a mosaic)."""
+    picture = Image.open(io.BytesIO(image)).convert("RGB")
+    block = 2 ** (4 - index)
+    small = picture.resize((max(1, picture.width // block), max(1, picture.height // block)))
+    return _png(small.resize(picture.size, Image.Resampling.NEAREST))
+
+
 def _echo(handler: WisGateHandler, edit: Edit) -> None:
     # The bytes exactly as uploaded: no decoding, no re-encoding.
     handler.send_images(edit, [edit.images[0]] * edit.n)
