@@ -4,8 +4,9 @@ GIMP 3 runs only plug-ins that sit in a folder of their own name, so the whole
 plugin/gpt-image-edit/ folder goes to plug-ins/gpt-image-edit/. GIMP 2.10 tries to run
 every executable file in plug-ins/, so only its entry gets the run bit; the host core, the
 host module and the worker description lie beside it without. Both get the worker's pure
-geometry module (plugin/gpt_image_edit/geometry.py, valid Python 2.7 and 3) beside the host
-core as gpt_image_edit_geometry.py: one source, imported by both sides.
+modules (plugin/gpt_image_edit/geometry.py and pricing.py, valid Python 2.7 and 3) beside
+the host core as gpt_image_edit_geometry.py and gpt_image_edit_pricing.py: one source,
+imported by both sides.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ GIMP2_ENTRY = "gpt-image-edit-gimp2.py"
 HOST_MODULE = "gpt_image_edit_host.py"
 HOST_CORE = "gpt_image_edit_core.py"
 HOST_MODULES = (HOST_CORE, HOST_MODULE)
-GEOMETRY_SOURCE = Path("gpt_image_edit") / "geometry.py"
-GEOMETRY_MODULE = "gpt_image_edit_geometry.py"
+# The worker's pure modules the host core imports: source in the package -> name beside it.
+SHARED_MODULES = {Path("gpt_image_edit") / "geometry.py": "gpt_image_edit_geometry.py",
+                  Path("gpt_image_edit") / "pricing.py": "gpt_image_edit_pricing.py"}
 WORKER_FILE = "gpt-image-edit-worker.json"
 # The manual for the dialogs' Help button, from docs/ into the layout of a GIMP help domain
 # (help/<language>/gimp-help.xml maps help ids to pages); the GIMP 3 entry registers it.
@@ -70,9 +72,11 @@ def _install_gimp3(steps, folder, plugin_source, worker) -> None:
     for required in (source / GIMP3_ENTRY, *(docs / name for name in HELP_FILES)):
         _require(required)
     target = folder.plug_ins / GIMP3_FOLDER
-    _require(plugin_source / GEOMETRY_SOURCE)
+    for shared in SHARED_MODULES:
+        _require(plugin_source / shared)
     steps.replace_tree(source, target)
-    steps.copy_file(plugin_source / GEOMETRY_SOURCE, target / GEOMETRY_MODULE)
+    for shared, module in SHARED_MODULES.items():
+        steps.copy_file(plugin_source / shared, target / module)
     steps.set_executable(target / GIMP3_ENTRY)
     for name in HELP_FILES:
         steps.copy_file(docs / name, target / HELP_FOLDER / name)
@@ -85,8 +89,9 @@ def _install_gimp2(steps, folder, plugin_source, worker) -> None:
     steps.copy_file(entry, folder.plug_ins / GIMP2_ENTRY, executable=True)
     for module in HOST_MODULES:
         steps.copy_file(plugin_source / GIMP3_FOLDER / module, folder.plug_ins / module)
-    steps.copy_file(plugin_source / GEOMETRY_SOURCE, folder.plug_ins / GEOMETRY_MODULE)
-    for module in HOST_MODULES + (GEOMETRY_MODULE,):  # Python 2.7's caches of older ones
+    for shared, module in SHARED_MODULES.items():
+        steps.copy_file(plugin_source / shared, folder.plug_ins / module)
+    for module in HOST_MODULES + tuple(SHARED_MODULES.values()):  # Python 2.7's old caches
         steps.remove(folder.plug_ins / (module + "c"))
     steps.write_json(folder.plug_ins / WORKER_FILE, worker)
 
@@ -94,7 +99,7 @@ def _install_gimp2(steps, folder, plugin_source, worker) -> None:
 def _installed_paths(folder: GimpFolder) -> list[Path]:
     if folder.major == 3:
         return [folder.plug_ins / GIMP3_FOLDER]
-    modules = HOST_MODULES + (GEOMETRY_MODULE,)
+    modules = HOST_MODULES + tuple(SHARED_MODULES.values())
     return [folder.plug_ins / name
             for name in (GIMP2_ENTRY, WORKER_FILE) + modules + tuple(m + "c" for m in modules)]
 

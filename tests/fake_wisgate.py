@@ -9,9 +9,11 @@ endpoint (GIMP under test) chooses one too:
 
 An edit sent with `stream=true` is answered as the real API streams: server-sent events,
 `partial_images` `image_edit.partial_image` events per picture, then
-`image_edit.completed` with the picture and its `usage`, each event STREAM_SPACING seconds
-after the one before (FakeWisGate.stream_spacing). `stream_error` sends one preview, then an
-`error` event; `plain_router` ignores `stream` and answers plain JSON, as some routers do.
+`image_edit.completed` with the picture and its `usage`. In the `spaced` scenario (an echo)
+and `stream_error` each event comes STREAM_SPACING seconds after the one before, as a model
+takes its time; other scenarios stream without pauses, so the suite stays fast.
+`stream_error` sends one preview, then an `error` event; `plain_router` ignores `stream`
+and answers plain JSON, as some routers do.
 
 By hand:  python3 -m tests.fake_wisgate --port 8765 --key test-key --scenario echo
 
@@ -64,6 +66,7 @@ MAX_MASK_BYTES = 4 * 1024 * 1024
 MAX_BODY_BYTES = 200 * 1024 * 1024
 SLOW_SECONDS = 600.0
 STREAM_SPACING = 0.5
+SPACED_SCENARIOS = ("spaced", "stream_error")
 PARTIAL_IMAGE_TOKENS = 100
 RESIZED = (1024, 1024)
 INSECURE_HOST = "images.wisgate.invalid"
@@ -82,7 +85,7 @@ SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "
              "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
              "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
              "drop_upload_once", "insecure_url", "no_data", "cast", "blur", "square",
-             "cast_square", "drift", "stream_error", "plain_router")
+             "cast_square", "drift", "stream_error", "plain_router", "spaced")
 # Scenarios about the server or the account, not about one edit: /models answers the same way.
 SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
 
@@ -144,7 +147,6 @@ class FakeWisGate:
             raise ValueError(f"unknown scenario {default_scenario!r}")
         self.key = key
         self.default_scenario = default_scenario
-        self.stream_spacing = STREAM_SPACING
         self.log = log
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -375,7 +377,7 @@ class WisGateHandler(BaseHTTPRequestHandler):
         self.scenario = scenario
         if scenario == "plain_router":
             edit.stream = False
-        if scenario in ("plain_router", "stream_error"):
+        if scenario in SPACED_SCENARIOS + ("plain_router",):
             scenario = "echo"
         if scenario in ("rate_limit", "rate_limit_ms", "drop_once"):
             if self.fake.first_time(scenario + form.fingerprint()):
@@ -464,7 +466,8 @@ class WisGateHandler(BaseHTTPRequestHandler):
                 created_at=int(time.time()), usage=answer["usage"]))
 
     def _event(self, edit: Edit, kind: str, payload: dict) -> None:
-        if self.fake.stopping.wait(self.fake.stream_spacing):
+        spacing = STREAM_SPACING if self.scenario in SPACED_SCENARIOS else 0.0
+        if self.fake.stopping.wait(spacing):
             return
         self.wfile.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
         self.wfile.flush()

@@ -315,7 +315,7 @@ class ImagesClient:
         self._event("upload", f"Sending {size} to {request.model}")
         stream = None
         if request.streams:
-            stream = _StreamedEdit(self, request, on_preview)
+            stream = _StreamedEdit(request, on_preview)
         try:
             return self._send(self._api, prepared, limit, stream=stream)
         except requests.exceptions.ConnectionError as error:
@@ -354,7 +354,8 @@ class ImagesClient:
                 try:
                     if (stream is not None and response.status_code < 400
                             and _is_event_stream(response)):
-                        answer.streamed = stream.read(bounded_blocks(response, wanted))
+                        answer.streamed = stream.read(bounded_blocks(response, wanted,
+                                                                     promptly=True))
                     else:
                         answer.content = read_bounded(response, wanted)
                 except TooLarge:
@@ -576,9 +577,7 @@ class _StreamedEdit:
     pictures kept (only the first `n`), `usage` added up over them; an `error` event is the
     edit's failure."""
 
-    def __init__(self, client: ImagesClient, request: EditRequest,
-                 on_preview: PreviewHandler | None):
-        self._client = client
+    def __init__(self, request: EditRequest, on_preview: PreviewHandler | None):
         self._request = request
         self._on_preview = on_preview
         self._previews = 0
@@ -626,7 +625,6 @@ class _StreamedEdit:
         if not isinstance(text, str) or self._on_preview is None:
             return
         self._previews += 1
-        self._client._event("preview", f"Preview {self._previews} arrived")
         self._on_preview(self._previews, _decode_base64(text))
 
     def _completed(self, payload: dict) -> None:

@@ -255,15 +255,19 @@ def read_bounded(response: requests.Response, limit: int) -> bytearray:
     return body
 
 
-def bounded_blocks(response: requests.Response, limit: int):
-    """The decoded blocks of a streamed response as they arrive (a server-sent event stream
-    is read this way), under read_bounded's rules: TooLarge once more than `limit` decoded
-    bytes came, CutOff when the answer breaks off."""
+def bounded_blocks(response: requests.Response, limit: int, promptly: bool = False):
+    """The decoded blocks of a streamed response, under read_bounded's rules: TooLarge once
+    more than `limit` decoded bytes came, CutOff when the answer breaks off. `promptly`
+    hands on whatever has arrived instead of waiting for whole blocks: a server-sent event
+    must not wait for the bytes of the next one."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     received = 0
-    blocks = response.raw.stream(BODY_BLOCK, decode_content=True)
+    if promptly and hasattr(response.raw, "read1"):
+        blocks = _arriving(response.raw)
+    else:
+        blocks = response.raw.stream(BODY_BLOCK, decode_content=True)
     while True:
         try:
             block = next(blocks)
@@ -274,6 +278,15 @@ def bounded_blocks(response: requests.Response, limit: int):
         received += len(block)
         if received > limit:
             raise TooLarge()
+        yield block
+
+
+def _arriving(raw):
+    """urllib3's blocks as they arrive (read1: one read of the socket, at most BODY_BLOCK)."""
+    while True:
+        block = raw.read1(BODY_BLOCK, decode_content=True)
+        if not block:
+            return
         yield block
 
 
