@@ -33,6 +33,7 @@ ENTRY = REPO / "plugin" / "gpt-image-edit-gimp2.py"
 HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
 CORE = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_core.py"
 GEOMETRY = REPO / "plugin" / "gpt_image_edit" / "geometry.py"
+PRICING = REPO / "plugin" / "gpt_image_edit" / "pricing.py"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
 PROCEDURE = "python-fu-gpt-image-edit"
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
@@ -81,6 +82,7 @@ def lay_out_plug_ins(plug_ins: Path) -> None:
     shutil.copy(HOST, plug_ins / HOST.name)
     shutil.copy(CORE, plug_ins / CORE.name)
     shutil.copy(GEOMETRY, plug_ins / "gpt_image_edit_geometry.py")
+    shutil.copy(PRICING, plug_ins / "gpt_image_edit_pricing.py")
 
 
 @pytest.fixture

@@ -337,14 +337,17 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     assert "gpt-image-edit.py" in shipped
     assert "gpt_image_edit_core.py" in shipped
     assert sorted(p.name for p in entry3.iterdir()) == sorted(
-        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py", "help"])
+        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py",
+                   "gpt_image_edit_pricing.py", "help"])
     for name in ("manual.html", "gimp-help.xml"):
         assert (entry3 / "help" / "en" / name).read_bytes() == \
             (checkout / "docs" / name).read_bytes()
-    # One geometry, shipped beside both host cores: the worker package's own file.
-    geometry = (checkout / "plugin" / "gpt_image_edit" / "geometry.py").read_bytes()
-    assert (entry3 / "gpt_image_edit_geometry.py").read_bytes() == geometry
-    assert (plug_ins2 / "gpt_image_edit_geometry.py").read_bytes() == geometry
+    # One geometry and one price table, shipped beside both host cores: the worker
+    # package's own files.
+    for name in ("geometry", "pricing"):
+        source = (checkout / "plugin" / "gpt_image_edit" / f"{name}.py").read_bytes()
+        assert (entry3 / f"gpt_image_edit_{name}.py").read_bytes() == source
+        assert (plug_ins2 / f"gpt_image_edit_{name}.py").read_bytes() == source
     for module in ("gpt_image_edit_core.py", "gpt_image_edit_host.py"):
         assert (plug_ins2 / module).read_bytes() == (entry3 / module).read_bytes()
         assert not os.access(plug_ins2 / module, os.X_OK)
