@@ -52,6 +52,7 @@ FIXED_SIZES = {
 }
 GPT_IMAGE_2_LONG_SIDE = 3840
 GPT_IMAGE_2_PIXELS = 3840 * 2160
+GPT_IMAGE_2_MIN_PIXELS = 655360
 QUALITIES = ("low", "medium", "high", "auto")
 BACKGROUNDS = ("transparent", "opaque", "auto")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -601,7 +602,8 @@ def validate_edit(form: Form) -> Edit:
                             f"length {MAX_PROMPT}, but got a string with length {len(prompt)} "
                             "instead.", "prompt", "string_above_max_length")
     model = fields.get("model", "gpt-image-2")
-    if model not in MODELS:
+    family = model_family(model)
+    if family is None:
         raise ApiError(400, f"Invalid value for 'model': '{model}' is not a known image model.",
                        "model", "invalid_value")
     if "image" in form.files and "image[]" in form.files:
@@ -625,14 +627,17 @@ def validate_edit(form: Form) -> Edit:
     background = _choice(fields, "background", BACKGROUNDS, "auto")
     output_format = _choice(fields, "output_format", OUTPUT_FORMATS, "png")
     fidelity = _choice(fields, "input_fidelity", INPUT_FIDELITIES, "low")
-    if fidelity == "high" and model == "gpt-image-1-mini":
+    if "input_fidelity" in fields and family == "gpt-image-2":
+        raise ApiError(400, "input_fidelity is not supported for this model.",
+                       "input_fidelity", "unsupported_parameter")
+    if fidelity == "high" and family == "gpt-image-1-mini":
         raise ApiError(400, "input_fidelity is not supported for gpt-image-1-mini.",
                        "input_fidelity", "invalid_value")
     if background == "transparent" and output_format == "jpeg":
         raise ApiError(400, "Transparent background requires png or webp output.",
                        "background", "invalid_value")
     size = fields.get("size", "auto")
-    _check_size(size, model)
+    _check_size(size, family)
     stream = _choice(fields, "stream", ("true", "false"), "false") == "true"
     partial_images = _integer(fields.get("partial_images", "0"), "partial_images", 0, 3)
     if stream and model == "dall-e-2":
@@ -703,6 +708,16 @@ def _choice(fields: dict, name: str, allowed: tuple[str, ...], default: str) -> 
     return value
 
 
+def model_family(model: str) -> str | None:
+    """The known model `model` is, or a dated snapshot ("gpt-image-2-2026-04-21") or later
+    version ("gpt-image-2.5-preview") of; None for a model the API does not know."""
+    if model in MODELS:
+        return model
+    if model.startswith("gpt-image-2-") or model.startswith("gpt-image-2."):
+        return "gpt-image-2"
+    return None
+
+
 def _check_size(size: str, model: str) -> None:
     if size == "auto" or size in FIXED_SIZES[model]:
         return
@@ -710,7 +725,7 @@ def _check_size(size: str, model: str) -> None:
         return
     allowed = ", ".join(f"'{s}'" for s in FIXED_SIZES[model] + ("auto",))
     extra = (" or WIDTHxHEIGHT in multiples of 16, ratio within 1:3 to 3:1, at most 3840 on the "
-             "long side and 3840x2160 pixels" if model == "gpt-image-2" else "")
+             "long side, 655360 to 3840x2160 pixels" if model == "gpt-image-2" else "")
     raise ApiError(400, f"Invalid value: '{size}'. Supported values are: {allowed}{extra}.",
                    "size", "invalid_value")
 
@@ -720,7 +735,7 @@ def _valid_gpt_image_2_size(size: str) -> bool:
     if not match:
         return False
     width, height = int(match[1]), int(match[2])
-    return (width % 16 == 0 and height % 16 == 0
+    return (width % 16 == 0 and height % 16 == 0 and width * height >= GPT_IMAGE_2_MIN_PIXELS
             and max(width, height) <= 3 * min(width, height)
             and max(width, height) <= GPT_IMAGE_2_LONG_SIDE
             and width * height <= GPT_IMAGE_2_PIXELS)

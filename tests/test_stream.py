@@ -242,6 +242,26 @@ def test_an_unknown_cost_cannot_keep_a_limit(tmp_path, wisgate_env, fake_wisgate
     assert fake_wisgate.requests == []
 
 
+# -- model families ----------------------------------------------------------------------------
+def test_a_dated_snapshot_gets_the_familys_sizes_and_no_input_fidelity(tmp_path, wisgate_env,
+                                                                      fake_wisgate):
+    picture = save(scene(900, 300), tmp_path / "photo.png")
+    finished = run_tool("edit", picture, "--prompt", "x", "--model", "gpt-image-2-2026-04-21",
+                        "--json", env=wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    fields = fake_wisgate.requests[-1].fields
+    assert fields["model"] == "gpt-image-2-2026-04-21"
+    assert fields["size"] == json.loads(finished.stdout)["request"]["size"] == "1776x592"
+    assert "input_fidelity" not in fields
+    refused = run_tool("edit", picture, "--prompt", "x", "--model", "gpt-image-2.5-preview",
+                       "--size", "1024x512", env=wisgate_env("echo"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "gpt-image-2.5-preview does not take the size 1024x512 (it must have at least 655360 "
+        "pixels, 1024x640 for example): use auto or a size such as 1536x1024.")
+    assert len(fake_wisgate.requests) == 1
+
+
 # -- models outside the GPT image families ---------------------------------------------------
 def test_dall_e_2_gets_a_plain_request(tmp_path, wisgate_env, fake_wisgate):
     picture = save(scene(320, 240), tmp_path / "photo.png")

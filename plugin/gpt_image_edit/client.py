@@ -610,7 +610,7 @@ class _StreamedEdit:
             raise BadResponseError("WisGate's stream held an event that is not valid JSON: "
                                    "try again in a few minutes.")
         kind = payload.get("type") or event.name
-        if kind == "error" or event.name == "error" or "error" in payload:
+        if kind == "error" or event.name == "error" or payload.get("error"):
             raise _stream_error(payload)
         if kind == PARTIAL_IMAGE_EVENT:
             self._preview(payload)
