@@ -488,7 +488,6 @@ def _claim_preview(temporary: Path, folder: Path, stem: str, number: int) -> Pat
                          else f"{stem}-preview{run}-{number}.png")
         if link_without_overwriting(temporary, name):
             return name
-    raise AssertionError("unreachable")
 
 
 def check_previews_folder(folder: Path) -> None:
