@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -399,3 +400,39 @@ def test_core_asks_before_sending_above_the_limit(private_tmp, wisgate_env, fake
     else:
         assert (outcome.status, outcome.message) == ("error", document.cost_questions[0])
         assert image.snapshot() == before and fake_wisgate.requests == []
+
+
+# -- settings --------------------------------------------------------------------------------
+def test_the_new_settings_are_saved_shown_and_checked(tmp_path, wisgate_env, fake_wisgate):
+    env = wisgate_env("echo")
+    config = Path(env["GPT_IMAGE_EDIT_CONFIG"])
+    saved = subprocess.run(
+        [sys.executable, "-m", "gpt_image_edit", "settings", "--update-from-stdin"], env=env,
+        input=json.dumps({"partial_images": 0, "max_cost_usd": 0.5,
+                          "prices": {"gpt-image-2": {"image_output": 20}}}),
+        capture_output=True, text=True, timeout=120)
+    assert saved.returncode == 0, saved.stderr
+    effective = json.loads(saved.stdout)["effective"]
+    assert effective["partial_images"] == {"value": 0, "source": f"settings file {config}"}
+    assert effective["max_cost_usd"] == {"value": 0.5, "source": f"settings file {config}"}
+    assert effective["prices"]["value"]["gpt-image-2"]["image_output"] == 20
+    picture = save(scene(320, 240), tmp_path / "photo.png")
+    finished = run_tool("edit", picture, "--prompt", "x", "--json", env=env)
+    assert finished.returncode == 0, finished.stderr
+    assert "stream" not in fake_wisgate.requests[-1].fields  # 0 previews: a plain request
+    line = json.loads(finished.stdout)
+    assert line["cost_usd"] == expected_cost(line["usage"], (5, 8, 20))
+    refused = subprocess.run(
+        [sys.executable, "-m", "gpt_image_edit", "settings", "--update-from-stdin"], env=env,
+        input='{"partial_images": 5}', capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("partial_images (5) is not a number of live previews "
+                                      "from 0 to 3: set it to, for example, 2 (0 turns them "
+                                      "off).")
+    config.write_text(json.dumps({"prices": {"my-model": {"text_input": 1}}}))
+    broken = run_tool("edit", picture, "--prompt", "x", env=env)
+    assert broken.returncode == 2
+    assert broken.stderr.strip() == (
+        f"The setting 'prices' in {config} is not usable (the price of 'my-model' lacks "
+        "image_input, image_output): give each model name prefix text_input, image_input and "
+        "image_output in USD per million tokens.")

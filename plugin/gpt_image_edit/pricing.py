@@ -41,7 +41,7 @@ CHARACTERS_PER_TOKEN = 4
 
 
 class PriceError(ValueError):
-    """A price table that cannot be used; its text is the sentence to show."""
+    """A price table that cannot be used; its text says why (a clause, not a sentence)."""
 
 
 def merged_prices(overrides=None):
@@ -51,26 +51,19 @@ def merged_prices(overrides=None):
     if overrides is None:
         return table
     if not isinstance(overrides, dict):
-        raise PriceError(u"The prices setting is not an object of model name prefixes: "
-                         u"write it as {\"gpt-image-2\": {\"text_input\": 5, "
-                         u"\"image_input\": 8, \"image_output\": 30}}.")
+        raise PriceError(u"it is not an object of model name prefixes")
     for prefix, entry in overrides.items():
         if not isinstance(entry, dict):
-            raise PriceError(u"The price of '%s' is not an object: give text_input, "
-                             u"image_input and image_output in USD per million tokens."
-                             % prefix)
+            raise PriceError(u"the price of '%s' is not an object" % prefix)
         merged = dict(table.get(prefix, {}))
         for kind, value in entry.items():
             if kind not in PRICE_KINDS or not _is_price(value):
-                raise PriceError(u"The price '%s' of '%s' is not one of text_input, "
-                                 u"image_input, image_output with a number of USD per "
-                                 u"million tokens: correct it." % (kind, prefix))
+                raise PriceError(u"'%s' of '%s' is not one of %s with a number"
+                                 % (kind, prefix, u", ".join(PRICE_KINDS)))
             merged[kind] = float(value)
         missing = [kind for kind in PRICE_KINDS if kind not in merged]
         if missing:
-            raise PriceError(u"The price of '%s' lacks %s: give text_input, image_input and "
-                             u"image_output in USD per million tokens."
-                             % (prefix, u", ".join(missing)))
+            raise PriceError(u"the price of '%s' lacks %s" % (prefix, u", ".join(missing)))
         table[prefix] = merged
     return table
 

@@ -160,7 +160,9 @@ def parse_prices(value, path) -> dict:
     try:
         return merged_prices(value)
     except PriceError as error:
-        raise BadInputError(f"{error} (the setting 'prices' in {path})") from None
+        raise BadInputError(f"The setting 'prices' in {path} is not usable ({error}): give "
+                            "each model name prefix text_input, image_input and image_output "
+                            "in USD per million tokens.") from None
 
 
 def settings_summary(environ=os.environ) -> dict:
@@ -184,8 +186,7 @@ def settings_summary(environ=os.environ) -> dict:
             api_key_stored=_stored_text(stored, "api_key", path) is not None,
             api_key_available=load_settings(environ).api_key is not None)
     except BadInputError as error:
-        summary["problem"] = str(error)
-        stored = {}
+        summary["problem"] = str(error)  # `stored` keeps what could be read, if anything
     summary["effective"] = _effective(environ, stored, path)
     if summary["problem"] is None and has_userinfo(summary["effective"]["base_url"]["raw"]):
         summary["problem"] = endpoint_has_userinfo()
@@ -283,12 +284,12 @@ def save_settings(changes: dict, environ=os.environ) -> Path:
         changes = dict(changes, timeout=parse_timeout(changes["timeout"], "The timeout"))
     if changes.get("partial_images") is not None:
         changes = dict(changes, partial_images=parse_partial_images(
-            changes["partial_images"], "The number of live previews"))
+            changes["partial_images"], f"partial_images ({changes['partial_images']!r})"))
     if changes.get("max_cost_usd") is not None:
-        changes = dict(changes, max_cost_usd=parse_max_cost(changes["max_cost_usd"],
-                                                            "The spending limit"))
+        changes = dict(changes, max_cost_usd=parse_max_cost(
+            changes["max_cost_usd"], f"max_cost_usd ({changes['max_cost_usd']!r})"))
     if changes.get("prices") is not None:
-        parse_prices(changes["prices"], "the settings to save")
+        parse_prices(changes["prices"], "the settings to save")  # refused before writing
     _check_folder(path.parent)
     try:
         stored = _read_file(path)
