@@ -6,8 +6,9 @@ every file in plug-ins/ it deems executable (on Windows every .py), so only its 
 there; the helper modules (the host core, the host module, the settings dialog), the worker
 description and the manual go to plug-ins/gpt-image-edit-gimp2-lib/, a folder GIMP 2.10
 looks into only for a file named like the folder, which there is not. Both get the worker's
-pure geometry module (plugin/gpt_image_edit/geometry.py, valid Python 2.7 and 3) beside the
-host core as gpt_image_edit_geometry.py: one source, imported by both sides. The manual for
+pure modules (plugin/gpt_image_edit/geometry.py and pricing.py, valid Python 2.7 and 3)
+beside the host core as gpt_image_edit_geometry.py and gpt_image_edit_pricing.py: one
+source, imported by both sides. The manual for
 the dialogs' Help goes from docs/ into the layout of a GIMP help domain (help/<language>/
 gimp-help.xml maps help ids to pages); each entry registers it.
 """
@@ -27,13 +28,14 @@ GIMP2_LIB = "gpt-image-edit-gimp2-lib"  # also the folder of GIMP 2.10's own mod
 HOST_MODULE = "gpt_image_edit_host.py"
 HOST_CORE = "gpt_image_edit_core.py"
 HOST_MODULES = (HOST_CORE, HOST_MODULE)
-GEOMETRY_SOURCE = Path("gpt_image_edit") / "geometry.py"
-GEOMETRY_MODULE = "gpt_image_edit_geometry.py"
+# The worker's pure modules the host core imports: source in the package -> name beside it.
+SHARED_MODULES = {Path("gpt_image_edit") / "geometry.py": "gpt_image_edit_geometry.py",
+                  Path("gpt_image_edit") / "pricing.py": "gpt_image_edit_pricing.py"}
 WORKER_FILE = "gpt-image-edit-worker.json"
 HELP_FILES = ("manual.html", "gimp-help.xml")
 HELP_FOLDER = Path("help") / "en"
 # What earlier versions put loose into GIMP 2.10's plug-ins/ (removed on upgrade).
-GIMP2_LOOSE = tuple(name for module in HOST_MODULES + (GEOMETRY_MODULE,)
+GIMP2_LOOSE = tuple(name for module in HOST_MODULES + tuple(SHARED_MODULES.values())
                     for name in (module, module + "c")) + (WORKER_FILE,)
 
 
@@ -82,9 +84,11 @@ def _install_gimp3(steps, folder, plugin_source, worker) -> None:
     for required in (source / GIMP3_ENTRY, *(docs / name for name in HELP_FILES)):
         _require(required)
     target = folder.plug_ins / GIMP3_FOLDER
-    _require(plugin_source / GEOMETRY_SOURCE)
+    for shared in SHARED_MODULES:
+        _require(plugin_source / shared)
     steps.replace_tree(source, target)
-    steps.copy_file(plugin_source / GEOMETRY_SOURCE, target / GEOMETRY_MODULE)
+    for shared, module in SHARED_MODULES.items():
+        steps.copy_file(plugin_source / shared, target / module)
     steps.set_executable(target / GIMP3_ENTRY)
     for name in HELP_FILES:
         steps.copy_file(docs / name, target / HELP_FOLDER / name)
@@ -95,7 +99,7 @@ def _install_gimp2(steps, folder, plugin_source, worker) -> None:
     entry = plugin_source / GIMP2_ENTRY
     docs = plugin_source.parent / "docs"
     modules = [plugin_source / GIMP3_FOLDER / module for module in HOST_MODULES]
-    for required in (entry, plugin_source / GEOMETRY_SOURCE, *modules,
+    for required in (entry, *(plugin_source / shared for shared in SHARED_MODULES), *modules,
                      *(docs / name for name in HELP_FILES)):
         _require(required)
     for name in GIMP2_LOOSE:
@@ -104,7 +108,8 @@ def _install_gimp2(steps, folder, plugin_source, worker) -> None:
     steps.replace_tree(plugin_source / GIMP2_LIB, lib)  # also drops Python 2.7's old caches
     for module in modules:
         steps.copy_file(module, lib / module.name)
-    steps.copy_file(plugin_source / GEOMETRY_SOURCE, lib / GEOMETRY_MODULE)
+    for shared, module in SHARED_MODULES.items():
+        steps.copy_file(plugin_source / shared, lib / module)
     for name in HELP_FILES:
         steps.copy_file(docs / name, lib / HELP_FOLDER / name)
     steps.write_json(lib / WORKER_FILE, worker)

@@ -10,6 +10,7 @@ and GIMP 2.10 (tests/test_gimp2.py); tests/host_policies.py holds what they shar
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -110,6 +111,9 @@ class FakeDocument(core.Document):
         self.progress: list[tuple] = []
         self.exported: dict[str, Image.Image] = {}
         self.calls: list[str] = []
+        self.previews: list[tuple] = []
+        self.cost_questions: list[str] = []
+        self.confirm = False  # the answer confirm_cost gives (an interactive user's)
 
     def _call(self, name):
         self.calls.append(name)
@@ -233,6 +237,22 @@ class FakeDocument(core.Document):
 
     def progress_end(self):
         self.progress.append(("end",))
+
+    # -- live previews and cost ---------------------------------------------------------
+    def show_preview(self, path, placement):
+        """Records what a retoucher would see: the preview's pixels (read now, as an
+        adapter must: the job folder goes with the edit), where, and when."""
+        with Image.open(path) as picture:
+            picture.load()
+            self.previews.append(("show", picture.copy(), dict(placement),
+                                  time.monotonic(), list(self.image.names())))
+
+    def clear_preview(self):
+        self.previews.append(("clear", time.monotonic()))
+
+    def confirm_cost(self, message):
+        self.cost_questions.append(message)
+        return self.confirm
 
 
 def layer(name: str, pixels: Image.Image, offsets=(0, 0)) -> Item:

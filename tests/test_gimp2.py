@@ -34,6 +34,7 @@ HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
 LIB = REPO / "plugin" / "gpt-image-edit-gimp2-lib"
 CORE = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_core.py"
 GEOMETRY = REPO / "plugin" / "gpt_image_edit" / "geometry.py"
+PRICING = REPO / "plugin" / "gpt_image_edit" / "pricing.py"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
 PROCEDURE = "python-fu-gpt-image-edit"
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
@@ -85,6 +86,7 @@ def lay_out_plug_ins(plug_ins: Path) -> Path:
     for module in (HOST, CORE):
         shutil.copy(module, lib / module.name)
     shutil.copy(GEOMETRY, lib / "gpt_image_edit_geometry.py")
+    shutil.copy(PRICING, lib / "gpt_image_edit_pricing.py")
     return plug_ins
 
 

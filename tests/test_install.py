@@ -338,14 +338,17 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     assert "gpt-image-edit.py" in shipped
     assert "gpt_image_edit_core.py" in shipped
     assert sorted(p.name for p in entry3.iterdir()) == sorted(
-        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py", "help"])
+        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py",
+                   "gpt_image_edit_pricing.py", "help"])
     for name in ("manual.html", "gimp-help.xml"):
         assert (entry3 / "help" / "en" / name).read_bytes() == \
             (checkout / "docs" / name).read_bytes()
-    # One geometry, shipped beside both host cores: the worker package's own file.
-    geometry = (checkout / "plugin" / "gpt_image_edit" / "geometry.py").read_bytes()
-    assert (entry3 / "gpt_image_edit_geometry.py").read_bytes() == geometry
-    assert (lib2 / "gpt_image_edit_geometry.py").read_bytes() == geometry
+    # One geometry and one price table, shipped beside both host cores: the worker
+    # package's own files.
+    for name in ("geometry", "pricing"):
+        source = (checkout / "plugin" / "gpt_image_edit" / f"{name}.py").read_bytes()
+        assert (entry3 / f"gpt_image_edit_{name}.py").read_bytes() == source
+        assert (lib2 / f"gpt_image_edit_{name}.py").read_bytes() == source
     for module in ("gpt_image_edit_core.py", "gpt_image_edit_host.py"):
         assert (lib2 / module).read_bytes() == (entry3 / module).read_bytes()
     # The same manual for GIMP 2.10's Help, in the helper folder (its entry registers it).
@@ -362,7 +365,8 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     assert os.access(plug_ins2 / "gpt-image-edit-gimp2.py", os.X_OK)
     assert sorted(p.name for p in lib2.iterdir()) == [
         "gpt-image-edit-worker.json", "gpt_image_edit_core.py", "gpt_image_edit_geometry.py",
-        "gpt_image_edit_host.py", "gpt_image_edit_settings2.py", "help"]
+        "gpt_image_edit_host.py", "gpt_image_edit_pricing.py", "gpt_image_edit_settings2.py",
+        "help"]
     assert not any(p.stem == lib2.name or (p.is_file() and os.access(p, os.X_OK))
                for p in lib2.iterdir())
     assert worker_file(lib2) == expected

@@ -51,9 +51,10 @@ def manifest_of(job_path: Path) -> dict:
 
 
 def leftovers(job_path: Path) -> list[str]:
-    """Everything in the results folder but the manifest."""
+    """Everything in the results folder but the manifest and the live previews (the host
+    deletes the whole job folder; tests/test_stream.py checks the previews)."""
     return sorted(name for name in os.listdir(job_path.parent / "results")
-                  if name != "manifest.json")
+                  if name != "manifest.json" and not name.startswith("preview-"))
 
 
 def rgba_with_alpha(width: int, height: int) -> Image.Image:
@@ -81,7 +82,7 @@ def test_success_manifest_places_results_in_image_coordinates(tmp_path, wisgate_
     assert manifest["results"] == [{"path": "variant-1.png", "variant": 1},
                                    {"path": "variant-2.png", "variant": 2}]
     assert manifest["request"]["n"] == 2 and manifest["request"]["model"] == "gpt-image-2"
-    assert manifest["usage"]["output_tokens"] == 2 * 4160
+    assert manifest["usage"]["output_tokens"] == 2 * (4160 + 2 * 100)  # two previews each
     assert leftovers(job_path) == ["variant-1.png", "variant-2.png"]
     region = picture.crop((236, 86, 236 + 228, 86 + 208))
     for entry in manifest["results"]:
@@ -93,7 +94,9 @@ def test_success_manifest_places_results_in_image_coordinates(tmp_path, wisgate_
         expected = tuple(255 - value for value in picture.getpixel((350, 190))[:3])
         assert inside == pytest.approx(expected, abs=6)
     assert events[-1] == {"event": "done", "ok": True, "manifest": "results/manifest.json"}
-    stages = [event["stage"] for event in events[:-1]]
+    stages = [event["stage"] for event in events[:-1] if event["event"] == "progress"]
+    previews = [event["index"] for event in events if event["event"] == "preview"]
+    assert previews == [1, 2, 3, 4]  # two of each picture, by default
     assert stages[0] == "prepare" and "upload" in stages and stages[-1] == "finish"
     assert stages.count("prepare") == 1
 
@@ -111,19 +114,19 @@ def test_whole_layer_without_selection(tmp_path, wisgate_env):
 
 
 def test_opaque_result_at_the_regions_size_is_written_as_received(tmp_path, wisgate_env):
-    picture = scene(320, 240)
-    job_path = write_job(tmp_path / "job", picture, size="320x240")
+    picture = scene(1024, 768)
+    job_path = write_job(tmp_path / "job", picture, size="1024x768")
     finished, _ = run_worker(job_path, wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     source = (job_path.parent / "source.png").read_bytes()
     # Uploaded as the file itself and echoed: the result file is those very bytes (RGB).
     assert (job_path.parent / "results" / "variant-1.png").read_bytes() == source
-    assert manifest_of(job_path)["placement"] == {"x": 0, "y": 0, "width": 320, "height": 240}
+    assert manifest_of(job_path)["placement"] == {"x": 0, "y": 0, "width": 1024, "height": 768}
 
 
 def test_result_of_a_layer_with_alpha_is_encoded_as_rgba(tmp_path, wisgate_env):
-    picture = rgba_with_alpha(320, 240)
-    job_path = write_job(tmp_path / "job", picture, size="320x240")
+    picture = rgba_with_alpha(1024, 768)
+    job_path = write_job(tmp_path / "job", picture, size="1024x768")
     finished, _ = run_worker(job_path, wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     result = Image.open(job_path.parent / "results" / "variant-1.png")
@@ -318,7 +321,9 @@ def test_manifest_is_written_after_every_complete_result(tmp_path, wisgate_env, 
     monkeypatch.setattr(job_module.os, "replace", watched_replace)
     code, _ = run_in_process(job_path, capsys)
     assert code == 0
-    assert renames == ["variant-1.png", "variant-2.png", "variant-3.png", "manifest.json"]
+    # The live previews (two per picture by default) come first, as they arrived.
+    assert renames == [f"preview-{number}.png" for number in range(1, 7)] + [
+        "variant-1.png", "variant-2.png", "variant-3.png", "manifest.json"]
 
 
 def test_unexpected_failure_leaves_a_manifest_pointing_to_the_log(tmp_path, wisgate_env,

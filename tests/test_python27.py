@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gpt_image_edit import pricing
 from gpt_image_edit.geometry import Box, plan_region, request_size, sent_size
 from tests import debian_root, real_gimp
 from tests import host_policies as policies
@@ -35,7 +36,8 @@ def say(stage, message):
                                  "message": message}) + "\n")
     sys.stdout.flush()
 def manifest(content):
-    os.mkdir(output)
+    if not os.path.isdir(output):
+        os.mkdir(output)
     with open(os.path.join(output, "manifest.json.tmp"), "w") as handle:
         json.dump(content, handle)
     os.rename(os.path.join(output, "manifest.json.tmp"), os.path.join(output, "manifest.json"))
@@ -51,9 +53,16 @@ if prompt == "fail":
     manifest({"protocol": 1, "ok": False,
               "error": {"kind": "quota", "message": u"Quota used up \u2014 top it up."}})
     sys.exit(3)
+os.mkdir(output)
+open(os.path.join(output, "preview-1.png"), "wb").close()
+for path in ("results/preview-1.png", "../../etc/passwd", "/etc/passwd"):
+    sys.stdout.write(json.dumps({"event": "preview", "path": path, "index": 1,
+                                 "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
+                                 "elapsed": 0.2}) + "\n")
 say("finish", u"Placing 1 result \u2713")
 manifest({"protocol": 1, "ok": True, "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
-          "results": [{"path": "variant-1.png", "variant": 1}], "usage": {}})
+          "results": [{"path": "variant-1.png", "variant": 1}], "usage": {"output_tokens": 7},
+          "cost_usd": 0.25})
 '''
 
 # Runs inside the root under python2.7; prints one JSON object with what it saw.
@@ -68,6 +77,7 @@ for path in ("/tmp/src/plugin/gpt-image-edit-gimp2.py",
              "/tmp/src/plugin/gpt_image_edit/geometry.py",
              "/tmp/src/plugin/gpt-image-edit-gimp2-lib/gpt_image_edit_settings2.py",
              "/tmp/src/tests/gimp2/run_cases.py", "/tmp/src/tests/gimp2/read_parasites.py",
+             "/tmp/src/plugin/gpt_image_edit/pricing.py",
              "/tmp/src/tests/gimpfu_shim/gimp.py", "/tmp/src/tests/gimpfu_shim/gimpfu.py",
              "/tmp/src/tests/gimpfu_shim/gimpenums.py"):
     py_compile.compile(path, cfile="/tmp/work/compiled.pyc", doraise=True)
@@ -83,6 +93,8 @@ shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py", lib)
 shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py", lib)
 shutil.copy("/tmp/src/plugin/gpt_image_edit/geometry.py",
             os.path.join(lib, "gpt_image_edit_geometry.py"))
+shutil.copy("/tmp/src/plugin/gpt_image_edit/pricing.py",
+            os.path.join(lib, "gpt_image_edit_pricing.py"))
 sys.path.insert(0, "/tmp/src/tests/gimpfu_shim")
 sys.path.insert(0, lib)
 import gpt_image_edit_host as host
@@ -109,9 +121,12 @@ def run(prompt, cancel=False):
     mode = oct(os.stat(folder).st_mode & 0o777)
     outcome = {"job": written, "folder_mode": mode}
     current = None
+    previews = []
     try:
         with job:
-            current = host.WorkerRun(worker, job)
+            current = host.WorkerRun(worker, job, on_preview=lambda preview: previews.append(
+                [os.path.relpath(preview.path, folder), preview.index, preview.placement,
+                 os.path.exists(preview.path)]))
             ticks = []
             def tick(active):
                 ticks.append(active.last_message)
@@ -121,6 +136,8 @@ def run(prompt, cancel=False):
             outcome["last_message"] = current.last_message
     except host.HostError as error:
         outcome["error"] = error.args[0]
+        outcome["kind"] = error.kind
+    outcome["previews"] = previews
     outcome["folder_removed"] = not os.path.exists(folder)
     outcome["exit"] = current._process.poll()
     return outcome
@@ -172,7 +189,8 @@ class Document(core.Document):
     def move(self, item, x, y): self.log.append(["move", x, y])
     def add_selection_mask(self, item): self.log.append(["mask"])
     def attach_parasite(self, item, name, text):
-        self.log.append(["parasite", name, json.loads(text)["prompt"]])
+        record = json.loads(text)
+        self.log.append(["parasite", name, record["prompt"], record["cost_usd"]])
     def select(self, item): self.log.append(["select", item["name"]])
     def undo_group_start(self): self.log.append(["undo-start"])
     def undo_group_end(self): self.log.append(["undo-end"])
@@ -198,6 +216,20 @@ arguments = core.Arguments({"prompt": entry.text("ciel d\xe2\x80\x99orage"),
                             "quality": entry.quality_name(1), "variants": 2}).for_job()
 seen["arguments"] = arguments
 seen["name"] = entry.native(core.host.layer_name((arguments["prompt"] + u" ") * 4)).decode("utf-8")
+# The shared price table and estimate under Python 2.7.
+import gpt_image_edit_pricing as pricing
+usage = {"input_tokens": 1234, "output_tokens": 4160,
+         "input_tokens_details": {"text_tokens": 34, "image_tokens": 1200}}
+seen["pricing"] = {
+    "costs": [pricing.cost_of(usage, model) for model in
+              ("gpt-image-2-2026-04-21", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini",
+               "dall-e-2")],
+    "estimates": [pricing.estimate("gpt-image-2", 1536, 1024, quality, 2, 3, 41,
+                                   [(512, 300)]) for quality in ("low", "medium", "high")],
+    "core": core.estimate(core.Plan(None, None, core.geometry.Box(0, 0, 6000, 4000),
+                                    None, False),
+                          core.Arguments({"prompt": "sky", "variants": 2})),
+}
 sys.stdout.write(json.dumps(seen))
 '''
 
@@ -325,3 +357,31 @@ def test_host_reports_failures_under_python_2_7(python27, case, sentence):
 def test_cancel_terminates_the_worker(python27):
     assert python27["cancel"]["exit"] == -15  # SIGTERM, not the end of its 120 s sleep
     assert python27["crash"]["exit"] == 5 and python27["ok"]["exit"] == 0
+
+
+def test_prices_and_estimates_are_the_same_under_python_2_7(python27):
+    """The one price table and estimate, imported by the host core under 2.7, gives the
+    worker's numbers under 3, exactly."""
+    usage = {"input_tokens": 1234, "output_tokens": 4160,
+             "input_tokens_details": {"text_tokens": 34, "image_tokens": 1200}}
+    assert python27["pricing"]["costs"] == [
+        pricing.cost_of(usage, model) for model in
+        ("gpt-image-2-2026-04-21", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini",
+         "dall-e-2")]
+    assert python27["pricing"]["costs"][-1] is None
+    assert python27["pricing"]["estimates"] == [
+        pricing.estimate("gpt-image-2", 1536, 1024, quality, 2, 3, 41, [(512, 300)])
+        for quality in ("low", "medium", "high")]
+    width, height = request_size(6000, 4000, "gpt-image-2")
+    assert python27["pricing"]["core"] == pricing.estimate("gpt-image-2", width, height,
+                                                           "high", 2, 2, 3)
+
+
+def test_host_hands_previews_on_and_keeps_to_the_job_folder_under_python_2_7(python27):
+    # Announced paths outside the job folder are never opened nor handed on.
+    assert python27["ok"]["previews"] == [
+        ["results/preview-1.png", 1, {"x": 1, "y": 2, "width": 3, "height": 4}, True]]
+    assert python27["fail"]["kind"] == "quota"
+    status, log, job = python27["whole"]
+    parasite = next(entry for entry in log if entry[0] == "parasite")
+    assert parasite[3] == 0.25  # the manifest's cost_usd, into the provenance record

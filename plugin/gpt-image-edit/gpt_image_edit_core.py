@@ -19,15 +19,20 @@ import traceback
 
 import gpt_image_edit_host as host
 
-try:  # the installer's copy of the worker's own module, beside this file
+try:  # the installer's copies of the worker's own modules, beside this file
     import gpt_image_edit_geometry as geometry
+    import gpt_image_edit_pricing as pricing
 except ImportError:  # in the repository (tests): the worker package itself
-    from gpt_image_edit import geometry
+    from gpt_image_edit import geometry, pricing
 
 QUALITIES = ("auto", "low", "medium", "high")
 DEFAULT_MODEL = "gpt-image-2"
 DEFAULT_QUALITY = "high"
 MAX_VARIANTS = 10
+# The worker's default for the partial_images setting (its settings.py), for estimates made
+# before the worker runs.
+DEFAULT_PARTIAL_IMAGES = 2
+COST_LIMIT_KIND = "cost_limit"
 # The worker reports no fraction, only elapsed time: the bar creeps towards this so it
 # keeps moving (GIMP is alive) without ever claiming to be done.
 PROGRESS_CEILING = 0.95
@@ -215,6 +220,23 @@ class Document(object):
     def flush(self):
         """Show the changes (GIMP's displays_flush)."""
 
+    # -- live previews and cost (hooks: no-ops until an adapter fills them) ---------------
+    def show_preview(self, path, placement):
+        """Show the live preview at `path` (a PNG the size of a result, to be scaled to
+        `placement`: x, y, width, height in image coordinates) where the result will land,
+        replacing the one shown before. Called on the host's thread while the worker runs.
+        Never enters the undo history or the saved file."""
+
+    def clear_preview(self):
+        """Take away whatever show_preview showed (called once the worker ended, whatever
+        the outcome, before the results are placed)."""
+
+    def confirm_cost(self, message):
+        """The worker refused an edit estimated above the spending limit; `message` says so.
+        True to send it all the same (an interactive run asks the user), False to stop with
+        that message (non-interactive runs)."""
+        return False
+
     # -- waiting ------------------------------------------------------------------------
     def progress_start(self, text):
         raise NotImplementedError
@@ -260,11 +282,7 @@ def edit(document, entry_dir):
         plan = plan_edit(document, layer, arguments)
         with host.Job() as job:
             export(document, plan, job)
-            job.write(arguments.for_job(), job_layer(plan),
-                      source_origin=(plan.region.x, plan.region.y),
-                      source_size=(plan.region.width, plan.region.height),
-                      with_selection=plan.with_selection)
-            manifest = run_worker(document, worker, job)
+            manifest = run_job(document, worker, job, plan, arguments)
             place_results(document, plan, job, manifest, arguments)
         document.flush()
     except Cancelled:
@@ -340,13 +358,49 @@ def export(document, plan, job):
         raise host.HostError(NOT_EXPORTED)
 
 
+def run_job(document, worker, job, plan, arguments):
+    """Write the job and run the worker; an estimate above the spending limit is sent only
+    when the document confirms it (then with a second worker start)."""
+    def write(cost_confirmed):
+        job.write(arguments.for_job(), job_layer(plan),
+                  source_origin=(plan.region.x, plan.region.y),
+                  source_size=(plan.region.width, plan.region.height),
+                  with_selection=plan.with_selection, cost_confirmed=cost_confirmed)
+
+    write(False)
+    try:
+        return run_worker(document, worker, job)
+    except host.HostError as error:
+        if error.kind != COST_LIMIT_KIND or not document.confirm_cost(error.args[0]):
+            raise
+    write(True)
+    return run_worker(document, worker, job)
+
+
 def run_worker(document, worker, job):
     try:
-        run = host.WorkerRun(worker, job)
+        run = host.WorkerRun(worker, job, on_preview=lambda preview: document.show_preview(
+            preview.path, preview.placement))
     except OSError:
         raise host.HostError(host.NOT_INSTALLED)
-    with run:
-        return document.wait_for_worker(run)
+    try:
+        with run:
+            return document.wait_for_worker(run)
+    finally:
+        if run.previews:
+            document.clear_preview()
+
+
+def estimate(plan, arguments, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None):
+    """What the edit planned would cost, before anything runs (pricing.estimate: tokens and
+    `cost_usd`, None when the model has no price): for a dialog's estimate line or the
+    progress text. `prices` is the merged price table (None: the built-in one)."""
+    width, height = geometry.request_size(plan.region.width, plan.region.height,
+                                          arguments.model, arguments.size)
+    previews = partial_images if geometry.is_gpt_image(arguments.model) else 0
+    return pricing.estimate(arguments.model, width, height, arguments.quality,
+                            arguments.variants, previews, len(arguments.prompt),
+                            prices=prices)
 
 
 # ---------------------------------------------------------------------------------------

@@ -42,7 +42,26 @@ NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/
 
 
 class HostError(Exception):
-    """A failure with one sentence for the user as its text."""
+    """A failure with one sentence for the user as its text; `kind` is the worker's error
+    kind when the worker reported one (docs/job-protocol.md), else None."""
+
+    def __init__(self, message, kind=None):
+        Exception.__init__(self, message)
+        self.kind = kind
+
+
+class Preview(object):
+    """A live preview the worker wrote: `path` (a PNG the size of a result, in the job's
+    results folder), `index` (1, 2, ... in arrival order) and `placement` (where the result
+    will land, image coordinates: x, y, width, height)."""
+
+    def __init__(self, path, index, placement):
+        self.path = path
+        self.index = index
+        self.placement = placement
+
+    def __repr__(self):
+        return "Preview(%r, %r, %r)" % (self.path, self.index, self.placement)
 
 
 class Worker(object):
@@ -108,14 +127,16 @@ class Job(object):
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
-              with_selection=False):
+              with_selection=False, partial_images=None, cost_confirmed=False):
         """Write job.json.
 
         arguments: dict with prompt, model, size, quality, variants;
         layer: dict with width, height, offset_x, offset_y;
         source_origin: where source.png's top-left pixel sits in layer coordinates;
         source_size: (width, height) of the region source.png stands for, in layer pixels,
-        when it was exported scaled down (None: source.png is at full size).
+        when it was exported scaled down (None: source.png is at full size);
+        partial_images: live previews to ask for (None: the worker's setting);
+        cost_confirmed: the user agreed to an estimate above the spending limit.
         """
         source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
         if source_size is not None:
@@ -132,18 +153,37 @@ class Job(object):
             "selection": {"path": "selection.png"} if with_selection else None,
             "output_dir": "results",
         }
+        if partial_images is not None:
+            job["partial_images"] = int(partial_images)
+        if cost_confirmed:
+            job["cost_confirmed"] = True
         with open(self.path, "w") as handle:
             json.dump(job, handle)
 
     def result_path(self, entry):
         return os.path.join(self.output_dir, entry["path"])
 
+    def inside(self, relative):
+        """`relative` (a path a progress line names) inside the job's folder, or None when
+        it is not text, absolute or climbs out: the host opens nothing else."""
+        try:
+            parts = relative.replace("\\", "/").split("/")
+        except AttributeError:
+            return None
+        if not relative or os.path.isabs(relative) or ".." in parts:
+            return None
+        return os.path.join(self.folder, *parts)
+
 
 class WorkerRun(object):
-    """One running worker. poll() from the host's main loop; nothing here blocks for long."""
+    """One running worker. poll() from the host's main loop; nothing here blocks for long.
+    `on_preview(preview)` (a Preview) is called from poll(), so on the host's own thread,
+    for each live preview the worker announces."""
 
-    def __init__(self, worker, job):
+    def __init__(self, worker, job, on_preview=None):
         self.job = job
+        self.on_preview = on_preview
+        self.previews = []
         self.started = time.time()
         self.last_message = "Starting"
         self._lines = queue.Queue()
@@ -190,7 +230,19 @@ class WorkerRun(object):
             event = _parse(raw)
             if event and event.get("event") == "progress" and event.get("message"):
                 self.last_message = event["message"]
+            elif event and event.get("event") == "preview":
+                self._preview(event)
         return self._process.poll() is None
+
+    def _preview(self, event):
+        path = self.job.inside(event.get("path"))
+        placement = event.get("placement")
+        if path is None or not isinstance(placement, dict) or self._cancelled:
+            return
+        preview = Preview(path, event.get("index"), placement)
+        self.previews.append(preview)
+        if self.on_preview is not None:
+            self.on_preview(preview)
 
     def wait(self, on_tick=None, interval=0.1):
         """Block until the worker ends, calling on_tick(run) about every interval seconds."""
@@ -219,8 +271,9 @@ class WorkerRun(object):
                             "The GPT Image Edit worker stopped unexpectedly (exit code %s); "
                             "see the log in the gpt-image-edit settings folder." % code)
         if not manifest.get("ok"):
-            raise HostError(manifest.get("error", {}).get("message")
-                            or "The edit failed for an unknown reason.")
+            error = manifest.get("error") or {}
+            raise HostError(error.get("message") or "The edit failed for an unknown reason.",
+                            error.get("kind"))
         return manifest
 
 
@@ -266,6 +319,8 @@ def provenance(manifest, arguments, variant):
         "quality": arguments["quality"],
         "variant": variant,
         "usage": manifest.get("usage", {}),
+        # USD from the usage and the price table; null when unknown.
+        "cost_usd": manifest.get("cost_usd"),
     }
     return json.dumps(record, sort_keys=True)
 

@@ -83,6 +83,19 @@ def load_source(path, exif_transpose: bool = False) -> Source:
     return Source(_picture_of(image, exif_transpose), data if keep else None)
 
 
+def picture_size(path) -> tuple[int, int]:
+    """The size load_source(path, exif_transpose=True) gives, from the file's header alone
+    (an estimate of a large batch decodes nothing); an unreadable file gets load_source's
+    sentence."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            turned = image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+    except Exception:
+        return load_source(path, exif_transpose=True).picture.size
+    return (height, width) if turned else (width, height)
+
+
 def load_selection(path, exif_transpose: bool = False) -> Image.Image:
     """A grayscale selection (255 selected, 0 not) as 8-bit L."""
     image = _open(path)
@@ -209,6 +222,9 @@ def _picture_of(image: Image.Image, exif_transpose: bool) -> Image.Image:
     if exif_transpose:
         image = ImageOps.exif_transpose(image)
     return _to_8bit(image, "RGBA")
+
+
+EXIF_ORIENTATION = 0x0112
 
 
 def _open(path, stream=None) -> Image.Image:

@@ -19,7 +19,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from .errors import EXIT_HOST_GONE, EXIT_OK, BadInputError, EditError, unexpected_failure
+from .errors import (
+    EXIT_HOST_GONE,
+    EXIT_OK,
+    BadInputError,
+    CostLimitError,
+    EditError,
+    settings_place,
+    unexpected_failure,
+)
 from .files import (
     discard,
     is_full_disk,
@@ -35,6 +43,7 @@ TICK_SECONDS = 1.0
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
+PREVIEW_PATTERN = "preview-*.png"
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,11 @@ class Job:
     output_dir: Path
     # (name, path) of each reference picture; the name is for the provenance record only.
     references: tuple[tuple[str, Path], ...] = ()
+    # Live previews asked for (None: the partial_images setting).
+    partial_images: int | None = None
+    # The host's user agreed to an estimate above the spending limit (asked interactively).
+    cost_confirmed: bool = False
+    folder: Path = Path(".")  # the job's folder: progress lines name files relative to it
 
 
 def run_job(job_path) -> int:
@@ -152,7 +166,16 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     if selection is not None and not isinstance(selection, dict):
         raise _bad_job(job_path, "'selection' is neither null nor an object")
     references = _references(raw, job_path)
-    return Job(params=params, layer=layer,
+    partial_images = raw.get("partial_images")
+    if partial_images is not None:
+        from .settings import parse_partial_images
+
+        partial_images = parse_partial_images(partial_images, f"'partial_images' in {job_path}")
+    cost_confirmed = raw.get("cost_confirmed", False)
+    if not isinstance(cost_confirmed, bool):
+        raise _bad_job(job_path, "'cost_confirmed' is not true or false")
+    return Job(params=params, layer=layer, partial_images=partial_images,
+               cost_confirmed=cost_confirmed, folder=job_path.parent,
                source_path=inside_job_folder(_text(source, "path", job_path), "source.path",
                                              job_path),
                source_x=_integer(source, "x", job_path, minimum=0, default=0),
@@ -235,7 +258,8 @@ def _integer(raw: dict, name: str, job_path: Path, minimum: int | None = None,
 def execute(job: Job, progress: Progress, started: float) -> dict:
     """Run the edit and write the result PNGs; returns the success manifest."""
     from .client import ImagesClient
-    from .edit import run_edit
+    from .edit import check_model_options, run_edit
+    from .geometry import is_gpt_image
     from .imaging import load_selection, load_source
     from .references import load_references
     from .settings import load_settings
@@ -247,6 +271,12 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     selection = load_selection(job.selection_path) if job.selection_path else None
     _check_source(job, picture, selection)
     references = load_references(path for _, path in job.references)
+    settings = load_settings()
+    check_model_options(job.params.model, len(references), job.partial_images or 0)
+    partial_images = (settings.partial_images if job.partial_images is None
+                      else job.partial_images) if is_gpt_image(job.params.model) else 0
+    if settings.max_cost_usd is not None and not job.cost_confirmed:
+        check_cost_limit(job, picture, selection, partial_images, references, settings)
     # A result's mask (blend other than none) adds a byte a pixel at most.
     bytes_per_pixel = 4 if job.params.blend == "none" else 5
     check_results_folder(job.output_dir, job.params.variants * (
@@ -257,25 +287,78 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
              ", with selection" if selection is not None else "")
     ticker = WaitTicker(progress, job.params.model)
     ticker.start()
+    previews = PreviewWriter(job, progress)
     try:
-        with ImagesClient(load_settings(), on_event=ticker.on_event) as client:
+        with ImagesClient(settings, on_event=ticker.on_event) as client:
             outcome = run_edit(client, picture, selection, job.params,
                                on_event=ticker.on_event, picture_png=source.png,
-                               region_size=job.region_size, references=references)
+                               region_size=job.region_size, references=references,
+                               partial_images=partial_images, on_preview=previews.write)
     finally:
         ticker.stop()
     results = write_results(outcome.layers, job.output_dir, outcome.as_received,
                             outcome.masks)
-    region = outcome.region
-    width, height = job.region_size or (region.width, region.height)
-    placement = {"x": job.layer.offset_x + job.source_x + region.x,
-                 "y": job.layer.offset_y + job.source_y + region.y,
-                 "width": width, "height": height}
+    placement = placement_of(job, outcome.region)
     elapsed = round(time.monotonic() - started, 1)
-    log.info("Job done in %.1f s: placement %s, usage %s", elapsed, placement, outcome.usage)
+    log.info("Job done in %.1f s: placement %s, usage %s, cost %s", elapsed, placement,
+             outcome.usage, outcome.cost_usd)
     return {"protocol": PROTOCOL, "ok": True, "placement": placement, "results": results,
-            "request": outcome.request, "usage": outcome.usage, "elapsed": elapsed,
-            "blend": job.params.blend, "reference": [name for name, _ in job.references]}
+            "request": outcome.request, "usage": outcome.usage, "cost_usd": outcome.cost_usd,
+            "elapsed": elapsed, "blend": job.params.blend,
+            "reference": [name for name, _ in job.references]}
+
+
+def placement_of(job: Job, region) -> dict:
+    """Where the result layers (and the previews) go, in image coordinates."""
+    width, height = job.region_size or (region.width, region.height)
+    return {"x": job.layer.offset_x + job.source_x + region.x,
+            "y": job.layer.offset_y + job.source_y + region.y,
+            "width": width, "height": height}
+
+
+def check_cost_limit(job: Job, picture, selection, partial_images: int, references,
+                     settings) -> None:
+    """A non-interactive job (or one whose host did not ask) refuses an edit estimated
+    above the spending limit, before anything is sent: CostLimitError (kind `cost_limit`),
+    which an interactive host may confirm and run again with `cost_confirmed`."""
+    from .edit import estimate_edit, selection_box
+    from .pricing import format_usd
+
+    estimate = estimate_edit(picture.size, selection_box(selection), job.params,
+                             partial_images, references, settings.prices, job.region_size)
+    limit = settings.max_cost_usd
+    cost = estimate["cost_usd"]
+    if cost is None:
+        raise CostLimitError(f"The cost of {job.params.model} is unknown (the price table has "
+                             f"no price for it), so the spending limit of ${limit:.2f} cannot "
+                             f"be kept: nothing was sent; add its price or remove the limit "
+                             f"in {settings_place()}.")
+    if cost > limit:
+        raise CostLimitError(f"This edit would cost about {format_usd(cost)}, above the "
+                             f"spending limit of ${limit:.2f}: nothing was sent; choose fewer "
+                             f"variants or a lower quality, or raise the limit in "
+                             f"{settings_place()}.")
+
+
+class PreviewWriter:
+    """Each live preview as preview-K.png in the results folder, written whole under a
+    temporary name first, then announced with a `preview` progress line: placed like a
+    result (the source PNG's size, the same placement), so the host can show it where the
+    result will land."""
+
+    def __init__(self, job: Job, progress: Progress):
+        self._job = job
+        self._progress = progress
+
+    def write(self, number: int, layer, region) -> None:
+        path = self._job.output_dir / f"preview-{number}.png"
+        try:
+            replace_atomically(path, _png_writer(layer))
+        except OSError as error:
+            log.info("Preview %d not written: %s", number, error)  # the result matters more
+            return
+        self._progress.preview(_shown_path(path, self._job.folder / "job.json"), number,
+                               placement_of(self._job, region))
 
 
 def _check_source(job: Job, picture, selection) -> None:
@@ -366,6 +449,9 @@ def fail(output_dir: Path | None, job_path: Path, progress: Progress, kind: str,
          message: str, exit_code: int) -> int:
     """Write the failure manifest (when there is a results folder) and say so."""
     manifest = {"protocol": PROTOCOL, "ok": False, "error": {"kind": kind, "message": message}}
+    if output_dir is not None:
+        for preview in output_dir.glob(PREVIEW_PATTERN):  # a failed edit leaves no preview
+            remove_quietly(preview)
     shown = None
     if output_dir is not None:
         try:
@@ -399,6 +485,10 @@ class Progress:
     def event(self, stage: str, message: str) -> None:
         self._emit({"event": "progress", "stage": stage, "elapsed": self.elapsed(),
                     "message": message})
+
+    def preview(self, path: str, index: int, placement: dict) -> None:
+        self._emit({"event": "preview", "path": path, "index": index,
+                    "placement": placement, "elapsed": self.elapsed()})
 
     def done(self, ok: bool, manifest: str | None) -> None:
         self._emit({"event": "done", "ok": ok, "manifest": manifest})
