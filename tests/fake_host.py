@@ -98,10 +98,13 @@ class FakeImage:
 
 class FakeDocument(core.Document):
     """The core's questions answered from a FakeImage; `fail_on` names a method that raises
-    GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception."""
+    GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception.
+    `raw` answers with raw pixels both ways, as GIMP 3 does; without it, with PNGs scaled
+    in GIMP, as GIMP 2.10 does."""
 
     def __init__(self, image: FakeImage, drawables, arguments: dict | None,
-                 fail_on: str | None = None, crash_on: str | None = None):
+                 fail_on: str | None = None, crash_on: str | None = None, raw: bool = True):
+        self.RAW_PIXELS = raw
         self.image = image
         self.chosen = list(drawables)
         self.arguments = arguments
@@ -158,7 +161,28 @@ class FakeDocument(core.Document):
         picture.save(path, compress_level=1)
         self.exported["selection"] = picture
 
+    def layer_pixels(self, layer, region):
+        self._call("layer_pixels")
+        picture = layer.pixels.convert("RGBA").crop(region.bounds())
+        self.exported["source"] = picture
+        return picture.tobytes()
+
+    def selection_pixels(self, region):
+        self._call("selection_pixels")
+        picture = self.image.selection.crop(region.bounds())  # zero beyond the canvas
+        self.exported["selection"] = picture
+        return picture.tobytes()
+
     # -- results ------------------------------------------------------------------------
+    def new_layer(self, width, height, mode, pixels):
+        self._call("new_layer")
+        return Item("layer", "new layer", Image.frombytes(mode, (width, height), pixels))
+
+    def add_mask_pixels(self, item, pixels):
+        self._call("add_mask_pixels")
+        item.mask = Image.frombytes("L", item.size, pixels)
+        self._record("mask", item.name)
+
     def load_layer(self, path):
         self._call("load_layer")
         with Image.open(path) as picture:

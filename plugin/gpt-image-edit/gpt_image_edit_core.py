@@ -120,7 +120,14 @@ class Plan(object):
 class Document(object):
     """What the core asks of a GIMP. An adapter implements every method that raises
     NotImplementedError; item handles are whatever its GIMP uses (layers, groups). A GIMP
-    call that fails raises GimpCallFailed."""
+    call that fails raises GimpCallFailed.
+
+    An adapter that can hand over and take raw pixels sets RAW_PIXELS: then the core asks
+    for layer_pixels, selection_pixels, new_layer and add_mask_pixels instead of
+    export_layer, export_selection, load_layer and add_selection_mask, and the worker does
+    the scaling both ways (GIMP's own scale of a 24 MP layer takes seconds)."""
+
+    RAW_PIXELS = False
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -163,9 +170,29 @@ class Document(object):
         the region reaches beyond the canvas."""
         raise NotImplementedError
 
+    def layer_pixels(self, layer, region):
+        """`region` (a geometry.Box in layer coordinates) of the layer at full size, as raw
+        8-bit R'G'B'A bytes, rows top first (RAW_PIXELS)."""
+        raise NotImplementedError
+
+    def selection_pixels(self, region):
+        """The selection over `region` (image coordinates) as raw 8-bit grey bytes with
+        the selection's own values (no tone curve); 0 beyond the canvas (RAW_PIXELS)."""
+        raise NotImplementedError
+
     # -- results ------------------------------------------------------------------------
     def load_layer(self, path):
         """The picture at `path` as a new layer of the image, not yet inserted."""
+        raise NotImplementedError
+
+    def new_layer(self, width, height, mode, pixels):
+        """A new layer of the image, not yet inserted, holding raw 8-bit `pixels` of
+        `mode` ("RGBA" or "RGB", R'G'B' values) (RAW_PIXELS)."""
+        raise NotImplementedError
+
+    def add_mask_pixels(self, item, pixels):
+        """Give an inserted layer a mask holding raw 8-bit grey `pixels` of its size, 255
+        where the layer shows (RAW_PIXELS)."""
         raise NotImplementedError
 
     def new_group(self, name):
@@ -263,7 +290,7 @@ def edit(document, entry_dir):
             job.write(arguments.for_job(), job_layer(plan),
                       source_origin=(plan.region.x, plan.region.y),
                       source_size=(plan.region.width, plan.region.height),
-                      with_selection=plan.with_selection)
+                      with_selection=plan.with_selection, raw=document.RAW_PIXELS)
             manifest = run_worker(document, worker, job)
             place_results(document, plan, job, manifest, arguments)
         document.flush()
@@ -332,11 +359,19 @@ def job_layer(plan):
 
 
 def export(document, plan, job):
+    """The region for the worker: raw at full size when the adapter can (the worker scales
+    it), else a PNG scaled in GIMP to the size the API gets."""
     try:
+        if document.RAW_PIXELS:
+            host.write_raw(job.source_raw_path, document.layer_pixels(plan.layer, plan.region))
+            if plan.with_selection:
+                host.write_raw(job.selection_raw_path,
+                               document.selection_pixels(plan.region_in_image()))
+            return
         document.export_layer(plan.layer, plan.region, plan.sent, job.source_path)
         if plan.with_selection:
             document.export_selection(plan.region_in_image(), plan.sent, job.selection_path)
-    except GimpCallFailed:
+    except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
 
 
@@ -359,8 +394,8 @@ def place_results(document, plan, job, manifest, arguments):
     results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
     if not results:
         raise host.HostError(NO_RESULT)
-    loaded = load_results(document, job, results)  # before any change to the image
     placement = manifest["placement"]
+    loaded = load_results(document, job, results, placement)  # before any change
     name = host.layer_name(arguments.prompt)
     parent, position = document.parent_and_position(plan.layer)
     floating = [layer for _, layer in loaded]
@@ -382,7 +417,9 @@ def place_results(document, plan, job, manifest, arguments):
                 floating.remove(layer)
             document.scale(layer, placement["width"], placement["height"])
             document.move(layer, placement["x"], placement["y"])
-            if plan.with_selection:
+            if entry.get("mask") and document.RAW_PIXELS:
+                document.add_mask_pixels(layer, mask_pixels(job, entry, placement))
+            elif plan.with_selection:
                 document.add_selection_mask(layer)
             document.attach_parasite(layer, host.PARASITE_NAME,
                                      host.provenance(manifest, arguments.for_job(),
@@ -400,13 +437,34 @@ def place_results(document, plan, job, manifest, arguments):
         document.undo_group_end()
 
 
-def load_results(document, job, results):
+def load_results(document, job, results, placement):
+    """Every result as a new layer, not yet inserted: raw pixels of the placement's size
+    (a job with raw pixels), else the PNG loaded by GIMP."""
     loaded = []
     try:
         for entry in results:
-            loaded.append((entry, document.load_layer(job.result_path(entry))))
-    except GimpCallFailed:
+            if document.RAW_PIXELS:
+                mode = entry.get("pixels", "RGBA")
+                pixels = host.read_raw(job.result_path(entry), placement["width"],
+                                       placement["height"], mode)
+                layer = document.new_layer(placement["width"], placement["height"], mode,
+                                           pixels)
+                del pixels  # a 24 MP result is 96 MB: one copy at a time
+            else:
+                layer = document.load_layer(job.result_path(entry))
+            loaded.append((entry, layer))
+    except (GimpCallFailed, IOError, OSError, ValueError, KeyError):
         for _, layer in loaded:
             document.delete(layer)
         raise host.HostError(UNREADABLE_RESULT)
     return loaded
+
+
+def mask_pixels(job, entry, placement):
+    """A result's mask (docs/job-protocol.md, "Result masks"): raw grey of the placement's
+    size."""
+    try:
+        return host.read_raw(job.result_path({"path": entry["mask"]}), placement["width"],
+                             placement["height"], "L")
+    except (IOError, OSError, ValueError):
+        raise host.HostError(UNREADABLE_RESULT)

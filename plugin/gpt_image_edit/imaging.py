@@ -83,6 +83,46 @@ def load_source(path, exif_transpose: bool = False) -> Source:
     return Source(_picture_of(image, exif_transpose), data if keep else None)
 
 
+def load_raw(path, size: tuple[int, int], mode: str) -> Image.Image:
+    """Raw 8-bit pixels of `mode` ("RGBA" or "L"), `size` (width, height), rows top first
+    and nothing else (docs/job-protocol.md, protocol 2): what a host hands over instead of
+    a PNG, so that neither side spends seconds compressing a large layer."""
+    width, height = size
+    expected = width * height * len(mode)
+    name = Path(path).name
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(expected + 1)
+    except FileNotFoundError:
+        raise BadInputError(f"{path} does not exist: start the edit again.") from None
+    except OSError as error:
+        raise BadInputError(f"{name} cannot be read ({error.strerror or type(error).__name__})"
+                            ": start the edit again.") from None
+    if len(data) != expected:
+        raise BadInputError(f"{name} holds {len(data)} bytes, not the {expected} of "
+                            f"{width}x{height} {mode} pixels: start the edit again.")
+    # Shares the bytes read (no second copy of a 96 MB layer); Pillow copies before writing.
+    return Image.frombuffer(mode, size, data, "raw", mode, 0, 1)
+
+
+def raw_writer(image: Image.Image, rows: int = 256):
+    """A writer for files.replace_atomically: the image's raw pixels in strips of `rows`,
+    so a 24 MP layer is never held twice."""
+    def write(stream):
+        for top in range(0, image.height, rows):
+            stream.write(image.crop((0, top, image.width, min(top + rows, image.height)))
+                         .tobytes())
+    return write
+
+
+def to_size(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The image scaled to `size` when it is not that size already (Lanczos, as results
+    are placed)."""
+    if image.size == tuple(size):
+        return image
+    return image.resize(tuple(size), Image.Resampling.LANCZOS)
+
+
 def load_selection(path, exif_transpose: bool = False) -> Image.Image:
     """A grayscale selection (255 selected, 0 not) as 8-bit L."""
     image = _open(path)
