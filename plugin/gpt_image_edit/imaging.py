@@ -294,9 +294,11 @@ def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     with Lanczos up, 34.4 dB with bicubic up)."""
     if image.size == size:
         return image
-    # reducing_gap shrinks by whole factors first: much faster for a large layer, and at 3.0
-    # indistinguishable from a plain Lanczos. It only applies when shrinking.
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # reducing_gap shrinks by whole factors first (a box average), then Lanczos does the
+    # rest. At 1.0 a 6000x4000 layer sent at 2336x1557 is halved first: 2.5 times faster
+    # than at 3.0 (which does not halve it), and 49 dB from a plain Lanczos (measured on a
+    # textured photo), far below anything the model could notice. Only when shrinking.
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=1.0)
 
 
 def _pad(content_image: Image.Image, content: Box, size: tuple[int, int]) -> Image.Image:
