@@ -163,9 +163,11 @@ class FakeDocument(core.Document):
 
     def layer_pixels(self, layer, region):
         self._call("layer_pixels")
-        picture = layer.pixels.convert("RGBA").crop(region.bounds())
+        picture = layer.pixels.crop(region.bounds())
+        if picture.mode != "RGB":  # like GIMP 3: RGB as it is, anything else as RGBA
+            picture = picture.convert("RGBA")
         self.exported["source"] = picture
-        return picture.tobytes()
+        return picture.mode, picture.tobytes()
 
     def selection_pixels(self, region):
         self._call("selection_pixels")

@@ -253,13 +253,13 @@ def test_lifeline_closed_keeps_a_folder_the_host_did_not_mark(tmp_path, wisgate_
 
 
 def write_raw_job(folder: Path, picture: Image.Image, selection_image=None, region=None,
-                  **overrides) -> Path:
+                  mode="RGBA", **overrides) -> Path:
     """A protocol 2 job as the GIMP 3 host writes it: the region's raw pixels at full size,
     results asked for raw."""
     folder.mkdir(parents=True, exist_ok=True)
     x, y, width, height = region or (0, 0, *picture.size)
-    (folder / "source.rgba").write_bytes(
-        picture.convert("RGBA").crop((x, y, x + width, y + height)).tobytes())
+    (folder / "source.raw").write_bytes(
+        picture.convert(mode).crop((x, y, x + width, y + height)).tobytes())
     selection = None
     if selection_image is not None:
         (folder / "selection.gray").write_bytes(
@@ -269,7 +269,7 @@ def write_raw_job(folder: Path, picture: Image.Image, selection_image=None, regi
            "quality": "high", "variants": 1,
            "layer": {"width": picture.width, "height": picture.height, "offset_x": 5,
                      "offset_y": 7},
-           "source": {"path": "source.rgba", "pixels": "RGBA", "x": x, "y": y,
+           "source": {"path": "source.raw", "pixels": mode, "x": x, "y": y,
                       "width": width, "height": height},
            "selection": selection, "output_dir": "results", "result_pixels": "raw"}
     job.update(overrides)
@@ -302,6 +302,19 @@ def test_raw_pixels_both_ways_scaled_by_the_worker(tmp_path, wisgate_env, fake_w
     result = raw_result(job_path, entry, (2400, 1600))
     assert psnr(result, picture.convert("RGBA")) >= 30
     assert leftovers(job_path) == ["variant-1.rgba"]
+
+
+@pytest.mark.parametrize("blend", ["none", "seamless"])
+def test_an_opaque_rgb_source_comes_back_rgb_unless_blending_needs_alpha(tmp_path, wisgate_env,
+                                                                        blend):
+    picture = scene(320, 240)
+    job_path = write_raw_job(tmp_path / "job", picture, mode="RGB", blend=blend)
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    [entry] = manifest_of(job_path)["results"]
+    mode = "RGB" if blend == "none" else "RGBA"
+    assert (entry["pixels"], entry["path"]) == (mode, f"variant-1.{mode.lower()}")
+    assert psnr(raw_result(job_path, entry, (320, 240)), picture.convert(mode)) >= 35
 
 
 def test_raw_selection_edit_gets_a_raw_mask_when_blended(tmp_path, wisgate_env):
@@ -350,8 +363,8 @@ def run_in_process(job_path: Path, capsys) -> tuple[int, list[dict]]:
     ({"protocol": 3}, "protocol 3"),
     ({"source": {"path": "source.png", "pixels": "RGBA"}, "protocol": 2},
      "raw pixels without"),
-    ({"source": {"path": "source.png", "pixels": "RGB", "width": 64, "height": 48},
-      "protocol": 2}, "'source.pixels' is not RGBA"),
+    ({"source": {"path": "source.png", "pixels": "RGB16", "width": 64, "height": 48},
+      "protocol": 2}, "'source.pixels' is not RGBA or RGB"),
     ({"source": {"path": "source.png", "pixels": "RGBA", "width": 64, "height": 48},
       "protocol": 2}, "not the 12288 of 64x48 RGBA pixels"),
     ({"result_pixels": "jpeg", "protocol": 2}, "'result_pixels' is neither"),

@@ -120,9 +120,15 @@ class Gimp3Document(core.Document):
     RAW_PIXELS = True
 
     def layer_pixels(self, layer, region):
-        # GEGL converts any base type, precision and bit depth to 8-bit R'G'B'A.
-        return read_pixels(layer, region.x, region.y, region.width, region.height,
-                           "R'G'B'A u8")
+        # An 8-bit perceptual RGB layer is read as it is stored (a conversion costs GEGL a
+        # quarter of a second to set up in every plug-in process); GEGL converts any other
+        # base type, precision and bit depth to 8-bit R'G'B'A.
+        mode = "RGBA"
+        if (layer.is_rgb() and not layer.has_alpha()
+                and self.image.get_precision() == Gimp.Precision.U8_NON_LINEAR):
+            mode = "RGB"
+        return mode, read_pixels(layer, region.x, region.y, region.width, region.height,
+                                 PIXEL_FORMATS[mode])
 
     def selection_pixels(self, region):
         # Linear, like the selection itself: a feathered edge keeps its values; beyond the
@@ -138,8 +144,7 @@ class Gimp3Document(core.Document):
         if layer is None:
             raise core.GimpCallFailed()
         try:
-            write_pixels(layer, width, height, "R'G'B'A u8" if with_alpha else "R'G'B' u8",
-                         pixels)
+            write_pixels(layer, width, height, PIXEL_FORMATS[mode], pixels)
         except core.GimpCallFailed:
             layer.delete()
             raise
@@ -244,6 +249,7 @@ def show_edit_dialog(procedure, config):
     return confirmed
 
 
+PIXEL_FORMATS = {"RGBA": "R'G'B'A u8", "RGB": "R'G'B' u8"}  # raw modes as GEGL names them
 LAYER_TYPES = {  # (base type, with alpha): the type a new layer of such an image takes
     (Gimp.ImageBaseType.RGB, False): Gimp.ImageType.RGB_IMAGE,
     (Gimp.ImageBaseType.RGB, True): Gimp.ImageType.RGBA_IMAGE,

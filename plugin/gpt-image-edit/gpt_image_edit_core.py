@@ -171,8 +171,9 @@ class Document(object):
         raise NotImplementedError
 
     def layer_pixels(self, layer, region):
-        """`region` (a geometry.Box in layer coordinates) of the layer at full size, as raw
-        8-bit R'G'B'A bytes, rows top first (RAW_PIXELS)."""
+        """`region` (a geometry.Box in layer coordinates) of the layer at full size, as
+        (mode, raw 8-bit bytes, rows top first), mode "RGBA" or "RGB" (R'G'B' values):
+        whichever the layer holds already costs no conversion (RAW_PIXELS)."""
         raise NotImplementedError
 
     def selection_pixels(self, region):
@@ -286,11 +287,11 @@ def edit(document, entry_dir):
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
         with host.Job() as job:
-            export(document, plan, job)
+            raw_mode = export(document, plan, job)
             job.write(arguments.for_job(), job_layer(plan),
                       source_origin=(plan.region.x, plan.region.y),
                       source_size=(plan.region.width, plan.region.height),
-                      with_selection=plan.with_selection, raw=document.RAW_PIXELS)
+                      with_selection=plan.with_selection, raw=raw_mode)
             manifest = run_worker(document, worker, job)
             place_results(document, plan, job, manifest, arguments)
         document.flush()
@@ -360,17 +361,21 @@ def job_layer(plan):
 
 def export(document, plan, job):
     """The region for the worker: raw at full size when the adapter can (the worker scales
-    it), else a PNG scaled in GIMP to the size the API gets."""
+    it; returns the raw pixels' mode), else a PNG scaled in GIMP to the size the API gets
+    (returns None)."""
     try:
         if document.RAW_PIXELS:
-            host.write_raw(job.source_raw_path, document.layer_pixels(plan.layer, plan.region))
+            mode, pixels = document.layer_pixels(plan.layer, plan.region)
+            host.write_raw(job.source_raw_path, pixels)
+            del pixels  # up to 96 MB: gone before the selection is read
             if plan.with_selection:
                 host.write_raw(job.selection_raw_path,
                                document.selection_pixels(plan.region_in_image()))
-            return
+            return mode
         document.export_layer(plan.layer, plan.region, plan.sent, job.source_path)
         if plan.with_selection:
             document.export_selection(plan.region_in_image(), plan.sent, job.selection_path)
+        return None
     except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
 

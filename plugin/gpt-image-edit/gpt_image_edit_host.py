@@ -99,7 +99,7 @@ class Job(object):
         open(os.path.join(self.folder, JOB_FOLDER_MARKER), "w").close()
         self.source_path = os.path.join(self.folder, "source.png")
         self.selection_path = os.path.join(self.folder, "selection.png")
-        self.source_raw_path = os.path.join(self.folder, "source.rgba")
+        self.source_raw_path = os.path.join(self.folder, "source.raw")
         self.selection_raw_path = os.path.join(self.folder, "selection.gray")
         self.path = os.path.join(self.folder, "job.json")
         self.output_dir = os.path.join(self.folder, "results")
@@ -114,7 +114,7 @@ class Job(object):
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
-              with_selection=False, raw=False):
+              with_selection=False, raw=None):
         """Write job.json.
 
         arguments: dict with prompt, model, size, quality, variants;
@@ -122,13 +122,14 @@ class Job(object):
         source_origin: where the source's top-left pixel sits in layer coordinates;
         source_size: (width, height) of the region the source stands for, in layer pixels,
         when it was exported scaled down (None: source.png is at full size);
-        raw: the source and selection are raw pixels at source_size (write_raw), and the
-        results come back raw too.
+        raw: None, or the mode ("RGBA" or "RGB") of the source's raw pixels: the source
+        and selection are raw pixels at source_size (write_raw), and the results come back
+        raw too.
         """
         source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
         selection = {"path": "selection.png"}
         if raw:
-            source.update(path="source.rgba", pixels="RGBA")
+            source.update(path="source.raw", pixels=raw)
             selection = {"path": "selection.gray", "pixels": "L"}
         if source_size is not None:
             source["width"], source["height"] = source_size

@@ -14,7 +14,7 @@ from .blend import DEFAULT_BLEND, Blender, check_blend
 from .client import EditRequest
 from .errors import BadInputError
 from .geometry import Box, check_size, plan_region, request_size
-from .imaging import build_payload, decode_result, place_result, result_as_received
+from .imaging import build_payload, crop, decode_result, place_result, result_as_received
 
 QUALITIES = ("auto", "low", "medium", "high")
 MAX_VARIANTS = 10
@@ -132,7 +132,7 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     response = client.edit(request)
     count = len(response.images)
     report("finish", f"Placing {count} result{'s' if count != 1 else ''}")
-    region_picture = picture.crop(region.bounds())
+    region_picture = crop(picture, region)
     region_selection = selection.crop(region.bounds()) if bounds else None
     blender = Blender(params.blend, region_picture, region_selection)
     layers, as_received, masks = [], [], []

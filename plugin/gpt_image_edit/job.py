@@ -33,8 +33,8 @@ PROTOCOL = 2
 # Protocol 1 jobs (PNG in, PNG out) are still run: a host of protocol 2 may choose raw
 # pixels both ways, which is the only difference.
 PROTOCOLS = (1, 2)
-SOURCE_PIXELS = "RGBA"  # a raw source's mode
-SELECTION_PIXELS = "L"  # a raw selection's mode
+SOURCE_PIXELS = ("RGBA", "RGB")  # a raw source's modes
+SELECTION_PIXELS = ("L",)  # a raw selection's mode
 MANIFEST = "manifest.json"
 TICK_SECONDS = 1.0
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
@@ -66,9 +66,10 @@ class Job:
     output_dir: Path
     # (name, path) of each reference picture; the name is for the provenance record only.
     references: tuple[tuple[str, Path], ...] = ()
-    # Raw pixels (protocol 2): the source is raw RGBA and the selection raw L, both at
-    # region_size; results (and their masks) are written raw at the placement's size.
-    raw_source: bool = False
+    # Raw pixels (protocol 2): the source is raw RGBA or RGB (its mode here) and the
+    # selection raw L, both at region_size; results (and their masks) are written raw at
+    # the placement's size.
+    raw_source: str | None = None
     raw_selection: bool = False
     raw_results: bool = False
     protocol: int = PROTOCOL
@@ -167,7 +168,7 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     region_size = _region_size(source, job_path)
     raw_source = _pixels(source, "source.pixels", SOURCE_PIXELS, protocol, job_path)
     raw_selection = selection is not None and _pixels(
-        selection, "selection.pixels", SELECTION_PIXELS, protocol, job_path)
+        selection, "selection.pixels", SELECTION_PIXELS, protocol, job_path) is not None
     if (raw_source or raw_selection) and region_size is None:
         raise _bad_job(job_path, "raw pixels without the source's 'width' and 'height'")
     result_pixels = raw.get("result_pixels", "png") if protocol >= 2 else "png"
@@ -216,15 +217,14 @@ def inside_job_folder(name: str, what: str, job_path: Path) -> Path:
                         "again from GIMP.")
 
 
-def _pixels(entry: dict, what: str, mode: str, protocol: int, job_path: Path) -> bool:
-    """Whether a picture of the job is raw pixels (its `pixels` key, protocol 2, names the
-    only mode it may have) rather than a picture file."""
+def _pixels(entry: dict, what: str, modes: tuple[str, ...], protocol: int,
+            job_path: Path) -> str | None:
+    """The mode of a picture of the job that is raw pixels (its `pixels` key, protocol 2,
+    one of `modes`); None for a picture file."""
     pixels = entry.get("pixels") if protocol >= 2 else None
-    if pixels is None:
-        return False
-    if pixels != mode:
-        raise _bad_job(job_path, f"'{what}' is not {mode}")
-    return True
+    if pixels is not None and pixels not in modes:
+        raise _bad_job(job_path, f"'{what}' is not {' or '.join(modes)}")
+    return pixels
 
 
 def _region_size(source: dict, job_path: Path) -> tuple[int, int] | None:
@@ -276,13 +276,18 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     progress.event("prepare", f"Preparing {job.params.variants} "
                    f"picture{'s' if job.params.variants != 1 else ''}")
     if job.raw_source:
-        source = Source(load_raw(job.source_path, job.region_size, SOURCE_PIXELS))
+        picture = load_raw(job.source_path, job.region_size, job.raw_source)
+        if picture.mode != "RGBA" and job.params.blend != "none":
+            picture = picture.convert("RGBA")  # blending reads the source's alpha
+        # An opaque RGB source stays RGB all the way: no alpha to flatten or to put back,
+        # and RGB results, a quarter smaller.
+        source = Source(picture)
     else:
         source = load_source(job.source_path)
     picture = source.picture
     selection = None
     if job.raw_selection:
-        selection = load_raw(job.selection_path, job.region_size, SELECTION_PIXELS)
+        selection = load_raw(job.selection_path, job.region_size, "L")
     elif job.selection_path:
         selection = load_selection(job.selection_path)
     _check_source(job, picture, selection)
