@@ -94,6 +94,16 @@ with open(os.path.join(plug_ins, host.WORKER_FILE), "w") as handle:
 worker = host.find_worker(plug_ins)
 seen["worker"] = [worker.python, worker.pythonpath]
 
+# Raw pixels (protocol 2) with Python 2.7's byte strings: written as they are, read back only
+# at their exact size.
+host.write_raw("/tmp/work/raw.gray", b"\x00\x80\xff" * 4)
+raw_read = [host.read_raw("/tmp/work/raw.gray", 4, 3, "L") == b"\x00\x80\xff" * 4]
+try:
+    host.read_raw("/tmp/work/raw.gray", 4, 4, "L")
+except ValueError:
+    raw_read.append("short")
+seen["raw"] = raw_read
+
 def run(prompt, cancel=False):
     job = host.Job()
     folder = job.folder
@@ -280,11 +290,15 @@ def test_host_writes_the_job_under_python_2_7(python27):
     outcome = python27["ok"]
     assert outcome["folder_mode"] in ("0700", "0o700")
     assert outcome["job"] == {
-        "protocol": 1, "prompt": "ciel d'orage \u00e9", "model": "gpt-image-2",
+        "protocol": 2, "prompt": "ciel d'orage \u00e9", "model": "gpt-image-2",
         "size": "auto", "quality": "high", "variants": 2,
         "layer": {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
         "source": {"path": "source.png", "x": 3, "y": 4},
         "selection": {"path": "selection.png"}, "output_dir": "results"}
+
+
+def test_host_writes_and_reads_raw_pixels_under_python_2_7(python27):
+    assert python27["raw"] == [True, "short"]
 
 
 def test_host_finds_the_worker_or_says_why_under_python_2_7(python27):
