@@ -112,8 +112,6 @@ class Gimp2Document(core.Document):
         return self.values  # gimpfu showed its dialog before calling the procedure
 
     # -- pixels both ways: raw, through pixel regions -------------------------------------
-    RAW_PIXELS = True
-
     def layer_pixels(self, layer, region):
         """An 8-bit perceptual RGB(A) layer is read as it is stored; anything else (grey,
         indexed, linear) through an RGBA copy of the region that GIMP converts."""
@@ -190,10 +188,6 @@ class Gimp2Document(core.Document):
 
     def set_name(self, item, name):
         call("gimp_item_set_name", item, native(name))
-
-    def scale(self, item, width, height):
-        if (pdb.gimp_drawable_width(item), pdb.gimp_drawable_height(item)) != (width, height):
-            call("gimp_layer_scale", item, width, height, False)
 
     def move(self, item, x, y):
         call("gimp_layer_set_offsets", item, x, y)

@@ -48,10 +48,10 @@ def scene(canvas=(320, 240), size=(200, 150), offsets=(40, 30)):
     return image, source
 
 
-def run(image, drawables, raw=True, **arguments):
+def run(image, drawables, **arguments):
     values = {"prompt": PROMPT, "model": "gpt-image-2", "size": "auto", "quality": "high",
               "variants": 1, "use-selection": True, **arguments}
-    document = FakeDocument(image, drawables, values, raw=raw)
+    document = FakeDocument(image, drawables, values)
     return core.edit(document, "/nonexistent-entry-dir"), document
 
 
@@ -73,7 +73,7 @@ def test_refusals_say_why_and_change_nothing(case, private_tmp, fake_wisgate):
     outcome, document = run(image, [drawable], **policies.REFUSAL_ARGUMENTS.get(case, {}))
     assert (outcome.status, outcome.message) == ("error", policies.REFUSALS[case])
     assert image.snapshot() == before and image.undo_log == []
-    assert not {"export_layer", "layer_pixels"} & set(document.calls)
+    assert "layer_pixels" not in document.calls
     assert fake_wisgate.requests == []
     assert list(private_tmp.iterdir()) == []
 
@@ -95,14 +95,12 @@ def test_cancelled_dialog_changes_nothing(private_tmp):
     assert outcome.status == "cancel" and image.snapshot() == before
 
 
-@pytest.mark.parametrize("raw", [True, False], ids=["raw", "png"])
-def test_a_bug_gives_a_sentence_not_a_traceback(raw, private_tmp, wisgate_env, capsys):
+def test_a_bug_gives_a_sentence_not_a_traceback(private_tmp, wisgate_env, capsys):
     wisgate_env("echo")
     image, source = scene()
     before = image.snapshot()
     values = {"prompt": PROMPT}
-    step = "layer_pixels" if raw else "export_layer"
-    outcome = core.edit(FakeDocument(image, [source], values, crash_on=step, raw=raw), "/x")
+    outcome = core.edit(FakeDocument(image, [source], values, crash_on="layer_pixels"), "/x")
     assert (outcome.status, outcome.message) == ("error", policies.UNEXPECTED)
     assert "ZeroDivisionError" in capsys.readouterr().err  # for the report, on the console
     assert image.snapshot() == before and list(private_tmp.iterdir()) == []
@@ -117,14 +115,6 @@ def test_a_failed_export_is_said(step, private_tmp, wisgate_env):
     outcome = core.edit(FakeDocument(image, [source], {"prompt": PROMPT}, fail_on=step), "/x")
     assert (outcome.status, outcome.message) == ("error", policies.NOT_EXPORTED)
     assert image.snapshot() == before and list(private_tmp.iterdir()) == []
-
-
-def test_a_failed_png_export_is_said(private_tmp, wisgate_env):
-    wisgate_env("echo")
-    image, source = scene()
-    outcome = core.edit(FakeDocument(image, [source], {"prompt": PROMPT},
-                                     fail_on="export_layer", raw=False), "/x")
-    assert (outcome.status, outcome.message) == ("error", policies.NOT_EXPORTED)
 
 
 def test_a_failed_result_layer_leaves_nothing_behind(private_tmp, wisgate_env):
@@ -168,20 +158,17 @@ def test_a_chosen_layer_mask_edits_its_layer(private_tmp, wisgate_env):
     assert image.names() == ["above", NAME, "source", "background"]
 
 
-@pytest.mark.parametrize("raw", [True, False], ids=["raw", "png"])
-def test_a_large_layer_is_sent_at_the_size_the_api_gets(raw, private_tmp, wisgate_env,
+def test_a_large_layer_is_sent_at_the_size_the_api_gets(private_tmp, wisgate_env,
                                                         fake_wisgate):
-    """Raw: handed over at full size, scaled down and back up once by the worker, no GIMP
-    scale at all. PNG (GIMP 2.10): scaled in the host, sent as it is, scaled back once."""
+    """Handed over raw at full size, scaled down and back up once by the worker: GIMP
+    scales nothing."""
     wisgate_env("echo")
     image, source = scene(canvas=(3000, 2000), size=(3000, 2000), offsets=(0, 0))
-    outcome, document = run(image, [source], raw=raw)
+    outcome, document = run(image, [source])
     assert outcome.status == "success", outcome.message
     canvas = request_size(3000, 2000, "gpt-image-2")
     content = letterbox(3000, 2000, *canvas)
-    exported = (3000, 2000) if raw else (content.width, content.height)
-    assert document.exported["source"].size == exported
-    assert ("scale" in [entry[0] for entry in image.undo_log]) is not raw
+    assert document.exported["source"].size == (3000, 2000)
     [request] = fake_wisgate.requests
     assert request.fields["size"] == f"{canvas[0]}x{canvas[1]}"
     sent = Image.open(io.BytesIO(request.files["image"][0]))
@@ -192,13 +179,12 @@ def test_a_large_layer_is_sent_at_the_size_the_api_gets(raw, private_tmp, wisgat
     assert max(ImageStat.Stat(difference).mean) < 1.5
 
 
-@pytest.mark.parametrize("raw", [True, False], ids=["raw", "png"])
-def test_a_selection_sends_its_region_and_masks_the_result(raw, private_tmp, wisgate_env,
+def test_a_selection_sends_its_region_and_masks_the_result(private_tmp, wisgate_env,
                                                           fake_wisgate):
     wisgate_env("invert")
     image, source = scene(canvas=(3000, 2000), size=(2400, 1600), offsets=(350, 250))
     select_ellipse(image, (1500, 900, 1900, 1200))
-    outcome, document = run(image, [source], raw=raw)
+    outcome, document = run(image, [source])
     assert outcome.status == "success", outcome.message
     x1, y1, x2, y2 = image.selection.getbbox()
     region = plan_region(2400, 1600, Box.from_bounds(x1 - 350, y1 - 250, x2 - 350, y2 - 250))

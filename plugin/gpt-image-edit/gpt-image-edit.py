@@ -117,8 +117,6 @@ class Gimp3Document(core.Document):
                              "use-selection")}
 
     # -- pixels both ways: raw, read and written through GEGL buffers --------------------
-    RAW_PIXELS = True
-
     def layer_pixels(self, layer, region):
         # An 8-bit perceptual RGB layer is read as it is stored (a conversion costs GEGL a
         # quarter of a second to set up in every plug-in process); GEGL converts any other
@@ -167,10 +165,6 @@ class Gimp3Document(core.Document):
 
     def set_name(self, item, name):
         item.set_name(name)
-
-    def scale(self, item, width, height):
-        if (item.get_width(), item.get_height()) != (width, height):
-            gimp_call(item.scale, width, height, False)
 
     def move(self, item, x, y):
         item.set_offsets(x, y)

@@ -101,15 +101,14 @@ class Arguments(object):
 
 
 class Plan(object):
-    """What one edit sends: `region` of the layer (layer coordinates, full size) exported at
-    `sent` (width, height), the size the API gets it at; `layer_box` is the layer in image
-    coordinates; `with_selection` says whether a selection mask goes along."""
+    """What one edit sends: `region` of the layer (layer coordinates, full size; the worker
+    scales it to the size the API gets); `layer_box` is the layer in image coordinates;
+    `with_selection` says whether a selection mask goes along."""
 
-    def __init__(self, layer, layer_box, region, sent, with_selection):
+    def __init__(self, layer, layer_box, region, with_selection):
         self.layer = layer
         self.layer_box = layer_box
         self.region = region
-        self.sent = sent
         self.with_selection = with_selection
 
     def region_in_image(self):
@@ -122,12 +121,10 @@ class Document(object):
     NotImplementedError; item handles are whatever its GIMP uses (layers, groups). A GIMP
     call that fails raises GimpCallFailed.
 
-    An adapter that can hand over and take raw pixels sets RAW_PIXELS: then the core asks
-    for layer_pixels, selection_pixels, new_layer and add_mask_pixels instead of
-    export_layer, export_selection, load_layer and add_selection_mask, and the worker does
-    the scaling both ways (GIMP's own scale of a 24 MP layer takes seconds)."""
-
-    RAW_PIXELS = False
+    Pixels cross as raw bytes at full size both ways (docs/job-protocol.md): the worker
+    scales the region down and each result back up (Pillow, a fraction of a second where
+    GIMP's own scale of a 24 MP layer takes seconds), and no file goes through GIMP's file
+    plug-ins (nothing reaches File > Open Recent)."""
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -159,41 +156,26 @@ class Document(object):
         raise NotImplementedError
 
     # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        """Write `region` (a geometry.Box in layer coordinates) of the layer, scaled to
-        `size` (width, height), as an 8-bit RGB(A) PNG at `path`, compressed fast."""
-        raise NotImplementedError
-
-    def export_selection(self, region, size, path):
-        """Write the selection over `region` (image coordinates), scaled to `size`, as an
-        8-bit grayscale PNG with the selection's own values (no tone curve); black where
-        the region reaches beyond the canvas."""
-        raise NotImplementedError
-
     def layer_pixels(self, layer, region):
         """`region` (a geometry.Box in layer coordinates) of the layer at full size, as
         (mode, raw 8-bit bytes, rows top first), mode "RGBA" or "RGB" (R'G'B' values):
-        whichever the layer holds already costs no conversion (RAW_PIXELS)."""
+        whichever the layer holds already costs no conversion."""
         raise NotImplementedError
 
     def selection_pixels(self, region):
         """The selection over `region` (image coordinates) as raw 8-bit grey bytes with
-        the selection's own values (no tone curve); 0 beyond the canvas (RAW_PIXELS)."""
+        the selection's own values (no tone curve); 0 beyond the canvas."""
         raise NotImplementedError
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        """The picture at `path` as a new layer of the image, not yet inserted."""
-        raise NotImplementedError
-
     def new_layer(self, width, height, mode, pixels):
         """A new layer of the image, not yet inserted, holding raw 8-bit `pixels` of
-        `mode` ("RGBA" or "RGB", R'G'B' values) (RAW_PIXELS)."""
+        `mode` ("RGBA" or "RGB", R'G'B' values)."""
         raise NotImplementedError
 
     def add_mask_pixels(self, item, pixels):
         """Give an inserted layer a mask holding raw 8-bit grey `pixels` of its size, 255
-        where the layer shows (RAW_PIXELS)."""
+        where the layer shows."""
         raise NotImplementedError
 
     def new_group(self, name):
@@ -207,10 +189,6 @@ class Document(object):
         raise NotImplementedError
 
     def set_name(self, item, name):
-        raise NotImplementedError
-
-    def scale(self, item, width, height):
-        """Scale an inserted layer to width x height (nothing when it already is)."""
         raise NotImplementedError
 
     def move(self, item, x, y):
@@ -287,11 +265,11 @@ def edit(document, entry_dir):
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
         with host.Job() as job:
-            raw_mode = export(document, plan, job)
-            job.write(arguments.for_job(), job_layer(plan),
+            mode = export(document, plan, job)
+            job.write(arguments.for_job(), job_layer(plan), mode,
                       source_origin=(plan.region.x, plan.region.y),
                       source_size=(plan.region.width, plan.region.height),
-                      with_selection=plan.with_selection, raw=raw_mode)
+                      with_selection=plan.with_selection)
             manifest = run_worker(document, worker, job)
             place_results(document, plan, job, manifest, arguments)
         document.flush()
@@ -323,7 +301,8 @@ def choose_layer(document):
 
 
 def plan_edit(document, layer, arguments):
-    """The region to send (the layer, or the part around the selection) and its size."""
+    """The region to send (the layer, or the part around the selection); a size the model
+    cannot take is refused here, before anything is exported."""
     offset_x, offset_y, width, height = document.layer_box(layer)
     layer_box = geometry.Box(offset_x, offset_y, width, height)
     selected = None
@@ -331,12 +310,10 @@ def plan_edit(document, layer, arguments):
         selected = selection_on_layer(document, layer, layer_box)
     region = geometry.plan_region(width, height, selected)
     try:
-        canvas = geometry.request_size(region.width, region.height, arguments.model,
-                                       arguments.size)
+        geometry.request_size(region.width, region.height, arguments.model, arguments.size)
     except geometry.SizeError as error:
         raise host.HostError(error.args[0])
-    sent = geometry.sent_size(region.width, region.height, canvas[0], canvas[1])
-    return Plan(layer, layer_box, region, sent, selected is not None)
+    return Plan(layer, layer_box, region, selected is not None)
 
 
 def selection_on_layer(document, layer, layer_box):
@@ -360,22 +337,16 @@ def job_layer(plan):
 
 
 def export(document, plan, job):
-    """The region for the worker: raw at full size when the adapter can (the worker scales
-    it; returns the raw pixels' mode), else a PNG scaled in GIMP to the size the API gets
-    (returns None)."""
+    """The region for the worker, raw at full size (and the selection over it); returns
+    the source's mode."""
     try:
-        if document.RAW_PIXELS:
-            mode, pixels = document.layer_pixels(plan.layer, plan.region)
-            host.write_raw(job.source_raw_path, pixels)
-            del pixels  # up to 96 MB: gone before the selection is read
-            if plan.with_selection:
-                host.write_raw(job.selection_raw_path,
-                               document.selection_pixels(plan.region_in_image()))
-            return mode
-        document.export_layer(plan.layer, plan.region, plan.sent, job.source_path)
+        mode, pixels = document.layer_pixels(plan.layer, plan.region)
+        host.write_raw(job.source_path, pixels)
+        del pixels  # up to 96 MB: gone before the selection is read
         if plan.with_selection:
-            document.export_selection(plan.region_in_image(), plan.sent, job.selection_path)
-        return None
+            host.write_raw(job.selection_path,
+                           document.selection_pixels(plan.region_in_image()))
+        return mode
     except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
 
@@ -394,8 +365,8 @@ def run_worker(document, worker, job):
 
 def place_results(document, plan, job, manifest, arguments):
     """In one undo group, the results directly above the source layer (one layer, or a
-    group of variants), scaled to the placement, masked by the selection, the top one
-    selected. On any failure nothing stays behind."""
+    group of variants) at the placement, masked by the selection (or by the worker's mask
+    of a blended result), the top one selected. On any failure nothing stays behind."""
     results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
     if not results:
         raise host.HostError(NO_RESULT)
@@ -420,9 +391,8 @@ def place_results(document, plan, job, manifest, arguments):
                 document.set_name(layer, u"variant %d" % entry["variant"])
                 document.insert(layer, top, index)
                 floating.remove(layer)
-            document.scale(layer, placement["width"], placement["height"])
             document.move(layer, placement["x"], placement["y"])
-            if entry.get("mask") and document.RAW_PIXELS:
+            if entry.get("mask"):
                 document.add_mask_pixels(layer, mask_pixels(job, entry, placement))
             elif plan.with_selection:
                 document.add_selection_mask(layer)
@@ -443,20 +413,16 @@ def place_results(document, plan, job, manifest, arguments):
 
 
 def load_results(document, job, results, placement):
-    """Every result as a new layer, not yet inserted: raw pixels of the placement's size
-    (a job with raw pixels), else the PNG loaded by GIMP."""
+    """Every result as a new layer, not yet inserted, from its raw pixels of the
+    placement's size."""
     loaded = []
     try:
         for entry in results:
-            if document.RAW_PIXELS:
-                mode = entry.get("pixels", "RGBA")
-                pixels = host.read_raw(job.result_path(entry), placement["width"],
-                                       placement["height"], mode)
-                layer = document.new_layer(placement["width"], placement["height"], mode,
-                                           pixels)
-                del pixels  # a 24 MP result is 96 MB: one copy at a time
-            else:
-                layer = document.load_layer(job.result_path(entry))
+            mode = entry.get("pixels", "RGBA")
+            pixels = host.read_raw(job.result_path(entry), placement["width"],
+                                   placement["height"], mode)
+            layer = document.new_layer(placement["width"], placement["height"], mode, pixels)
+            del pixels  # a 24 MP result is 96 MB: one copy at a time
             loaded.append((entry, layer))
     except (GimpCallFailed, IOError, OSError, ValueError, KeyError):
         for _, layer in loaded:

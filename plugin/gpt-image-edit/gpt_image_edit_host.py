@@ -9,13 +9,11 @@ It makes no GIMP call: the entries do that, on their own main thread.
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zlib
 
 try:
     import queue
@@ -97,10 +95,8 @@ class Job(object):
         # Tells the worker this folder is the job's alone: a worker whose host died
         # removes it (docs/job-protocol.md, "Cancel").
         open(os.path.join(self.folder, JOB_FOLDER_MARKER), "w").close()
-        self.source_path = os.path.join(self.folder, "source.png")
-        self.selection_path = os.path.join(self.folder, "selection.png")
-        self.source_raw_path = os.path.join(self.folder, "source.raw")
-        self.selection_raw_path = os.path.join(self.folder, "selection.gray")
+        self.source_path = os.path.join(self.folder, "source.raw")
+        self.selection_path = os.path.join(self.folder, "selection.gray")
         self.path = os.path.join(self.folder, "job.json")
         self.output_dir = os.path.join(self.folder, "results")
 
@@ -113,26 +109,20 @@ class Job(object):
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
-              with_selection=False, raw=None):
-        """Write job.json.
+    def write(self, arguments, layer, mode, source_origin, source_size,
+              with_selection=False):
+        """Write job.json: the source (and selection) are raw pixels of the region at full
+        size (write_raw), and the results come back raw.
 
         arguments: dict with prompt, model, size, quality, variants;
         layer: dict with width, height, offset_x, offset_y;
-        source_origin: where the source's top-left pixel sits in layer coordinates;
-        source_size: (width, height) of the region the source stands for, in layer pixels,
-        when it was exported scaled down (None: source.png is at full size);
-        raw: None, or the mode ("RGBA" or "RGB") of the source's raw pixels: the source
-        and selection are raw pixels at source_size (write_raw), and the results come back
-        raw too.
+        mode: the source's raw mode, "RGBA" or "RGB";
+        source_origin: where the region's top-left pixel sits in layer coordinates;
+        source_size: (width, height) of the region.
         """
-        source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
-        selection = {"path": "selection.png"}
-        if raw:
-            source.update(path="source.raw", pixels=raw)
-            selection = {"path": "selection.gray", "pixels": "L"}
-        if source_size is not None:
-            source["width"], source["height"] = source_size
+        source = {"path": "source.raw", "pixels": mode, "x": source_origin[0],
+                  "y": source_origin[1], "width": source_size[0], "height": source_size[1]}
+        selection = {"path": "selection.gray", "pixels": "L"}
         job = {
             "protocol": PROTOCOL,
             "prompt": arguments["prompt"],
@@ -144,9 +134,8 @@ class Job(object):
             "source": source,
             "selection": selection if with_selection else None,
             "output_dir": "results",
+            "result_pixels": "raw",
         }
-        if raw:
-            job["result_pixels"] = "raw"
         with open(self.path, "w") as handle:
             json.dump(job, handle)
 
@@ -237,27 +226,6 @@ class WorkerRun(object):
             raise HostError(manifest.get("error", {}).get("message")
                             or "The edit failed for an unknown reason.")
         return manifest
-
-
-PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
-# The job's pictures live for seconds: level 1 compresses several times faster than 6.
-PNG_LEVEL = 1
-
-
-def write_png(path, width, height, channels, pixels):
-    """8-bit pixels (grey, RGB or RGBA rows, top first, as bytes) as a bare PNG: no
-    metadata, so the worker can send it as it is. zlib does the work; Python only frames
-    the rows, which for a request-sized picture takes a fraction of a second."""
-    stride = width * channels
-    rows = b"".join(b"\x00" + pixels[row * stride:(row + 1) * stride]
-                    for row in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    with open(path, "wb") as handle:
-        handle.write(b"\x89PNG\r\n\x1a\n")
-        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(rows, PNG_LEVEL)),
-                           (b"IEND", b"")):
-            handle.write(struct.pack(">I", len(data)) + kind + data
-                         + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
 def write_raw(path, pixels):
