@@ -24,7 +24,8 @@ except ImportError:
 import gimpfu
 from gimpfu import (
     ADD_SELECTION_MASK,
-    GRAY,
+    ADD_WHITE_MASK,
+    NORMAL_MODE,
     PARASITE_PERSISTENT,
     PDB_ERROR_HANDLER_INTERNAL,
     PDB_ERROR_HANDLER_PLUGIN,
@@ -36,8 +37,9 @@ from gimpfu import (
     PF_TEXT,
     PF_TOGGLE,
     PRECISION_U8_GAMMA,
-    PRECISION_U8_LINEAR,
     RGB,
+    RGB_IMAGE,
+    RGBA_IMAGE,
     RUN_NONINTERACTIVE,
     gimp,
     pdb,
@@ -59,8 +61,6 @@ HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_
 MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
 DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
-# The exported file lives for seconds: level 1 writes a large layer several times faster.
-PNG_COMPRESSION = 1
 
 
 def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_selection):
@@ -134,22 +134,69 @@ class Gimp2Document(core.Document):
     def ask_arguments(self):
         return self.values  # gimpfu showed its dialog before calling the procedure
 
-    # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        export_scaled(layer, RGB, PRECISION_U8_GAMMA, (-region.x, -region.y), region, size,
-                      path)
+    # -- pixels both ways: raw, through pixel regions -------------------------------------
+    def layer_pixels(self, layer, region):
+        """An 8-bit perceptual RGB(A) layer is read as it is stored; anything else (grey,
+        indexed, linear) through an RGBA copy of the region that GIMP converts."""
+        if is_plain_rgb(self.image, layer):
+            mode = "RGBA" if pdb.gimp_drawable_has_alpha(layer) else "RGB"
+            return mode, read_region(layer, region.x, region.y, region.width, region.height)
+        scratch = call("gimp_image_new_with_precision", region.width, region.height, RGB,
+                       PRECISION_U8_GAMMA)
+        try:
+            pdb.gimp_image_undo_disable(scratch)
+            copy = call("gimp_layer_new_from_drawable", layer, scratch)
+            call("gimp_image_insert_layer", scratch, copy, None, 0)
+            call("gimp_layer_add_alpha", copy)
+            call("gimp_layer_set_offsets", copy, -region.x, -region.y)
+            call("gimp_layer_resize_to_image_size", copy)
+            return "RGBA", read_region(copy, 0, 0, region.width, region.height)
+        finally:
+            pdb.gimp_image_delete(scratch)
 
-    def export_selection(self, region, size, path):
-        # Linear like the selection itself: a feathered edge keeps its values instead of
-        # going through the sRGB curve.
+    def selection_pixels(self, region):
+        """The selection's own values (linear, as GIMP keeps it) over `region`, 0 where the
+        region reaches beyond the canvas (pixel regions stop at the drawable's edge)."""
         selection = pdb.gimp_image_get_selection(self.image)
-        export_scaled(selection, GRAY, PRECISION_U8_LINEAR, (-region.x, -region.y), region,
-                      size, path)
+        left, top = max(region.x, 0), max(region.y, 0)
+        right = min(region.right, pdb.gimp_image_width(self.image))
+        bottom = min(region.bottom, pdb.gimp_image_height(self.image))
+        if (left, top, right, bottom) == (region.x, region.y, region.right, region.bottom):
+            return read_region(selection, left, top, region.width, region.height)
+        pixels = bytearray(region.width * region.height)
+        if right > left and bottom > top:
+            inside = read_region(selection, left, top, right - left, bottom - top)
+            width = right - left
+            for row in range(bottom - top):
+                start = (top - region.y + row) * region.width + left - region.x
+                pixels[start:start + width] = inside[row * width:(row + 1) * width]
+        return bytes(pixels)
+
+    def new_layer(self, width, height, mode, pixels):
+        layer_type = RGBA_IMAGE if mode == "RGBA" else RGB_IMAGE
+        if is_plain_rgb(self.image):
+            layer = gimp.Layer(self.image, "GPT Image Edit", width, height, layer_type, 100,
+                               NORMAL_MODE)
+            write_region(layer, width, height, pixels)
+            return layer
+        # Another base type or precision: GIMP converts a copy from an 8-bit RGB image.
+        scratch = call("gimp_image_new_with_precision", width, height, RGB, PRECISION_U8_GAMMA)
+        try:
+            pdb.gimp_image_undo_disable(scratch)
+            layer = gimp.Layer(scratch, "GPT Image Edit", width, height, layer_type, 100,
+                               NORMAL_MODE)
+            write_region(layer, width, height, pixels)
+            return call("gimp_layer_new_from_drawable", layer, self.image)
+        finally:
+            pdb.gimp_image_delete(scratch)
+
+    def add_mask_pixels(self, item, pixels):
+        mask = call("gimp_layer_create_mask", item, ADD_WHITE_MASK)
+        write_region(mask, pdb.gimp_drawable_width(item), pdb.gimp_drawable_height(item),
+                     pixels)
+        call("gimp_layer_add_mask", item, mask)
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        return call("gimp_file_load_layer", self.image, native(path))
-
     def new_group(self, name):
         group = call("gimp_layer_group_new", self.image)
         call("gimp_item_set_name", group, native(name))
@@ -164,10 +211,6 @@ class Gimp2Document(core.Document):
 
     def set_name(self, item, name):
         call("gimp_item_set_name", item, native(name))
-
-    def scale(self, item, width, height):
-        if (pdb.gimp_drawable_width(item), pdb.gimp_drawable_height(item)) != (width, height):
-            call("gimp_layer_scale", item, width, height, False)
 
     def move(self, item, x, y):
         call("gimp_layer_set_offsets", item, x, y)
@@ -214,31 +257,34 @@ class Gimp2Document(core.Document):
         pdb.gimp_progress_end()
 
 
-def export_scaled(drawable, base_type, precision, offsets, region, size, path):
-    """Copy a drawable into a throw-away image the region's size, at `offsets`, scale it to
-    `size` (the size the API gets) and save it as a fast PNG.
+def is_plain_rgb(image, layer=None):
+    """An 8-bit perceptual RGB image (and layer): pixel regions hand over and take its
+    bytes as they are, R'G'B'(A)."""
+    if pdb.gimp_image_base_type(image) != RGB:
+        return False
+    if pdb.gimp_image_get_precision(image) != PRECISION_U8_GAMMA:
+        return False
+    return layer is None or pdb.gimp_drawable_is_rgb(layer)
 
-    Where the copy does not reach (a region past the canvas edge) GIMP fills with the
-    context's background colour: black there means "not selected".
-    """
-    scratch = call("gimp_image_new_with_precision", region.width, region.height, base_type,
-                   precision)
-    pdb.gimp_context_push()
+
+def read_region(drawable, x, y, width, height):
+    """A rectangle of the drawable (its own coordinates) as raw bytes, rows top first."""
     try:
-        pdb.gimp_image_undo_disable(scratch)
-        pdb.gimp_context_set_background((0, 0, 0))
-        copy = call("gimp_layer_new_from_drawable", drawable, scratch)
-        call("gimp_image_insert_layer", scratch, copy, None, 0)
-        call("gimp_layer_set_offsets", copy, offsets[0], offsets[1])
-        call("gimp_layer_resize_to_image_size", copy)
-        if tuple(size) != (region.width, region.height):
-            call("gimp_image_scale", scratch, size[0], size[1])
-        # interlace, compression, bKGD, gAMA, oFFs, pHYs, tIME
-        call("file_png_save", scratch, copy, native(path), native(path), 0, PNG_COMPRESSION,
-             0, 0, 0, 0, 0)
-    finally:
-        pdb.gimp_context_pop()
-        pdb.gimp_image_delete(scratch)
+        return drawable.get_pixel_rgn(x, y, width, height, False, False)[x:x + width,
+                                                                         y:y + height]
+    except (RuntimeError, TypeError, ValueError):
+        raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
+
+
+def write_region(drawable, width, height, pixels):
+    """Raw bytes into the whole of a drawable that is not in the image yet (written
+    directly, no shadow buffer: there is nothing to undo)."""
+    try:
+        region = drawable.get_pixel_rgn(0, 0, width, height, True, False)
+        region[0:width, 0:height] = bytes(pixels)
+        drawable.flush()
+    except (RuntimeError, TypeError, ValueError):
+        raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
 
 
 # ---------------------------------------------------------------------------------------

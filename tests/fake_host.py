@@ -99,7 +99,8 @@ class FakeImage:
 
 class FakeDocument(core.Document):
     """The core's questions answered from a FakeImage; `fail_on` names a method that raises
-    GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception."""
+    GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception.
+    Pixels cross raw, as in both GIMPs: an RGB layer as it is, anything else as RGBA."""
 
     def __init__(self, image: FakeImage, drawables, arguments: dict | None,
                  fail_on: str | None = None, crash_on: str | None = None):
@@ -146,28 +147,29 @@ class FakeDocument(core.Document):
         return self.arguments
 
     # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        self._call("export_layer")
+    def layer_pixels(self, layer, region):
+        self._call("layer_pixels")
         picture = layer.pixels.crop(region.bounds())
-        if picture.size != tuple(size):
-            picture = picture.resize(tuple(size), Image.BICUBIC)
-        picture.save(path, compress_level=1)
+        if picture.mode != "RGB":  # like both GIMPs: RGB as it is, anything else as RGBA
+            picture = picture.convert("RGBA")
         self.exported["source"] = picture
+        return picture.mode, picture.tobytes()
 
-    def export_selection(self, region, size, path):
-        self._call("export_selection")
+    def selection_pixels(self, region):
+        self._call("selection_pixels")
         picture = self.image.selection.crop(region.bounds())  # zero beyond the canvas
-        if picture.size != tuple(size):
-            picture = picture.resize(tuple(size), Image.BILINEAR)
-        picture.save(path, compress_level=1)
         self.exported["selection"] = picture
+        return picture.tobytes()
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        self._call("load_layer")
-        with Image.open(path) as picture:
-            pixels = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
-        return Item("layer", Path(path).name, pixels)
+    def new_layer(self, width, height, mode, pixels):
+        self._call("new_layer")
+        return Item("layer", "new layer", Image.frombytes(mode, (width, height), pixels))
+
+    def add_mask_pixels(self, item, pixels):
+        self._call("add_mask_pixels")
+        item.mask = Image.frombytes("L", item.size, pixels)
+        self._record("mask", item.name)
 
     def new_group(self, name):
         return Item("group", name, Image.new("RGBA", (1, 1)))
@@ -182,12 +184,6 @@ class FakeDocument(core.Document):
 
     def set_name(self, item, name):
         item.name = name
-
-    def scale(self, item, width, height):
-        self._call("scale")
-        if item.size != (width, height):
-            item.pixels = item.pixels.resize((width, height), Image.BICUBIC)
-            self._record("scale", item.name)
 
     def move(self, item, x, y):
         item.offsets = (x, y)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -254,6 +255,106 @@ def test_lifeline_closed_keeps_a_folder_the_host_did_not_mark(tmp_path, wisgate_
     assert notes.read_text() == "mine"
 
 
+def write_raw_job(folder: Path, picture: Image.Image, selection_image=None, region=None,
+                  mode="RGBA", **overrides) -> Path:
+    """A protocol 2 job as the GIMP 3 host writes it: the region's raw pixels at full size,
+    results asked for raw."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x, y, width, height = region or (0, 0, *picture.size)
+    (folder / "source.raw").write_bytes(
+        picture.convert(mode).crop((x, y, x + width, y + height)).tobytes())
+    selection = None
+    if selection_image is not None:
+        (folder / "selection.gray").write_bytes(
+            selection_image.crop((x, y, x + width, y + height)).tobytes())
+        selection = {"path": "selection.gray", "pixels": "L"}
+    job = {"protocol": 2, "prompt": "invert it", "model": "gpt-image-2", "size": "auto",
+           "quality": "high", "variants": 1,
+           "layer": {"width": picture.width, "height": picture.height, "offset_x": 5,
+                     "offset_y": 7},
+           "source": {"path": "source.raw", "pixels": mode, "x": x, "y": y,
+                      "width": width, "height": height},
+           "selection": selection, "output_dir": "results", "result_pixels": "raw"}
+    job.update(overrides)
+    path = folder / "job.json"
+    path.write_text(json.dumps(job))
+    return path
+
+
+def raw_result(job_path: Path, entry: dict, size) -> Image.Image:
+    data = (job_path.parent / "results" / entry["path"]).read_bytes()
+    return Image.frombytes(entry["pixels"], size, data)
+
+
+def test_raw_pixels_both_ways_scaled_by_the_worker(tmp_path, wisgate_env, fake_wisgate):
+    """Protocol 2: the host hands over the region at full size; the worker sends it at the
+    size the API gets and writes the result back raw at the region's full size."""
+    picture = scene(2400, 1600)
+    job_path = write_raw_job(tmp_path / "job", picture)
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    manifest = manifest_of(job_path)
+    assert manifest["protocol"] == 2
+    assert manifest["placement"] == {"x": 5, "y": 7, "width": 2400, "height": 1600}
+    [entry] = manifest["results"]
+    assert entry == {"path": "variant-1.rgba", "variant": 1, "pixels": "RGBA"}
+    [request] = fake_wisgate.requests
+    sent = Image.open(io.BytesIO(request.files["image"][0]))
+    assert sent.size == tuple(int(side) for side in request.fields["size"].split("x"))
+    assert sent.size == (2336, 1568)
+    result = raw_result(job_path, entry, (2400, 1600))
+    assert psnr(result, picture.convert("RGBA")) >= 30
+    assert leftovers(job_path) == ["variant-1.rgba"]
+
+
+@pytest.mark.parametrize("blend", ["none", "seamless"])
+def test_an_opaque_rgb_source_comes_back_rgb_unless_blending_needs_alpha(tmp_path, wisgate_env,
+                                                                        blend):
+    picture = scene(320, 240)
+    job_path = write_raw_job(tmp_path / "job", picture, mode="RGB", blend=blend)
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    [entry] = manifest_of(job_path)["results"]
+    mode = "RGB" if blend == "none" else "RGBA"
+    assert (entry["pixels"], entry["path"]) == (mode, f"variant-1.{mode.lower()}")
+    assert psnr(raw_result(job_path, entry, (320, 240)), picture.convert(mode)) >= 35
+
+
+def test_raw_selection_edit_gets_a_raw_mask_when_blended(tmp_path, wisgate_env):
+    picture = scene(640, 480)
+    selection = Image.new("L", picture.size, 0)
+    selection.paste(255, (300, 200, 420, 300))
+    job_path = write_raw_job(tmp_path / "job", picture, selection, region=(200, 100, 320, 300),
+                             blend="feather", variants=2)
+    finished, _ = run_worker(job_path, wisgate_env("invert"))
+    assert finished.returncode == 0, finished.stderr
+    manifest = manifest_of(job_path)
+    placement = manifest["placement"]
+    assert (placement["width"], placement["height"]) == (320, 300)
+    first, second = manifest["results"]
+    assert first["mask"] == second["mask"] == "variant-1-mask.gray"
+    mask = Image.frombytes("L", (320, 300),
+                           (job_path.parent / "results" / first["mask"]).read_bytes())
+    assert mask.getpixel((160, 150)) == 255 and mask.getpixel((5, 5)) == 0
+    inverted = raw_result(job_path, first, (320, 300)).getpixel((160, 150))[:3]
+    expected = tuple(255 - value for value in picture.getpixel((360, 250))[:3])
+    assert inverted == pytest.approx(expected, abs=8)
+    assert leftovers(job_path) == ["variant-1-mask.gray", "variant-1.rgba", "variant-2.rgba"]
+
+
+def test_a_scaled_png_source_can_ask_for_raw_results_at_full_size(tmp_path, wisgate_env):
+    picture = scene(600, 400)
+    job_path = write_job(tmp_path / "job", picture.resize((300, 200)), protocol=2,
+                         layer={"width": 600, "height": 400, "offset_x": 0, "offset_y": 0},
+                         source={"path": "source.png", "x": 0, "y": 0, "width": 600,
+                                 "height": 400},
+                         result_pixels="raw")
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    [entry] = manifest_of(job_path)["results"]
+    assert psnr(raw_result(job_path, entry, (600, 400)), picture.convert("RGBA")) >= 25
+
+
 # -- bad jobs, in process (the worker's own code path, without a process start each) -------
 def run_in_process(job_path: Path, capsys) -> tuple[int, list[dict]]:
     code = run_job(job_path)
@@ -262,7 +363,14 @@ def run_in_process(job_path: Path, capsys) -> tuple[int, list[dict]]:
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"protocol": 2}, "protocol 2"),
+    ({"protocol": 3}, "protocol 3"),
+    ({"source": {"path": "source.png", "pixels": "RGBA"}, "protocol": 2},
+     "raw pixels without"),
+    ({"source": {"path": "source.png", "pixels": "RGB16", "width": 64, "height": 48},
+      "protocol": 2}, "'source.pixels' is not RGBA or RGB"),
+    ({"source": {"path": "source.png", "pixels": "RGBA", "width": 64, "height": 48},
+      "protocol": 2}, "not the 12288 of 64x48 RGBA pixels"),
+    ({"result_pixels": "jpeg", "protocol": 2}, "'result_pixels' is neither"),
     ({"prompt": " "}, "The prompt is empty"),
     ({"variants": 11}, "between 1 and 10"),
     ({"variants": "2"}, "'variants' is not a whole number"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gpt_image_edit import pricing
-from gpt_image_edit.geometry import Box, plan_region, request_size, sent_size
+from gpt_image_edit.geometry import Box, plan_region, request_size
 from tests import debian_root, real_gimp
 from tests import host_policies as policies
 
@@ -50,7 +50,7 @@ if prompt == "sleep":
     say("wait", "Waiting for gpt-image-2: 1 s")
     time.sleep(120)
 if prompt == "fail":
-    manifest({"protocol": 1, "ok": False,
+    manifest({"protocol": 2, "ok": False,
               "error": {"kind": "quota", "message": u"Quota used up \u2014 top it up."}})
     sys.exit(3)
 os.mkdir(output)
@@ -60,14 +60,16 @@ for path in ("results/preview-1.png", "../../etc/passwd", "/etc/passwd"):
                                  "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
                                  "elapsed": 0.2}) + "\n")
 say("finish", u"Placing 1 result \u2713")
-manifest({"protocol": 1, "ok": True, "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
-          "results": [{"path": "variant-1.png", "variant": 1}], "usage": {"output_tokens": 7},
-          "cost_usd": 0.25})
+with open(os.path.join(output, "variant-1.rgb"), "wb") as handle:
+    handle.write(b"\x80" * (3 * 4 * 3))
+manifest({"protocol": 2, "ok": True, "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
+          "results": [{"path": "variant-1.rgb", "variant": 1, "pixels": "RGB"}],
+          "usage": {"output_tokens": 7}, "cost_usd": 0.25})
 '''
 
 # Runs inside the root under python2.7; prints one JSON object with what it saw.
 CHECKS = r'''
-import imp, json, os, py_compile, shutil, sys
+import glob, imp, json, os, py_compile, shutil, sys, tempfile
 sys.dont_write_bytecode = True
 seen = {"python": list(sys.version_info[:2])}
 
@@ -110,12 +112,22 @@ with open(os.path.join(lib, host.WORKER_FILE), "w") as handle:
 worker = host.find_worker(lib)
 seen["worker"] = [worker.python, worker.pythonpath]
 
+# Raw pixels (protocol 2) with Python 2.7's byte strings: written as they are, read back only
+# at their exact size.
+host.write_raw("/tmp/work/raw.gray", b"\x00\x80\xff" * 4)
+raw_read = [host.read_raw("/tmp/work/raw.gray", 4, 3, "L") == b"\x00\x80\xff" * 4]
+try:
+    host.read_raw("/tmp/work/raw.gray", 4, 4, "L")
+except ValueError:
+    raw_read.append("short")
+seen["raw"] = raw_read
+
 def run(prompt, cancel=False):
     job = host.Job()
     folder = job.folder
     job.write({"prompt": prompt, "model": "gpt-image-2", "size": "auto", "quality": "high",
                "variants": 2}, {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
-              source_origin=(3, 4), with_selection=True)
+              "RGB", (3, 4), (20, 10), with_selection=True)
     with open(job.path) as handle:
         written = json.load(handle)
     mode = oct(os.stat(folder).st_mode & 0o777)
@@ -171,21 +183,23 @@ class Document(core.Document):
     def layer_box(self, layer): return (10, 20, 6000, 4000)
     def selection_bounds(self): return self.bounds
     def ask_arguments(self): return self.values
-    def _export(self, what, region, size, path):
-        self.log.append([what, list(region), list(size)])
-        open(path, "wb").close()
-    def export_layer(self, layer, region, size, path): self._export("layer", region, size, path)
-    def export_selection(self, region, size, path):
-        self._export("selection", region, size, path)
-    def load_layer(self, path):
-        with open(os.path.join(os.path.dirname(os.path.dirname(path)), "job.json")) as handle:
+    def layer_pixels(self, layer, region):
+        self.log.append(["layer", list(region)])
+        return "RGB", b"\x10\x20\x30"
+    def selection_pixels(self, region):
+        self.log.append(["selection", list(region)])
+        return b"\xff"
+    def new_layer(self, width, height, mode, pixels):
+        [job_path] = glob.glob(os.path.join(tempfile.gettempdir(), "gpt-image-edit-*",
+                                            "job.json"))
+        with open(job_path) as handle:
             self.job = json.load(handle)
+        self.log.append(["new", width, height, mode, len(pixels)])
         return {"name": None}
     def new_group(self, name): return {"name": name}
     def parent_and_position(self, layer): return None, 3
     def insert(self, item, parent, position): self.log.append(["insert", position])
     def set_name(self, item, name): item["name"] = name
-    def scale(self, item, width, height): self.log.append(["scale", width, height])
     def move(self, item, x, y): self.log.append(["move", x, y])
     def add_selection_mask(self, item): self.log.append(["mask"])
     def attach_parasite(self, item, name, text):
@@ -227,7 +241,7 @@ seen["pricing"] = {
     "estimates": [pricing.estimate("gpt-image-2", 1536, 1024, quality, 2, 3, 41,
                                    [(512, 300)]) for quality in ("low", "medium", "high")],
     "core": core.estimate(core.Plan(None, None, core.geometry.Box(0, 0, 6000, 4000),
-                                    None, False),
+                                    False),
                           core.Arguments({"prompt": "sky", "variants": 2})),
 }
 sys.stdout.write(json.dumps(seen))
@@ -280,27 +294,26 @@ def test_entry_refusals_under_python_2_7(python27):
 
 @pytest.mark.parametrize("case,bounds", [("whole", None), ("selected", (3000, 2000, 3400, 2300))])
 def test_host_core_plans_and_places_under_python_2_7_as_under_3(python27, case, bounds):
-    """The region and the sent size from the shared geometry under Python 2.7 are the
-    worker's own under Python 3; the result is scaled to the placement, moved, masked
-    (with a selection), selected, in one undo group."""
+    """The region from the shared geometry under Python 2.7 is the worker's own under
+    Python 3, handed over raw at full size; the result comes back raw at the placement's
+    size, is moved, masked (with a selection), selected, in one undo group."""
     status, log, job = python27[case]
     assert status == "success"
     selection = None if bounds is None else Box.from_bounds(
         bounds[0] - 10, bounds[1] - 20, bounds[2] - 10, bounds[3] - 20)
     region = plan_region(6000, 4000, selection)
-    sent = sent_size(region.width, region.height,
-                     *request_size(region.width, region.height, "gpt-image-2"))
-    exports = [["layer", list(region), list(sent)]]
+    exports = [["layer", list(region)]]
     if bounds is not None:
         exports.append(["selection", [region.x + 10, region.y + 20, region.width,
-                                      region.height], list(sent)])
+                                      region.height]])
     assert log[:len(exports)] == exports
-    assert job["source"] == {"path": "source.png", "x": region.x, "y": region.y,
-                             "width": region.width, "height": region.height}
+    assert job["source"] == {"path": "source.raw", "pixels": "RGB", "x": region.x,
+                             "y": region.y, "width": region.width, "height": region.height}
+    assert job["result_pixels"] == "raw"
     assert job["layer"] == {"width": 6000, "height": 4000, "offset_x": 10, "offset_y": 20}
     placed = log[len(exports):]
     # The stand-in worker's manifest places one result at 1,2 size 3x4.
-    expected = [["undo-start"], ["insert", 3], ["scale", 3, 4], ["move", 1, 2]]
+    expected = [["new", 3, 4, "RGB", 36], ["undo-start"], ["insert", 3], ["move", 1, 2]]
     expected += [["mask"]] if bounds is not None else []
     assert placed[:len(expected)] == expected
     assert placed[len(expected)][:2] == ["parasite", "gpt-image-edit"]
@@ -321,11 +334,17 @@ def test_host_writes_the_job_under_python_2_7(python27):
     outcome = python27["ok"]
     assert outcome["folder_mode"] in ("0700", "0o700")
     assert outcome["job"] == {
-        "protocol": 1, "prompt": "ciel d'orage \u00e9", "model": "gpt-image-2",
+        "protocol": 2, "prompt": "ciel d'orage \u00e9", "model": "gpt-image-2",
         "size": "auto", "quality": "high", "variants": 2,
         "layer": {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
-        "source": {"path": "source.png", "x": 3, "y": 4},
-        "selection": {"path": "selection.png"}, "output_dir": "results"}
+        "source": {"path": "source.raw", "pixels": "RGB", "x": 3, "y": 4, "width": 20,
+                   "height": 10},
+        "selection": {"path": "selection.gray", "pixels": "L"}, "output_dir": "results",
+        "result_pixels": "raw"}
+
+
+def test_host_writes_and_reads_raw_pixels_under_python_2_7(python27):
+    assert python27["raw"] == [True, "short"]
 
 
 def test_host_finds_the_worker_or_says_why_under_python_2_7(python27):

@@ -106,15 +106,14 @@ class Arguments(object):
 
 
 class Plan(object):
-    """What one edit sends: `region` of the layer (layer coordinates, full size) exported at
-    `sent` (width, height), the size the API gets it at; `layer_box` is the layer in image
-    coordinates; `with_selection` says whether a selection mask goes along."""
+    """What one edit sends: `region` of the layer (layer coordinates, full size; the worker
+    scales it to the size the API gets); `layer_box` is the layer in image coordinates;
+    `with_selection` says whether a selection mask goes along."""
 
-    def __init__(self, layer, layer_box, region, sent, with_selection):
+    def __init__(self, layer, layer_box, region, with_selection):
         self.layer = layer
         self.layer_box = layer_box
         self.region = region
-        self.sent = sent
         self.with_selection = with_selection
 
     def region_in_image(self):
@@ -125,7 +124,12 @@ class Plan(object):
 class Document(object):
     """What the core asks of a GIMP. An adapter implements every method that raises
     NotImplementedError; item handles are whatever its GIMP uses (layers, groups). A GIMP
-    call that fails raises GimpCallFailed."""
+    call that fails raises GimpCallFailed.
+
+    Pixels cross as raw bytes at full size both ways (docs/job-protocol.md): the worker
+    scales the region down and each result back up (Pillow, a fraction of a second where
+    GIMP's own scale of a 24 MP layer takes seconds), and no file goes through GIMP's file
+    plug-ins (nothing reaches File > Open Recent)."""
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -157,20 +161,26 @@ class Document(object):
         raise NotImplementedError
 
     # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        """Write `region` (a geometry.Box in layer coordinates) of the layer, scaled to
-        `size` (width, height), as an 8-bit RGB(A) PNG at `path`, compressed fast."""
+    def layer_pixels(self, layer, region):
+        """`region` (a geometry.Box in layer coordinates) of the layer at full size, as
+        (mode, raw 8-bit bytes, rows top first), mode "RGBA" or "RGB" (R'G'B' values):
+        whichever the layer holds already costs no conversion."""
         raise NotImplementedError
 
-    def export_selection(self, region, size, path):
-        """Write the selection over `region` (image coordinates), scaled to `size`, as an
-        8-bit grayscale PNG with the selection's own values (no tone curve); black where
-        the region reaches beyond the canvas."""
+    def selection_pixels(self, region):
+        """The selection over `region` (image coordinates) as raw 8-bit grey bytes with
+        the selection's own values (no tone curve); 0 beyond the canvas."""
         raise NotImplementedError
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        """The picture at `path` as a new layer of the image, not yet inserted."""
+    def new_layer(self, width, height, mode, pixels):
+        """A new layer of the image, not yet inserted, holding raw 8-bit `pixels` of
+        `mode` ("RGBA" or "RGB", R'G'B' values)."""
+        raise NotImplementedError
+
+    def add_mask_pixels(self, item, pixels):
+        """Give an inserted layer a mask holding raw 8-bit grey `pixels` of its size, 255
+        where the layer shows."""
         raise NotImplementedError
 
     def new_group(self, name):
@@ -184,10 +194,6 @@ class Document(object):
         raise NotImplementedError
 
     def set_name(self, item, name):
-        raise NotImplementedError
-
-    def scale(self, item, width, height):
-        """Scale an inserted layer to width x height (nothing when it already is)."""
         raise NotImplementedError
 
     def move(self, item, x, y):
@@ -281,8 +287,8 @@ def edit(document, entry_dir):
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
         with host.Job() as job:
-            export(document, plan, job)
-            manifest = run_job(document, worker, job, plan, arguments)
+            mode = export(document, plan, job)
+            manifest = run_job(document, worker, job, plan, arguments, mode)
             place_results(document, plan, job, manifest, arguments)
         document.flush()
     except Cancelled:
@@ -313,7 +319,8 @@ def choose_layer(document):
 
 
 def plan_edit(document, layer, arguments):
-    """The region to send (the layer, or the part around the selection) and its size."""
+    """The region to send (the layer, or the part around the selection); a size the model
+    cannot take is refused here, before anything is exported."""
     offset_x, offset_y, width, height = document.layer_box(layer)
     layer_box = geometry.Box(offset_x, offset_y, width, height)
     selected = None
@@ -321,12 +328,10 @@ def plan_edit(document, layer, arguments):
         selected = selection_on_layer(document, layer, layer_box)
     region = geometry.plan_region(width, height, selected)
     try:
-        canvas = geometry.request_size(region.width, region.height, arguments.model,
-                                       arguments.size)
+        geometry.request_size(region.width, region.height, arguments.model, arguments.size)
     except geometry.SizeError as error:
         raise host.HostError(error.args[0])
-    sent = geometry.sent_size(region.width, region.height, canvas[0], canvas[1])
-    return Plan(layer, layer_box, region, sent, selected is not None)
+    return Plan(layer, layer_box, region, selected is not None)
 
 
 def selection_on_layer(document, layer, layer_box):
@@ -350,19 +355,26 @@ def job_layer(plan):
 
 
 def export(document, plan, job):
+    """The region for the worker, raw at full size (and the selection over it); returns
+    the source's mode."""
     try:
-        document.export_layer(plan.layer, plan.region, plan.sent, job.source_path)
+        mode, pixels = document.layer_pixels(plan.layer, plan.region)
+        host.write_raw(job.source_path, pixels)
+        del pixels  # up to 96 MB: gone before the selection is read
         if plan.with_selection:
-            document.export_selection(plan.region_in_image(), plan.sent, job.selection_path)
-    except GimpCallFailed:
+            host.write_raw(job.selection_path,
+                           document.selection_pixels(plan.region_in_image()))
+        return mode
+    except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
 
 
-def run_job(document, worker, job, plan, arguments):
+def run_job(document, worker, job, plan, arguments, mode):
     """Write the job and run the worker; an estimate above the spending limit is sent only
-    when the document confirms it (then with a second worker start)."""
+    when the document confirms it (then with a second worker start). `mode` is the raw
+    source's (export)."""
     def write(cost_confirmed):
-        job.write(arguments.for_job(), job_layer(plan),
+        job.write(arguments.for_job(), job_layer(plan), mode,
                   source_origin=(plan.region.x, plan.region.y),
                   source_size=(plan.region.width, plan.region.height),
                   with_selection=plan.with_selection, cost_confirmed=cost_confirmed)
@@ -408,13 +420,13 @@ def estimate(plan, arguments, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None
 
 def place_results(document, plan, job, manifest, arguments):
     """In one undo group, the results directly above the source layer (one layer, or a
-    group of variants), scaled to the placement, masked by the selection, the top one
-    selected. On any failure nothing stays behind."""
+    group of variants) at the placement, masked by the selection (or by the worker's mask
+    of a blended result), the top one selected. On any failure nothing stays behind."""
     results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
     if not results:
         raise host.HostError(NO_RESULT)
-    loaded = load_results(document, job, results)  # before any change to the image
     placement = manifest["placement"]
+    loaded = load_results(document, job, results, placement)  # before any change
     name = host.layer_name(arguments.prompt)
     parent, position = document.parent_and_position(plan.layer)
     floating = [layer for _, layer in loaded]
@@ -434,9 +446,10 @@ def place_results(document, plan, job, manifest, arguments):
                 document.set_name(layer, u"variant %d" % entry["variant"])
                 document.insert(layer, top, index)
                 floating.remove(layer)
-            document.scale(layer, placement["width"], placement["height"])
             document.move(layer, placement["x"], placement["y"])
-            if plan.with_selection:
+            if entry.get("mask"):
+                document.add_mask_pixels(layer, mask_pixels(job, entry, placement))
+            elif plan.with_selection:
                 document.add_selection_mask(layer)
             document.attach_parasite(layer, host.PARASITE_NAME,
                                      host.provenance(manifest, arguments.for_job(),
@@ -454,13 +467,30 @@ def place_results(document, plan, job, manifest, arguments):
         document.undo_group_end()
 
 
-def load_results(document, job, results):
+def load_results(document, job, results, placement):
+    """Every result as a new layer, not yet inserted, from its raw pixels of the
+    placement's size."""
     loaded = []
     try:
         for entry in results:
-            loaded.append((entry, document.load_layer(job.result_path(entry))))
-    except GimpCallFailed:
+            mode = entry.get("pixels", "RGBA")
+            pixels = host.read_raw(job.result_path(entry), placement["width"],
+                                   placement["height"], mode)
+            layer = document.new_layer(placement["width"], placement["height"], mode, pixels)
+            del pixels  # a 24 MP result is 96 MB: one copy at a time
+            loaded.append((entry, layer))
+    except (GimpCallFailed, IOError, OSError, ValueError, KeyError):
         for _, layer in loaded:
             document.delete(layer)
         raise host.HostError(UNREADABLE_RESULT)
     return loaded
+
+
+def mask_pixels(job, entry, placement):
+    """A result's mask (docs/job-protocol.md, "Result masks"): raw grey of the placement's
+    size."""
+    try:
+        return host.read_raw(job.result_path({"path": entry["mask"]}), placement["width"],
+                             placement["height"], "L")
+    except (IOError, OSError, ValueError):
+        raise host.HostError(UNREADABLE_RESULT)

@@ -9,13 +9,11 @@ It makes no GIMP call: the entries do that, on their own main thread.
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zlib
 
 try:
     import queue
@@ -25,7 +23,11 @@ except ImportError:  # Python 2.7
 WORKER_ENV = "GPT_IMAGE_EDIT_WORKER"
 WORKER_FILE = "gpt-image-edit-worker.json"
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"
-PROTOCOL = 1
+PROTOCOL = 2
+# Raw pixels (protocol 2): rows top first, 8 bits a channel, no header; the job or the
+# manifest says the size. Writing and reading them costs a copy, where a PNG of a 24 MP
+# layer costs seconds of compression in the host and in the worker.
+RAW_CHANNELS = {"RGBA": 4, "RGB": 3, "L": 1}
 KILL_GRACE_SECONDS = 2.0
 
 # Where the retoucher changes the settings, on GIMP 3 and 2.10 alike. The worker's sentences
@@ -112,8 +114,8 @@ class Job(object):
         # Tells the worker this folder is the job's alone: a worker whose host died
         # removes it (docs/job-protocol.md, "Cancel").
         open(os.path.join(self.folder, JOB_FOLDER_MARKER), "w").close()
-        self.source_path = os.path.join(self.folder, "source.png")
-        self.selection_path = os.path.join(self.folder, "selection.png")
+        self.source_path = os.path.join(self.folder, "source.raw")
+        self.selection_path = os.path.join(self.folder, "selection.gray")
         self.path = os.path.join(self.folder, "job.json")
         self.output_dir = os.path.join(self.folder, "results")
 
@@ -126,21 +128,22 @@ class Job(object):
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
+    def write(self, arguments, layer, mode, source_origin, source_size,
               with_selection=False, partial_images=None, cost_confirmed=False):
-        """Write job.json.
+        """Write job.json: the source (and selection) are raw pixels of the region at full
+        size (write_raw), and the results come back raw.
 
         arguments: dict with prompt, model, size, quality, variants;
         layer: dict with width, height, offset_x, offset_y;
-        source_origin: where source.png's top-left pixel sits in layer coordinates;
-        source_size: (width, height) of the region source.png stands for, in layer pixels,
-        when it was exported scaled down (None: source.png is at full size);
+        mode: the source's raw mode, "RGBA" or "RGB";
+        source_origin: where the region's top-left pixel sits in layer coordinates;
+        source_size: (width, height) of the region;
         partial_images: live previews to ask for (None: the worker's setting);
         cost_confirmed: the user agreed to an estimate above the spending limit.
         """
-        source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
-        if source_size is not None:
-            source["width"], source["height"] = source_size
+        source = {"path": "source.raw", "pixels": mode, "x": source_origin[0],
+                  "y": source_origin[1], "width": source_size[0], "height": source_size[1]}
+        selection = {"path": "selection.gray", "pixels": "L"}
         job = {
             "protocol": PROTOCOL,
             "prompt": arguments["prompt"],
@@ -150,8 +153,9 @@ class Job(object):
             "variants": int(arguments["variants"]),
             "layer": dict(layer),
             "source": source,
-            "selection": {"path": "selection.png"} if with_selection else None,
+            "selection": selection if with_selection else None,
             "output_dir": "results",
+            "result_pixels": "raw",
         }
         if partial_images is not None:
             job["partial_images"] = int(partial_images)
@@ -277,25 +281,21 @@ class WorkerRun(object):
         return manifest
 
 
-PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
-# The job's pictures live for seconds: level 1 compresses several times faster than 6.
-PNG_LEVEL = 1
-
-
-def write_png(path, width, height, channels, pixels):
-    """8-bit pixels (grey, RGB or RGBA rows, top first, as bytes) as a bare PNG: no
-    metadata, so the worker can send it as it is. zlib does the work; Python only frames
-    the rows, which for a request-sized picture takes a fraction of a second."""
-    stride = width * channels
-    rows = b"".join(b"\x00" + pixels[row * stride:(row + 1) * stride]
-                    for row in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[channels], 0, 0, 0)
+def write_raw(path, pixels):
+    """Raw pixels (bytes, or anything with the buffer interface) as they are."""
     with open(path, "wb") as handle:
-        handle.write(b"\x89PNG\r\n\x1a\n")
-        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(rows, PNG_LEVEL)),
-                           (b"IEND", b"")):
-            handle.write(struct.pack(">I", len(data)) + kind + data
-                         + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        handle.write(pixels)
+
+
+def read_raw(path, width, height, mode):
+    """The raw pixels of a width x height picture of `mode` (RAW_CHANNELS); IOError or
+    ValueError when the file is missing or not that size."""
+    size = width * height * RAW_CHANNELS[mode]
+    with open(path, "rb") as handle:
+        pixels = handle.read(size + 1)
+    if len(pixels) != size:
+        raise ValueError("%s holds %d bytes, not %d" % (path, len(pixels), size))
+    return pixels
 
 
 def layer_name(prompt):

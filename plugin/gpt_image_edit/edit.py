@@ -16,7 +16,7 @@ from .blend import DEFAULT_BLEND, Blender, check_blend
 from .client import EditRequest
 from .errors import BadInputError, EditError
 from .geometry import Box, check_size, is_gpt_image, plan_region, request_size
-from .imaging import build_payload, decode_result, place_result, result_as_received
+from .imaging import build_payload, crop, decode_result, place_result, result_as_received
 from .pricing import cost_of, estimate
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
                           model=params.model, size=f"{width}x{height}",
                           quality=params.quality, n=params.variants,
                           references=tuple(references), partial_images=partial_images)
-    region_picture = picture.crop(region.bounds())
+    region_picture = crop(picture, region)
 
     def preview(number: int, data: bytes) -> None:
         try:

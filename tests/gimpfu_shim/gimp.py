@@ -235,6 +235,53 @@ class Drawable(Item):
     def has_alpha(self):
         return self.pixels.mode in ("RGBA", "LA")
 
+    @property
+    def is_rgb(self):
+        return self.pixels.mode in ("RGB", "RGBA")
+
+    def get_pixel_rgn(self, x, y, width, height, dirty=True, shadow=False):
+        """A pixel region: the drawable's bytes as stored (bpp of its mode), sliced in the
+        drawable's own coordinates. Only direct writes (no shadow buffer) are modelled."""
+        _check_alive(self)
+        if shadow:
+            _not_modelled("a pixel region on the shadow buffer")
+        box = (int(x), int(y), int(x) + int(width), int(y) + int(height))
+        if box[0] < 0 or box[1] < 0 or box[2] > self.width or box[3] > self.height:
+            raise ValueError("pixel region out of the drawable")
+        return PixelRgn(self, box, dirty)
+
+    def flush(self):
+        _check_alive(self)
+
+
+class PixelRgn(object):
+    def __init__(self, drawable, box, dirty):
+        self.drawable, self.box, self.dirty = drawable, box, dirty
+
+    def _slices(self, key):
+        columns, rows = key
+        box = (columns.start, rows.start, columns.stop, rows.stop)
+        if (box[0] < self.box[0] or box[1] < self.box[1] or box[2] > self.box[2]
+                or box[3] > self.box[3]):
+            raise IndexError("slice out of the pixel region")
+        return box
+
+    def __getitem__(self, key):
+        return self.drawable.pixels.crop(self._slices(key)).tobytes()
+
+    def __setitem__(self, key, data):
+        from PIL import Image as PILImage
+
+        if not self.dirty or not isinstance(data, bytes):  # pygimp takes a (byte) str
+            raise TypeError("wrong pixel region write")
+        box = self._slices(key)
+        drawable = self.drawable
+        part = PILImage.frombytes(drawable.pixels.mode, (box[2] - box[0], box[3] - box[1]),
+                                  data)
+        drawable.pixels.paste(part, box[:2])
+        if drawable.attached:
+            drawable.image.record("draw on %s" % drawable.name)
+
 
 class Channel(Drawable):
     """A channel: 8-bit linear values, as GIMP 2.10 keeps selections and masks."""
@@ -607,13 +654,62 @@ def _luminance(rgb):
 
 @procedure
 def gimp_layer_create_mask(layer, mask_type):
-    """Only ADD_SELECTION_MASK: the selection read at the layer's place in the image."""
+    """ADD_SELECTION_MASK: the selection read at the layer's place in the image;
+    ADD_WHITE_MASK: all white."""
     _check(layer, Layer)
+    if int(mask_type) == E.ADD_WHITE_MASK:
+        return LayerMask(layer, _new_pixels("L", (layer.width, layer.height)).point(
+            lambda value: 255))
     if int(mask_type) != E.ADD_SELECTION_MASK:
         _not_modelled("pdb.gimp_layer_create_mask with mask type %r" % (mask_type,))
     x, y = layer.offsets
     selection = layer.image.selection.pixels
     return LayerMask(layer, selection.crop((x, y, x + layer.width, y + layer.height)))
+
+
+@procedure
+def gimp_layer_add_alpha(layer):
+    _check(layer, Layer)
+    if not layer.has_alpha:
+        layer.pixels = layer.pixels.convert({"RGB": "RGBA", "L": "LA"}[layer.pixels.mode])
+        if layer.attached:
+            layer.image.record("add alpha to %s" % layer.name)
+
+
+@procedure
+def gimp_drawable_has_alpha(drawable):
+    _check(drawable, Drawable)
+    return drawable.has_alpha
+
+
+@procedure
+def gimp_drawable_is_rgb(drawable):
+    _check(drawable, Drawable)
+    return drawable.is_rgb
+
+
+@procedure
+def gimp_image_base_type(image):
+    _check(image, Image)
+    return image.base_type
+
+
+@procedure
+def gimp_image_get_precision(image):
+    _check(image, Image)
+    return image.precision
+
+
+@procedure
+def gimp_image_width(image):
+    _check(image, Image)
+    return image.width
+
+
+@procedure
+def gimp_image_height(image):
+    _check(image, Image)
+    return image.height
 
 
 @procedure
