@@ -70,6 +70,9 @@ def time_edits(version: str, cases: list[GimpCase], repeat: int, fake, folder: P
                                 "GIMP_BENCH_STARTS": str(starts),
                                 "GPT_IMAGE_EDIT_WORKER": str(wrapper),
                                 "GPT_IMAGE_EDIT_CONFIG": str(settings),
+                                # What the plug-in adds around one plain API call: no live
+                                # previews, so the curl baseline replays the same request.
+                                "GPT_IMAGE_EDIT_PARTIAL_IMAGES": "0",
                                 "TMPDIR": str(folder / "tmp")})
     if not out.exists():
         raise RuntimeError(f"GIMP {version} wrote no timings (exit {done.returncode}):\n"
