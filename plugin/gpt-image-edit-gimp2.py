@@ -13,9 +13,10 @@ import os
 import sys
 
 from gimpfu import (
-    ADD_SELECTION_MASK,
+    ADD_BLACK_MASK,
     GRAY,
     PARASITE_PERSISTENT,
+    PARASITE_UNDOABLE,
     PF_DRAWABLE,
     PF_IMAGE,
     PF_OPTION,
@@ -111,6 +112,31 @@ class Gimp2Document(core.Document):
     def ask_arguments(self):
         return self.values  # gimpfu showed its dialog before calling the procedure
 
+    def image_size(self):
+        return self.image.width, self.image.height
+
+    def image_name(self):
+        return text(self.image.name)
+
+    def tattoo(self, item):
+        return pdb.gimp_item_get_tattoo(item)
+
+    def is_valid(self, item):
+        return bool(pdb.gimp_item_is_valid(item))
+
+    def image_is_open(self):
+        return bool(pdb.gimp_image_is_valid(self.image))
+
+    def layers_in(self, parent):
+        return list(self.image.layers if parent is None else parent.children)
+
+    def children(self, item):
+        return list(item.children) if pdb.gimp_item_is_group(item) else []
+
+    def parasite(self, item, name):
+        found = item.parasite_find(name)
+        return text(found.data) if found else None
+
     # -- export -------------------------------------------------------------------------
     def export_layer(self, layer, region, size, path):
         export_scaled(layer, RGB, PRECISION_U8_GAMMA, (-region.x, -region.y), region, size,
@@ -125,7 +151,12 @@ class Gimp2Document(core.Document):
 
     # -- results ------------------------------------------------------------------------
     def load_layer(self, path):
-        return call("gimp_file_load_layer", self.image, native(path))
+        # The PNG loader itself: gimp-file-load-layer puts the file into Open Recent.
+        loaded = call("file_png_load", native(path), native(path))
+        try:
+            return call("gimp_layer_new_from_drawable", loaded.layers[0], self.image)
+        finally:
+            pdb.gimp_image_delete(loaded)
 
     def new_group(self, name):
         group = call("gimp_layer_group_new", self.image)
@@ -149,13 +180,52 @@ class Gimp2Document(core.Document):
     def move(self, item, x, y):
         call("gimp_layer_set_offsets", item, x, y)
 
-    def add_selection_mask(self, item):
-        call("gimp_layer_add_mask", item, call("gimp_layer_create_mask", item,
-                                               ADD_SELECTION_MASK))
+    def capture_selection(self, region):
+        """The selection's raw pixels over the region (the image's precision, as a layer
+        mask has it), 0 beyond the canvas."""
+        selection = self.image.selection
+        bpp = selection.bpp
+        x1, y1 = max(region.x, 0), max(region.y, 0)
+        x2 = min(region.right, self.image.width)
+        y2 = min(region.bottom, self.image.height)
+        pixels = bytearray(region.width * region.height * bpp)
+        if x2 > x1 and y2 > y1:
+            inside = selection.get_pixel_rgn(x1, y1, x2 - x1, y2 - y1, False, False)[
+                x1:x2, y1:y2]
+            row_bytes = (x2 - x1) * bpp
+            for row in range(y2 - y1):
+                start = ((y1 - region.y + row) * region.width + x1 - region.x) * bpp
+                pixels[start:start + row_bytes] = inside[row * row_bytes:(row + 1) * row_bytes]
+        return region.width, region.height, bytes(pixels)
+
+    def add_mask(self, item):
+        call("gimp_layer_add_mask", item, call("gimp_layer_create_mask", item, ADD_BLACK_MASK))
+        pdb.gimp_layer_set_edit_mask(item, False)
+
+    def fill_mask(self, item, selection):
+        width, height, pixels = selection
+        mask = item.mask
+        mask.get_pixel_rgn(0, 0, width, height, True, False)[0:width, 0:height] = pixels
+        mask.flush()
+        mask.update(0, 0, width, height)
+
+    def set_visible(self, item, visible):
+        call("gimp_item_set_visible", item, visible)
+
+    def new_image(self, width, height):
+        self.image = call("gimp_image_new", width, height, RGB)
+
+    def show_new_image(self):
+        try:
+            pdb.gimp_display_new(self.image)
+        except RuntimeError:  # no display in batch mode
+            pass
 
     def attach_parasite(self, item, name, text_):
+        # UNDOABLE: without it GIMP pushes a "Can't undo" step for a persistent parasite.
         try:
-            item.attach_new_parasite(name, PARASITE_PERSISTENT, native(text_))
+            item.attach_new_parasite(name, PARASITE_PERSISTENT | PARASITE_UNDOABLE,
+                                     native(text_))
         except RuntimeError:
             raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
 

@@ -9,6 +9,7 @@ and GIMP 2.10 (tests/test_gimp2.py); tests/host_policies.py holds what they shar
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugin" / "gpt-image-edit"))
 import gpt_image_edit_core as core  # noqa: E402
+
+_tattoos = itertools.count(1)
 
 
 class Item:
@@ -31,6 +34,8 @@ class Item:
         self.owner: Item | None = None  # a layer mask's layer
         self.inserted = False
         self.deleted = False
+        self.visible = True
+        self.tattoo = next(_tattoos)
 
     @property
     def size(self):
@@ -48,6 +53,8 @@ class FakeImage:
         self.selected: list[Item] = []
         self.undo_log: list[tuple] = []
         self.undo_depth = 0
+        self.name = "picture.png"
+        self.open = True
         if background is not None:
             self.add_layer(Item("layer", "background", Image.new("RGB", self.size, background)))
 
@@ -101,8 +108,15 @@ class FakeDocument(core.Document):
     GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception."""
 
     def __init__(self, image: FakeImage, drawables, arguments: dict | None,
-                 fail_on: str | None = None, crash_on: str | None = None):
+                 fail_on: str | None = None, crash_on: str | None = None,
+                 interactive: bool = False):
         self.image = image
+        self.interactive = interactive
+        self.settings_offered: list[str] = []
+        self.on_settings = None  # what the user does in the settings dialog: saved or not
+        self.while_waiting = None  # what the user does while the edit is pending
+        self.new_images: list[FakeImage] = []
+        self.shown: list[FakeImage] = []
         self.chosen = list(drawables)
         self.arguments = arguments
         self.fail_on = fail_on
@@ -140,6 +154,34 @@ class FakeDocument(core.Document):
 
     def ask_arguments(self):
         return self.arguments
+
+    def image_size(self):
+        return self.image.size
+
+    def image_name(self):
+        return self.image.name
+
+    def tattoo(self, item):
+        return item.tattoo
+
+    def is_valid(self, item):
+        return self.image.open and item in self.image.all_layers()
+
+    def image_is_open(self):
+        return self.image.open
+
+    def layers_in(self, parent):
+        return list(self.image.layers if parent is None else parent.children)
+
+    def children(self, item):
+        return list(item.children) if item.kind == "group" else []
+
+    def parasite(self, item, name):
+        return item.parasites.get(name)
+
+    def offer_settings(self, reason):
+        self.settings_offered.append(reason)
+        return self.interactive and self.on_settings is not None and self.on_settings()
 
     # -- export -------------------------------------------------------------------------
     def export_layer(self, layer, region, size, path):
@@ -183,16 +225,35 @@ class FakeDocument(core.Document):
         self._call("scale")
         if item.size != (width, height):
             item.pixels = item.pixels.resize((width, height), Image.BICUBIC)
+            if item.mask is not None:
+                item.mask = item.mask.resize((width, height))
             self._record("scale", item.name)
 
     def move(self, item, x, y):
         item.offsets = (x, y)
 
-    def add_selection_mask(self, item):
-        self._call("add_selection_mask")
-        x, y = item.offsets
-        item.mask = self.image.selection.crop((x, y, x + item.size[0], y + item.size[1]))
+    def capture_selection(self, region):
+        return self.image.selection.crop(region.bounds())  # a copy, zero beyond the canvas
+
+    def add_mask(self, item):
+        self._call("add_mask")
+        assert not item.inserted, "the mask comes with the layer, for undo and redo alike"
+        item.mask = Image.new("L", item.size)
+
+    def fill_mask(self, item, selection):
+        assert item.inserted and item.mask is not None and selection.size == item.size
+        item.mask = selection.copy()
         self._record("mask", item.name)
+
+    def set_visible(self, item, visible):
+        item.visible = visible
+
+    def new_image(self, width, height):
+        self.image = FakeImage((width, height), background=None)
+        self.new_images.append(self.image)
+
+    def show_new_image(self):
+        self.shown.append(self.image)
 
     def attach_parasite(self, item, name, text):
         self._call("attach_parasite")
@@ -233,6 +294,12 @@ class FakeDocument(core.Document):
 
     def progress_end(self):
         self.progress.append(("end",))
+
+    def wait_for_worker(self, run):
+        if self.while_waiting is not None:
+            self.while_waiting(self)
+            self.while_waiting = None
+        return core.Document.wait_for_worker(self, run)
 
 
 def layer(name: str, pixels: Image.Image, offsets=(0, 0)) -> Item:

@@ -164,7 +164,18 @@ class Document(core.Document):
     def set_name(self, item, name): item["name"] = name
     def scale(self, item, width, height): self.log.append(["scale", width, height])
     def move(self, item, x, y): self.log.append(["move", x, y])
-    def add_selection_mask(self, item): self.log.append(["mask"])
+    def image_size(self): return (7000, 5000)
+    def image_name(self): return u"photo.xcf"
+    def tattoo(self, item): return 7
+    def is_valid(self, item): return True
+    def image_is_open(self): return True
+    def layers_in(self, parent): return [{"name": u"other"}] * 3
+    def children(self, item): return []
+    def parasite(self, item, name): return None
+    def capture_selection(self, region): return "captured"
+    def add_mask(self, item): self.log.append(["new mask"])
+    def fill_mask(self, item, selection): self.log.append(["mask", selection])
+    def set_visible(self, item, visible): pass
     def attach_parasite(self, item, name, text):
         self.log.append(["parasite", name, json.loads(text)["prompt"]])
     def select(self, item): self.log.append(["select", item["name"]])
@@ -259,8 +270,9 @@ def test_host_core_plans_and_places_under_python_2_7_as_under_3(python27, case, 
     assert job["layer"] == {"width": 6000, "height": 4000, "offset_x": 10, "offset_y": 20}
     placed = log[len(exports):]
     # The stand-in worker's manifest places one result at 1,2 size 3x4.
-    expected = [["undo-start"], ["insert", 3], ["scale", 3, 4], ["move", 1, 2]]
-    expected += [["mask"]] if bounds is not None else []
+    expected = [["undo-start"]] + ([["new mask"]] if bounds is not None else [])
+    expected += [["insert", 3], ["scale", 3, 4], ["move", 1, 2]]
+    expected += [["mask", "captured"]] if bounds is not None else []
     assert placed[:len(expected)] == expected
     assert placed[len(expected)][:2] == ["parasite", "gpt-image-edit"]
     assert placed[-1] == ["undo-end"] and placed[-2][0] == "select"

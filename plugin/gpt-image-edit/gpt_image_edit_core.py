@@ -52,6 +52,8 @@ NOT_INSERTED = (u"GIMP could not insert the edited layers, so the image is uncha
                 u"again.")
 UNEXPECTED = (u"GPT Image Edit failed unexpectedly: the image is unchanged; please report "
               u"this with the text GIMP printed on its console.")
+NO_KEY_REASON = (u"GPT Image Edit needs your WisGate API key before it can edit: enter it "
+                 u"here and save, and the edit goes on.")
 
 
 class GimpCallFailed(Exception):
@@ -117,6 +119,22 @@ class Plan(object):
                             self.region.width, self.region.height)
 
 
+class Capture(object):
+    """What the edit was asked on, taken when the user confirmed: whatever happens to the
+    image while the edit is pending, the result is placed as asked. `selection` is the
+    adapter's copy of the selection's pixels over the region (None without a selection);
+    `source` identifies the source layer for the provenance record and for finding earlier
+    results of it."""
+
+    def __init__(self, document, plan):
+        self.image_size = document.image_size()
+        self.image_name = document.image_name()
+        self.selection = (document.capture_selection(plan.region_in_image())
+                          if plan.with_selection else None)
+        self.source = {"name": document.layer_name(plan.layer),
+                       "tattoo": document.tattoo(plan.layer)}
+
+
 class Document(object):
     """What the core asks of a GIMP. An adapter implements every method that raises
     NotImplementedError; item handles are whatever its GIMP uses (layers, groups). A GIMP
@@ -150,6 +168,42 @@ class Document(object):
         """The argument values (a dict with the spec's names): from the edit dialog when the
         run is interactive, None when the user cancelled it."""
         raise NotImplementedError
+
+    def image_size(self):
+        """(width, height) of the image."""
+        raise NotImplementedError
+
+    def image_name(self):
+        """The image's name as GIMP shows it (for the results history)."""
+        raise NotImplementedError
+
+    def tattoo(self, item):
+        """The item's tattoo: its identity in the image, kept in XCF files."""
+        raise NotImplementedError
+
+    def is_valid(self, item):
+        """False once the item was deleted (or its image closed)."""
+        raise NotImplementedError
+
+    def image_is_open(self):
+        raise NotImplementedError
+
+    def layers_in(self, parent):
+        """The layers of `parent` (None: the image's top level), top first."""
+        raise NotImplementedError
+
+    def children(self, item):
+        """A group's layers, top first; [] for any other item."""
+        raise NotImplementedError
+
+    def parasite(self, item, name):
+        """The text of the item's parasite `name`, or None."""
+        raise NotImplementedError
+
+    def offer_settings(self, reason):
+        """Interactive only: open the settings dialog saying `reason`; True once the user
+        saved settings (the edit then goes on), False when cancelled or not interactive."""
+        return False
 
     # -- export -------------------------------------------------------------------------
     def export_layer(self, layer, region, size, path):
@@ -188,10 +242,36 @@ class Document(object):
     def move(self, item, x, y):
         raise NotImplementedError
 
-    def add_selection_mask(self, item):
+    def capture_selection(self, region):
+        """A copy of the selection's values over `region` (a Box in image coordinates, at
+        full size; 0 beyond the canvas), in whatever form add_mask takes back."""
+        raise NotImplementedError
+
+    def add_mask(self, item):
+        """Give a layer not yet inserted a layer mask (its content comes with fill_mask). Added
+        before the layer enters the image, the mask is part of the layer for undo and redo,
+        and the layer itself, not its mask, stays the one being edited."""
+        raise NotImplementedError
+
+    def fill_mask(self, item, selection):
+        """Write the captured selection into the mask of an inserted layer of its size."""
+        raise NotImplementedError
+
+    def set_visible(self, item, visible):
+        raise NotImplementedError
+
+    def new_image(self, width, height):
+        """The image was closed while the edit was pending: make a new image of that size
+        the one results go to (shown by show_new_image)."""
+        raise NotImplementedError
+
+    def show_new_image(self):
+        """Open a window on the image made by new_image."""
         raise NotImplementedError
 
     def attach_parasite(self, item, name, text):
+        """Attach a persistent parasite to an inserted item as an undoable step (inside the
+        edit's undo group), so that undo takes it along without a word."""
         raise NotImplementedError
 
     def select(self, item):
@@ -226,14 +306,10 @@ class Document(object):
         raise NotImplementedError
 
     def wait_for_worker(self, run):
-        """Wait for the worker with GIMP's progress; returns the manifest. An adapter with
-        a window of its own for waiting overrides this."""
-        self.progress_start(u"GPT Image Edit")
-        try:
-            return run.wait(on_tick=lambda current: self.progress_update(
-                progress_text(current), progress_fraction(current)))
-        finally:
-            self.progress_end()
+        """Wait for the worker, its stage and the elapsed time in GIMP's progress; returns
+        the manifest. Every GIMP call stays on this (the plug-in's main) thread."""
+        return run.wait(on_tick=lambda current: self.progress_update(
+            progress_text(current), progress_fraction(current)))
 
 
 def progress_text(run):
@@ -258,14 +334,21 @@ def edit(document, entry_dir):
             return Outcome("cancel")
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
-        with host.Job() as job:
-            export(document, plan, job)
-            job.write(arguments.for_job(), job_layer(plan),
-                      source_origin=(plan.region.x, plan.region.y),
-                      source_size=(plan.region.width, plan.region.height),
-                      with_selection=plan.with_selection)
-            manifest = run_worker(document, worker, job)
-            place_results(document, plan, job, manifest, arguments)
+        capture = Capture(document, plan)
+        document.progress_start(u"GPT Image Edit: preparing")
+        try:
+            with host.Job() as job:
+                export(document, plan, job)
+                job.write(arguments.for_job(), job_layer(plan),
+                          source_origin=(plan.region.x, plan.region.y),
+                          source_size=(plan.region.width, plan.region.height),
+                          with_selection=plan.with_selection,
+                          image_name=capture.image_name)
+                manifest = run_worker(document, worker, job)
+                document.progress_update(placing_text(manifest), PROGRESS_CEILING)
+                place_results(document, plan, capture, job, manifest, arguments)
+        finally:
+            document.progress_end()
         document.flush()
     except Cancelled:
         return Outcome("cancel")
@@ -341,38 +424,60 @@ def export(document, plan, job):
 
 
 def run_worker(document, worker, job):
-    try:
-        run = host.WorkerRun(worker, job)
-    except OSError:
-        raise host.HostError(host.NOT_INSTALLED)
-    with run:
-        return document.wait_for_worker(run)
+    """The worker's manifest. A missing key, in an interactive edit, opens the settings
+    (saying why) and the edit goes on once a key is saved."""
+    while True:
+        try:
+            run = host.WorkerRun(worker, job)
+        except OSError:
+            raise host.HostError(host.NOT_INSTALLED)
+        try:
+            with run:
+                return document.wait_for_worker(run)
+        except host.WorkerFailed as failure:
+            if failure.kind != "missing_key" or not document.offer_settings(NO_KEY_REASON):
+                raise
+            job.clear_results()
+
+
+def placing_text(manifest):
+    count = len(manifest.get("results") or [])
+    return u"Placing %d result%s" % (count, u"" if count == 1 else u"s")
 
 
 # ---------------------------------------------------------------------------------------
 # The results.
 
-def place_results(document, plan, job, manifest, arguments):
-    """In one undo group, the results directly above the source layer (one layer, or a
-    group of variants), scaled to the placement, masked by the selection, the top one
-    selected. On any failure nothing stays behind."""
+def place_results(document, plan, capture, job, manifest, arguments):
+    """In one undo group, the results above the source layer and above any earlier result
+    of it (one layer, or a group of variants with the first one showing), scaled to the
+    placement, masked by the selection captured at OK, visible, the result selected. A
+    deleted source puts them on top of the image; a closed image, into a new one. On any
+    failure nothing stays behind."""
     results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
     if not results:
         raise host.HostError(NO_RESULT)
+    in_new_image = not document.image_is_open()
+    if in_new_image:
+        document.new_image(*capture.image_size)
     loaded = load_results(document, job, results)  # before any change to the image
     placement = manifest["placement"]
     name = host.layer_name(arguments.prompt)
-    parent, position = document.parent_and_position(plan.layer)
+    parent, position = where_results_go(document, plan.layer, capture.source)
     floating = [layer for _, layer in loaded]
     inserted = []
     document.undo_group_start()
     try:
+        if capture.selection is not None:
+            for _, layer in loaded:
+                document.add_mask(layer)
         top = loaded[0][1] if len(loaded) == 1 else document.new_group(name)
         if top not in floating:
             floating.append(top)
         document.insert(top, parent, position)
         floating.remove(top)
         inserted.append(top)
+        document.set_visible(top, True)
         for index, (entry, layer) in enumerate(loaded):
             if layer is top:
                 document.set_name(layer, name)
@@ -380,14 +485,15 @@ def place_results(document, plan, job, manifest, arguments):
                 document.set_name(layer, u"variant %d" % entry["variant"])
                 document.insert(layer, top, index)
                 floating.remove(layer)
+                document.set_visible(layer, index == 0)
             document.scale(layer, placement["width"], placement["height"])
             document.move(layer, placement["x"], placement["y"])
-            if plan.with_selection:
-                document.add_selection_mask(layer)
+            if capture.selection is not None:
+                document.fill_mask(layer, capture.selection)
             document.attach_parasite(layer, host.PARASITE_NAME,
                                      host.provenance(manifest, arguments.for_job(),
-                                                     entry["variant"]))
-        document.select(top)
+                                                     entry["variant"], capture.source))
+        document.select(loaded[0][1])
     except Exception as error:
         if inserted:  # the single layer or the group: it takes the inserted variants along
             document.remove(inserted[0])
@@ -398,6 +504,32 @@ def place_results(document, plan, job, manifest, arguments):
         raise
     finally:
         document.undo_group_end()
+    if in_new_image:
+        document.show_new_image()
+
+
+def where_results_go(document, layer, source):
+    """(parent, position): directly above the source layer, or above the topmost earlier
+    result of it among its neighbours, so that a new result is never hidden under an old
+    one; on top of the image when the source layer is gone."""
+    if not document.is_valid(layer):
+        return None, 0
+    parent, position = document.parent_and_position(layer)
+    for index, item in enumerate(document.layers_in(parent)[:position]):
+        if is_result_of(document, item, source["tattoo"]):
+            return parent, index
+    return parent, position
+
+
+def is_result_of(document, item, tattoo):
+    """Whether `item` (a result layer, or a group of variants) came from the layer with
+    `tattoo`, as its provenance parasite records."""
+    for candidate in [item] + list(document.children(item)):
+        record = host.read_provenance(document.parasite(candidate, host.PARASITE_NAME))
+        source = record.get("source")
+        if isinstance(source, dict) and source.get("tattoo") == tattoo:
+            return True
+    return False
 
 
 def load_results(document, job, results):

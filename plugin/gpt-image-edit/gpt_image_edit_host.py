@@ -45,6 +45,15 @@ class HostError(Exception):
     """A failure with one sentence for the user as its text."""
 
 
+class WorkerFailed(HostError):
+    """The worker's failure manifest: its sentence, and its error `kind` (docs/job-protocol.md)
+    for the host to act on (a missing key opens the settings)."""
+
+    def __init__(self, message, kind):
+        HostError.__init__(self, message)
+        self.kind = kind
+
+
 class Worker(object):
     """How to start the worker: its interpreter and the folders to put on its PYTHONPATH."""
 
@@ -108,14 +117,15 @@ class Job(object):
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
-              with_selection=False):
+              with_selection=False, image_name=None):
         """Write job.json.
 
         arguments: dict with prompt, model, size, quality, variants;
         layer: dict with width, height, offset_x, offset_y;
         source_origin: where source.png's top-left pixel sits in layer coordinates;
         source_size: (width, height) of the region source.png stands for, in layer pixels,
-        when it was exported scaled down (None: source.png is at full size).
+        when it was exported scaled down (None: source.png is at full size);
+        image_name: the image's name, for the results history.
         """
         source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
         if source_size is not None:
@@ -132,8 +142,14 @@ class Job(object):
             "selection": {"path": "selection.png"} if with_selection else None,
             "output_dir": "results",
         }
+        if image_name is not None:
+            job["image_name"] = image_name
         with open(self.path, "w") as handle:
             json.dump(job, handle)
+
+    def clear_results(self):
+        """Remove a finished run's results folder, so the job can run again."""
+        shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def result_path(self, entry):
         return os.path.join(self.output_dir, entry["path"])
@@ -219,8 +235,9 @@ class WorkerRun(object):
                             "The GPT Image Edit worker stopped unexpectedly (exit code %s); "
                             "see the log in the gpt-image-edit settings folder." % code)
         if not manifest.get("ok"):
-            raise HostError(manifest.get("error", {}).get("message")
-                            or "The edit failed for an unknown reason.")
+            error = manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
+            raise WorkerFailed(error.get("message") or "The edit failed for an unknown reason.",
+                               error.get("kind"))
         return manifest
 
 
@@ -256,9 +273,11 @@ def layer_name(prompt):
     return LAYER_NAME_PREFIX + text
 
 
-def provenance(manifest, arguments, variant):
+def provenance(manifest, arguments, variant, source=None):
     """The text of the `gpt-image-edit` parasite: what made this result layer (ASCII JSON,
-    the same from both GIMP entries, so a saved XCF remembers it either way)."""
+    the same from both GIMP entries, so a saved XCF remembers it either way). `source`
+    names the source layer and its tattoo, by which a later edit of that layer finds its
+    earlier results."""
     record = {
         "prompt": arguments["prompt"],
         "model": arguments["model"],
@@ -267,7 +286,20 @@ def provenance(manifest, arguments, variant):
         "variant": variant,
         "usage": manifest.get("usage", {}),
     }
+    if source is not None:
+        record["source"] = dict(source)
     return json.dumps(record, sort_keys=True)
+
+
+def read_provenance(text):
+    """The record of a `gpt-image-edit` parasite's text; {} for none or an unreadable one."""
+    if not text:
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _parse(raw):

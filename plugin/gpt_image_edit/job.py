@@ -61,6 +61,7 @@ class Job:
     output_dir: Path
     # (name, path) of each reference picture; the name is for the provenance record only.
     references: tuple[tuple[str, Path], ...] = ()
+    image_name: str | None = None  # the host's image, for the results history
 
 
 def run_job(job_path) -> int:
@@ -164,7 +165,9 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
                output_dir=output_dir,
                references=tuple(
                    (name, inside_job_folder(path, f"references[{index}].path", job_path))
-                   for index, (name, path) in enumerate(references)))
+                   for index, (name, path) in enumerate(references)),
+               image_name=(_text(raw, "image_name", job_path, allow_empty=True)
+                           if raw.get("image_name") is not None else None))
 
 
 def _references(raw: dict, job_path: Path) -> list[tuple[str, str]]:
@@ -264,6 +267,7 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
                                region_size=job.region_size, references=references)
     finally:
         ticker.stop()
+    keep_in_history(job, outcome)
     results = write_results(outcome.layers, job.output_dir, outcome.as_received,
                             outcome.masks)
     region = outcome.region
@@ -276,6 +280,16 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     return {"protocol": PROTOCOL, "ok": True, "placement": placement, "results": results,
             "request": outcome.request, "usage": outcome.usage, "elapsed": elapsed,
             "blend": job.params.blend, "reference": [name for name, _ in job.references]}
+
+
+def keep_in_history(job: Job, outcome) -> None:
+    """The paid results, kept before anything else can lose them (history.py)."""
+    from .history import keep
+
+    received = list(outcome.as_received) or [None] * len(outcome.layers)
+    keep([data if data is not None else layer
+          for layer, data in zip(outcome.layers, received)],
+         job.params.prompt, job.image_name, job.params.model)
 
 
 def _check_source(job: Job, picture, selection) -> None:

@@ -23,6 +23,7 @@ shim_installed = {}
 shim_menus = {}
 shim_main = []
 shim_on_progress = []  # callables run on every progress report (a test's "user")
+shim_displays = []
 
 _items = {}
 _state = {"next_id": 1}
@@ -33,7 +34,8 @@ MODES = {E.RGB: ("RGB", "RGBA"), E.GRAY: ("L", "LA")}
 
 
 def shim_reset():
-    for record in (shim_messages, shim_progress, shim_calls, shim_images, shim_main):
+    for record in (shim_messages, shim_progress, shim_calls, shim_images, shim_main,
+                   shim_displays):
         del record[:]
     del shim_on_progress[:]
     shim_installed.clear()
@@ -136,6 +138,7 @@ class Image(object):
         self.undo_log = []
         self.undo_depth = 0
         self.deleted = False
+        self.name = "Untitled"
         self.selection = Channel(self, "Selection Mask", self.width, self.height)
         self.selection.attached = True
         shim_images.append(self)
@@ -193,6 +196,8 @@ class Item(object):
         self.attached = False
         self.deleted = False
         self.parasites = {}
+        self.visible = True
+        self.tattoo = self.ID
 
     def attach_new_parasite(self, name, flags, data):
         _check_alive(self)
@@ -227,6 +232,50 @@ class Drawable(Item):
     @property
     def has_alpha(self):
         return self.pixels.mode in ("RGBA", "LA")
+
+    @property
+    def bpp(self):
+        return len(self.pixels.getbands())
+
+    def get_pixel_rgn(self, x, y, width, height, dirty=True, shadow=False):
+        _check_alive(self)
+        if shadow:
+            _not_modelled("a shadow pixel region")
+        if x < 0 or y < 0 or x + width > self.width or y + height > self.height:
+            raise TypeError("invalid arguments")
+        return PixelRegion(self, (x, y, x + width, y + height))
+
+    def flush(self):
+        _check_alive(self)
+
+    def update(self, x, y, width, height):
+        _check_alive(self)
+
+
+class PixelRegion(object):
+    """drawable.get_pixel_rgn(...): only whole-region slices, as bytes of the
+    drawable's own format (pygimp's pixel regions)."""
+
+    def __init__(self, drawable, box):
+        self.drawable, self.box = drawable, box
+
+    def _check_slices(self, key):
+        x, y = key
+        if (x.start, y.start, x.stop, y.stop) != self.box:
+            _not_modelled("a pixel region slice other than the whole region")
+
+    def __getitem__(self, key):
+        self._check_slices(key)
+        return self.drawable.pixels.crop(self.box).tobytes()
+
+    def __setitem__(self, key, data):
+        from PIL import Image as PILImage
+
+        self._check_slices(key)
+        x1, y1, x2, y2 = self.box
+        pixels = self.drawable.pixels
+        pixels.paste(PILImage.frombytes(pixels.mode, (x2 - x1, y2 - y1), bytes(data)),
+                     (x1, y1))
 
 
 class Channel(Drawable):
@@ -549,6 +598,8 @@ def gimp_image_insert_layer(image, layer, parent, position):
     siblings = image.layers if parent is None else parent.children
     siblings.insert(min(position, len(siblings)), layer)
     layer.parent, layer.attached = parent, True
+    if layer.mask is not None:
+        layer.mask.attached = True
     image.active_layer = layer  # GIMP makes an inserted layer the active one
     image.record("insert layer %s" % layer.name)
 
@@ -600,8 +651,11 @@ def _luminance(rgb):
 
 @procedure
 def gimp_layer_create_mask(layer, mask_type):
-    """Only ADD_SELECTION_MASK: the selection read at the layer's place in the image."""
+    """ADD_SELECTION_MASK (the selection read at the layer's place in the image) and
+    ADD_BLACK_MASK."""
     _check(layer, Layer)
+    if int(mask_type) == E.ADD_BLACK_MASK:
+        return LayerMask(layer, _new_pixels("L", (layer.width, layer.height)))
     if int(mask_type) != E.ADD_SELECTION_MASK:
         _not_modelled("pdb.gimp_layer_create_mask with mask type %r" % (mask_type,))
     x, y = layer.offsets
@@ -638,6 +692,68 @@ def gimp_file_load_layer(image, filename):
         raise _execution_error()  # noqa: B904 (importable by Python 2.7)
     pixels = _convert(picture, image.base_type, True, False, image.linear)
     return Layer(image, os.path.basename(filename), 0, 0, pixels=pixels)
+
+
+@procedure
+def file_png_load(filename, raw_filename):
+    """A new image holding the PNG as its one layer (as GIMP 2.10's loader does)."""
+    _check_string(filename)
+    _check_string(raw_filename)
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(filename) as picture:
+            size = picture.size
+    except (IOError, OSError, SyntaxError, ValueError):
+        raise _execution_error()  # noqa: B904 (importable by Python 2.7)
+    image = Image(size[0], size[1])
+    layer = gimp_file_load_layer(image, filename)
+    gimp_image_insert_layer(image, layer, None, 0)
+    image.shim_forget_undo()
+    return image
+
+
+@procedure
+def gimp_image_new(width, height, type):
+    return Image(width, height, type)
+
+
+@procedure
+def gimp_display_new(image):
+    _check(image, Image)
+    shim_displays.append(image)
+
+
+@procedure
+def gimp_item_get_tattoo(item):
+    _check_alive(item)
+    return item.tattoo
+
+
+@procedure
+def gimp_item_is_valid(item):
+    return int(item is not None and not getattr(item, "deleted", True))
+
+
+@procedure
+def gimp_image_is_valid(image):
+    return int(image is not None and not image.deleted)
+
+
+@procedure
+def gimp_item_set_visible(item, visible):
+    _check_alive(item)
+    item.visible = bool(visible)
+    if item.attached:
+        item.image.record("visibility of %s" % item.name)
+
+
+@procedure
+def gimp_layer_set_edit_mask(layer, edit_mask):
+    _check(layer, Layer)
+    if layer.mask is None:
+        raise _execution_error()
+    layer.edit_mask = bool(edit_mask)
 
 
 @procedure
@@ -708,6 +824,8 @@ def gimp_layer_scale(layer, new_width, new_height, local_origin):
     factor_x = int(new_width) / float(layer.width)
     factor_y = int(new_height) / float(layer.height)
     layer.pixels = layer.pixels.resize((int(new_width), int(new_height)), PILImage.BICUBIC)
+    if layer.mask is not None:
+        layer.mask.pixels = layer.mask.pixels.resize(layer.pixels.size, PILImage.BICUBIC)
     if not local_origin:
         layer.offsets = (int(round(layer.offsets[0] * factor_x)),
                          int(round(layer.offsets[1] * factor_y)))
