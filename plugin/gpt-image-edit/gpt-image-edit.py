@@ -68,6 +68,11 @@ def run_edit(procedure, run_mode, image, drawables, config, data):
         # GIMP shows the error's text in a message when the user ran the procedure (a
         # Gimp.message of our own would show it twice).
         return fail(procedure, outcome.message)
+    if not image.is_valid():
+        # Closed while the edit was pending: the result is in a new image. On SUCCESS
+        # libgimp would store the dialog's values as a parasite on the closed image, and
+        # GIMP would show a calling error for it.
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 

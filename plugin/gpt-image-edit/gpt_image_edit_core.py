@@ -14,6 +14,7 @@ Texts are unicode here; the 2.10 adapter converts GIMP's UTF-8 byte strings at i
 
 from __future__ import absolute_import, division
 
+import re
 import sys
 import traceback
 
@@ -32,6 +33,7 @@ MAX_VARIANTS = 10
 # keeps moving (GIMP is alive) without ever claiming to be done.
 PROGRESS_CEILING = 0.95
 PROGRESS_HALF_SECONDS = 30.0
+WAIT_COUNT = re.compile(u": \\d+ s$")  # "Waiting for gpt-image-2: 12 s"
 
 NO_LAYER = u"GPT Image Edit works on one layer: select exactly one layer and try again."
 NOT_A_LAYER = (u"GPT Image Edit works on a layer, not on a channel: select a layer and try "
@@ -313,7 +315,10 @@ class Document(object):
 
 
 def progress_text(run):
-    return u"%s (%d s)" % (run.last_message, int(run.elapsed))
+    """The stage and the seconds since OK: "Sending 1.2 MB to gpt-image-2 (1 s)", "Waiting
+    for gpt-image-2 (14 s)" (the worker's own wait count is left out: one clock only)."""
+    message = WAIT_COUNT.sub(u"", run.last_message)
+    return u"%s (%d s)" % (message, int(run.elapsed))
 
 
 def progress_fraction(run):
