@@ -59,7 +59,7 @@ class Gui:
     """One GIMP with its windows, the script serving commands, and xdotool."""
 
     def __init__(self, gimp: real_gimp.RealGimp, desktop: Desktop, home: Path,
-                 folder: Path, env: dict[str, str]):
+                 folder: Path, env: dict[str, str], binds=()):
         self.gimp, self.display, self.folder = gimp, desktop.display, folder
         self.out = folder / "out"
         self.out.mkdir()
@@ -69,7 +69,7 @@ class Gui:
             self.process = gimp.start_gui_script(
                 real_gimp.SCRIPTS / "interactive_session.py", home=home,
                 display=self.display, env={"GIMP_TEST_OUT": str(self.out), **env},
-                binds=[folder], stdout=stream, extra_args=["--console-messages"])
+                binds=[folder, *binds], stdout=stream, extra_args=["--console-messages"])
 
     # -- the script -------------------------------------------------------------------
     def ask(self, do: str, **arguments) -> dict:

@@ -80,11 +80,16 @@ class Session:
             time.sleep(0.3)
 
     # -- the retoucher ------------------------------------------------------------------
-    def start_edit(self, dialog_shot: Path | None = None) -> None:
+    def start_edit(self, dialog_shot: Path | None = None, variants: int | None = None) -> None:
         self.gui.run_action(self.window, "GPT Image Edit")
         dialog = self.gui.window("^GPT Image Edit$")
-        self.gui.key("ctrl+a")
+        self.gui.key("ctrl+a")  # the prompt has the focus, maybe with the last prompt
         self.gui.type(PROMPT)
+        if variants is not None:  # the dialog remembers it for the next edits
+            self.gui.key("alt+v")
+            self.gui.key("ctrl+a")
+            self.gui.type(str(variants))
+            self.gui.key("Tab")
         if dialog_shot is not None:
             self.gui.screenshot(dialog, dialog_shot)
         self.gui.key("alt+o")  # the dialog's _OK
@@ -126,9 +131,14 @@ class Session:
 def session(request, tmp_path_factory, fake_wisgate_server):
     version = request.param
     gimp = real_gimp.provide(version)
-    home = real_gimp.installed_home(gimp, tmp_path_factory.mktemp)
-    (home / ".config" / "GIMP" / version / "gimprc").write_text("(show-welcome-dialog no)\n")
+    installed = real_gimp.installed_home(gimp, tmp_path_factory.mktemp)
     folder = tmp_path_factory.mktemp(f"interactive-{version}")
+    # A GIMP folder of its own (what this session leaves there, remembered dialog values
+    # and plug-in caches, stays out of the other tests' GIMP); the worker it names is the
+    # installed one.
+    home = folder / "home"
+    shutil.copytree(installed / ".config", home / ".config", symlinks=True)
+    (home / ".config" / "GIMP" / version / "gimprc").write_text("(show-welcome-dialog no)\n")
     for name in ("tmp", "data", "shots"):
         (folder / name).mkdir()
     desktop = Desktop()
@@ -136,7 +146,7 @@ def session(request, tmp_path_factory, fake_wisgate_server):
     # alone (the worker's venv is found by its absolute path).
     env = {"GPT_IMAGE_EDIT_CONFIG": str(folder / "settings.json"), "TMPDIR": str(folder / "tmp"),
            "XDG_DATA_HOME": str(folder / "data")}
-    gui = Gui(gimp, desktop, home, folder, env)
+    gui = Gui(gimp, desktop, home, folder, env, binds=[installed])
     current = Session(version, gui, fake_wisgate_server, folder, home)
     try:
         current.open_picture("lake.png")
@@ -193,18 +203,19 @@ def test_one_undo_removes_the_edit_silently_and_redo_restores_the_layer(session)
     assert session.new_messages() == []  # no "Can't undo Attach Parasite to Item"
 
 
-def test_a_second_edit_lands_above_the_first(session):
+def test_a_second_edit_lands_above_the_first_its_variants_as_a_group(session):
     session.endpoint("invert")
     session.gui.ask("select_layer", image=session.image, name="Background")
     first_id = session.state()["layers"][0]["id"]
-    session.start_edit()
+    session.start_edit(variants=2)
     state = session.wait_state(lambda s: len(s["layers"]) == 3)
-    second, first, source = state["layers"]
+    group, first, source = state["layers"]
     # GIMP numbers a second layer of the same name ("... #1").
-    assert second["name"].startswith(NAME) and second["id"] != first_id
+    assert group["name"].startswith(NAME) and group["is_group"] and group["visible"]
     assert (first["id"], source["name"]) == (first_id, "Background")
-    assert second["visible"] and second["mask"] is None  # no selection: the whole layer
-    assert state["selected"] == [second["name"]]
+    assert [(child["name"], child["visible"], child["mask"]) for child in group["children"]] == [
+        ("variant 1", True, None), ("variant 2", False, None)]  # the whole layer: no mask
+    assert state["selected"] == ["variant 1"]
     assert session.new_messages() == []
 
 
@@ -212,7 +223,7 @@ def test_a_source_deleted_while_waiting_puts_the_result_on_top(session):
     session.endpoint("held")
     session.gui.ask("select_layer", image=session.image, name="Background")
     before = [layer["id"] for layer in session.state()["layers"]]
-    session.start_edit()
+    session.start_edit(variants=1)
     session.wait_for_request()
     session.gui.run_action(session.image_window(), "Delete Layer")
     session.wait_state(lambda s: "Background" not in [x["name"] for x in s["layers"]])
@@ -323,7 +334,8 @@ def test_nothing_of_the_plugin_enters_open_recent_and_results_are_kept(session):
             listed += re.findall(r"file://[^\"\s)]+", path.read_text())
     assert all(Path(url).name in ("lake.png", "pond.png") for url in listed), listed
     kept = sorted((session.folder / "data" / "gpt-image-edit" / "history").glob("*.png"))
-    assert len(kept) == 5  # every edit that got an answer, the closed image's included
+    # Every picture an answer brought (2 variants once), the closed image's included.
+    assert len(kept) == 6
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in kept)
 
 
