@@ -2,10 +2,15 @@
 
 GIMP 3 runs only plug-ins that sit in a folder of their own name, so the whole
 plugin/gpt-image-edit/ folder goes to plug-ins/gpt-image-edit/. GIMP 2.10 tries to run
-every executable file in plug-ins/, so only its entry gets the run bit; the host core, the
-host module and the worker description lie beside it without. Both get the worker's pure
-geometry module (plugin/gpt_image_edit/geometry.py, valid Python 2.7 and 3) beside the host
-core as gpt_image_edit_geometry.py: one source, imported by both sides.
+every file in plug-ins/ it deems executable (on Windows every .py), so only its entry lies
+there; the helper modules (the host core, the host module, the settings dialog), the worker
+description and the manual go to plug-ins/gpt-image-edit-gimp2-lib/, a folder GIMP 2.10
+looks into only for a file named like the folder, which there is not. Both get the worker's
+pure modules (plugin/gpt_image_edit/geometry.py and pricing.py, valid Python 2.7 and 3)
+beside the host core as gpt_image_edit_geometry.py and gpt_image_edit_pricing.py: one
+source, imported by both sides. The manual for
+the dialogs' Help goes from docs/ into the layout of a GIMP help domain (help/<language>/
+gimp-help.xml maps help ids to pages); each entry registers it.
 """
 
 from __future__ import annotations
@@ -19,16 +24,19 @@ from install_steps import InstallError, Steps
 GIMP3_FOLDER = "gpt-image-edit"
 GIMP3_ENTRY = "gpt-image-edit.py"
 GIMP2_ENTRY = "gpt-image-edit-gimp2.py"
+GIMP2_LIB = "gpt-image-edit-gimp2-lib"  # also the folder of GIMP 2.10's own modules here
 HOST_MODULE = "gpt_image_edit_host.py"
 HOST_CORE = "gpt_image_edit_core.py"
 HOST_MODULES = (HOST_CORE, HOST_MODULE)
-GEOMETRY_SOURCE = Path("gpt_image_edit") / "geometry.py"
-GEOMETRY_MODULE = "gpt_image_edit_geometry.py"
+# The worker's pure modules the host core imports: source in the package -> name beside it.
+SHARED_MODULES = {Path("gpt_image_edit") / "geometry.py": "gpt_image_edit_geometry.py",
+                  Path("gpt_image_edit") / "pricing.py": "gpt_image_edit_pricing.py"}
 WORKER_FILE = "gpt-image-edit-worker.json"
-# The manual for the dialogs' Help button, from docs/ into the layout of a GIMP help domain
-# (help/<language>/gimp-help.xml maps help ids to pages); the GIMP 3 entry registers it.
 HELP_FILES = ("manual.html", "gimp-help.xml")
 HELP_FOLDER = Path("help") / "en"
+# What earlier versions put loose into GIMP 2.10's plug-ins/ (removed on upgrade).
+GIMP2_LOOSE = tuple(name for module in HOST_MODULES + tuple(SHARED_MODULES.values())
+                    for name in (module, module + "c")) + (WORKER_FILE,)
 
 
 def entry_file(folder: GimpFolder) -> Path:
@@ -56,10 +64,16 @@ def remove_entry(steps: Steps, folder: GimpFolder) -> None:
         steps.remove(path)
 
 
+def worker_file(folder: GimpFolder) -> Path:
+    if folder.major == 3:
+        return folder.plug_ins / GIMP3_FOLDER / WORKER_FILE
+    return folder.plug_ins / GIMP2_LIB / WORKER_FILE
+
+
 def installed_worker(folder: GimpFolder) -> dict | None:
-    """The worker description installed beside the entry, if any."""
+    """The worker description installed with the entry, if any."""
     try:
-        return json.loads((entry_file(folder).parent / WORKER_FILE).read_text("utf-8"))
+        return json.loads(worker_file(folder).read_text("utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -70,9 +84,11 @@ def _install_gimp3(steps, folder, plugin_source, worker) -> None:
     for required in (source / GIMP3_ENTRY, *(docs / name for name in HELP_FILES)):
         _require(required)
     target = folder.plug_ins / GIMP3_FOLDER
-    _require(plugin_source / GEOMETRY_SOURCE)
+    for shared in SHARED_MODULES:
+        _require(plugin_source / shared)
     steps.replace_tree(source, target)
-    steps.copy_file(plugin_source / GEOMETRY_SOURCE, target / GEOMETRY_MODULE)
+    for shared, module in SHARED_MODULES.items():
+        steps.copy_file(plugin_source / shared, target / module)
     steps.set_executable(target / GIMP3_ENTRY)
     for name in HELP_FILES:
         steps.copy_file(docs / name, target / HELP_FOLDER / name)
@@ -81,22 +97,29 @@ def _install_gimp3(steps, folder, plugin_source, worker) -> None:
 
 def _install_gimp2(steps, folder, plugin_source, worker) -> None:
     entry = plugin_source / GIMP2_ENTRY
-    _require(entry)
+    docs = plugin_source.parent / "docs"
+    modules = [plugin_source / GIMP3_FOLDER / module for module in HOST_MODULES]
+    for required in (entry, *(plugin_source / shared for shared in SHARED_MODULES), *modules,
+                     *(docs / name for name in HELP_FILES)):
+        _require(required)
+    for name in GIMP2_LOOSE:
+        steps.remove(folder.plug_ins / name)
+    lib = folder.plug_ins / GIMP2_LIB
+    steps.replace_tree(plugin_source / GIMP2_LIB, lib)  # also drops Python 2.7's old caches
+    for module in modules:
+        steps.copy_file(module, lib / module.name)
+    for shared, module in SHARED_MODULES.items():
+        steps.copy_file(plugin_source / shared, lib / module)
+    for name in HELP_FILES:
+        steps.copy_file(docs / name, lib / HELP_FOLDER / name)
+    steps.write_json(lib / WORKER_FILE, worker)
     steps.copy_file(entry, folder.plug_ins / GIMP2_ENTRY, executable=True)
-    for module in HOST_MODULES:
-        steps.copy_file(plugin_source / GIMP3_FOLDER / module, folder.plug_ins / module)
-    steps.copy_file(plugin_source / GEOMETRY_SOURCE, folder.plug_ins / GEOMETRY_MODULE)
-    for module in HOST_MODULES + (GEOMETRY_MODULE,):  # Python 2.7's caches of older ones
-        steps.remove(folder.plug_ins / (module + "c"))
-    steps.write_json(folder.plug_ins / WORKER_FILE, worker)
 
 
 def _installed_paths(folder: GimpFolder) -> list[Path]:
     if folder.major == 3:
         return [folder.plug_ins / GIMP3_FOLDER]
-    modules = HOST_MODULES + (GEOMETRY_MODULE,)
-    return [folder.plug_ins / name
-            for name in (GIMP2_ENTRY, WORKER_FILE) + modules + tuple(m + "c" for m in modules)]
+    return [folder.plug_ins / name for name in (GIMP2_ENTRY, GIMP2_LIB, *GIMP2_LOOSE)]
 
 
 def _require(path: Path) -> None:

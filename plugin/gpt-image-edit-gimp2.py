@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 # -*- coding: utf-8 -*-
-"""GPT Image Edit for GIMP 2.10 (Python-Fu): Filters > AI > GPT Image Edit...
+"""GPT Image Edit for GIMP 2.10 (Python-Fu): Filters > AI > GPT Image Edit... and
+Filters > AI > GPT Image Settings...
 
 The edit itself is the host core's (gpt_image_edit_core.py, shared with GIMP 3): this file
 is GIMP 2.10's adapter, answering the core's questions through gimpfu's PDB. GIMP 2.10 runs
@@ -12,11 +13,22 @@ standard library are used.
 import os
 import sys
 
+try:  # Python 2.7, GIMP 2.10's
+    from urllib import pathname2url
+
+    from urlparse import urljoin
+except ImportError:
+    from urllib.parse import urljoin
+    from urllib.request import pathname2url
+
+import gimpfu
 from gimpfu import (
     ADD_BLACK_MASK,
-    GRAY,
+    NORMAL_MODE,
     PARASITE_PERSISTENT,
     PARASITE_UNDOABLE,
+    PDB_ERROR_HANDLER_INTERNAL,
+    PDB_ERROR_HANDLER_PLUGIN,
     PF_DRAWABLE,
     PF_IMAGE,
     PF_OPTION,
@@ -25,26 +37,30 @@ from gimpfu import (
     PF_TEXT,
     PF_TOGGLE,
     PRECISION_U8_GAMMA,
-    PRECISION_U8_LINEAR,
     RGB,
+    RGB_IMAGE,
+    RGBA_IMAGE,
+    RUN_NONINTERACTIVE,
     gimp,
-    main,
     pdb,
     register,
 )
 
-# The installer puts the host core, the host module and the geometry module beside this
-# file in GIMP's plug-ins folder.
-ENTRY_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, ENTRY_DIR)
+# GIMP 2.10 tries to run every file in plug-ins/ as a plug-in (on Windows every .py), so
+# the installer puts the helper modules (the host core, the host module, the geometry
+# module, the settings dialog), the worker description and the manual in a folder of their
+# own that it does not query: one named unlike any file in it.
+LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt-image-edit-gimp2-lib")
+sys.path.insert(0, LIB_DIR)
 import gpt_image_edit_core as core  # noqa: E402
+import gpt_image_edit_settings2 as settings_dialog  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
+SETTINGS_PROCEDURE = "python-fu-gpt-image-edit-settings"
+HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_DIR/help/
 MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
 DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
-# The exported file lives for seconds: level 1 writes a large layer several times faster.
-PNG_COMPRESSION = 1
 
 
 def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_selection):
@@ -57,7 +73,13 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
     values = {"prompt": text(prompt), "model": text(model), "size": text(size),
               "quality": quality_name(quality), "variants": int(variants),
               "use-selection": bool(use_selection)}
-    outcome = core.edit(Gimp2Document(image, drawable, values), ENTRY_DIR)
+    # A failing PDB call becomes the core's one sentence; GIMP must not add its own
+    # "Calling error" message.
+    pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
+    try:
+        outcome = core.edit(Gimp2Document(image, drawable, values), LIB_DIR)
+    finally:
+        pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_INTERNAL)
     if outcome.status == "error":
         gimp.message(native(outcome.message))
 
@@ -137,27 +159,63 @@ class Gimp2Document(core.Document):
         found = item.parasite_find(name)
         return text(found.data) if found else None
 
-    # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        export_scaled(layer, RGB, PRECISION_U8_GAMMA, (-region.x, -region.y), region, size,
-                      path)
+    # -- pixels both ways: raw, through pixel regions -------------------------------------
+    def layer_pixels(self, layer, region):
+        """An 8-bit perceptual RGB(A) layer is read as it is stored; anything else (grey,
+        indexed, linear) through an RGBA copy of the region that GIMP converts."""
+        if is_plain_rgb(self.image, layer):
+            mode = "RGBA" if pdb.gimp_drawable_has_alpha(layer) else "RGB"
+            return mode, read_region(layer, region.x, region.y, region.width, region.height)
+        scratch = call("gimp_image_new_with_precision", region.width, region.height, RGB,
+                       PRECISION_U8_GAMMA)
+        try:
+            pdb.gimp_image_undo_disable(scratch)
+            copy = call("gimp_layer_new_from_drawable", layer, scratch)
+            call("gimp_image_insert_layer", scratch, copy, None, 0)
+            call("gimp_layer_add_alpha", copy)
+            call("gimp_layer_set_offsets", copy, -region.x, -region.y)
+            call("gimp_layer_resize_to_image_size", copy)
+            return "RGBA", read_region(copy, 0, 0, region.width, region.height)
+        finally:
+            pdb.gimp_image_delete(scratch)
 
-    def export_selection(self, region, size, path):
-        # Linear like the selection itself: a feathered edge keeps its values instead of
-        # going through the sRGB curve.
+    def selection_pixels(self, region):
+        """The selection's own values (linear, as GIMP keeps it) over `region`, 0 where the
+        region reaches beyond the canvas (pixel regions stop at the drawable's edge)."""
         selection = pdb.gimp_image_get_selection(self.image)
-        export_scaled(selection, GRAY, PRECISION_U8_LINEAR, (-region.x, -region.y), region,
-                      size, path)
+        left, top = max(region.x, 0), max(region.y, 0)
+        right = min(region.right, pdb.gimp_image_width(self.image))
+        bottom = min(region.bottom, pdb.gimp_image_height(self.image))
+        if (left, top, right, bottom) == (region.x, region.y, region.right, region.bottom):
+            return read_region(selection, left, top, region.width, region.height)
+        pixels = bytearray(region.width * region.height)
+        if right > left and bottom > top:
+            inside = read_region(selection, left, top, right - left, bottom - top)
+            width = right - left
+            for row in range(bottom - top):
+                start = (top - region.y + row) * region.width + left - region.x
+                pixels[start:start + width] = inside[row * width:(row + 1) * width]
+        return bytes(pixels)
+
+    def new_layer(self, width, height, mode, pixels):
+        layer_type = RGBA_IMAGE if mode == "RGBA" else RGB_IMAGE
+        if is_plain_rgb(self.image):
+            layer = gimp.Layer(self.image, "GPT Image Edit", width, height, layer_type, 100,
+                               NORMAL_MODE)
+            write_region(layer, width, height, pixels)
+            return layer
+        # Another base type or precision: GIMP converts a copy from an 8-bit RGB image.
+        scratch = call("gimp_image_new_with_precision", width, height, RGB, PRECISION_U8_GAMMA)
+        try:
+            pdb.gimp_image_undo_disable(scratch)
+            layer = gimp.Layer(scratch, "GPT Image Edit", width, height, layer_type, 100,
+                               NORMAL_MODE)
+            write_region(layer, width, height, pixels)
+            return call("gimp_layer_new_from_drawable", layer, self.image)
+        finally:
+            pdb.gimp_image_delete(scratch)
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        # The PNG loader itself: gimp-file-load-layer puts the file into Open Recent.
-        loaded = call("file_png_load", native(path), native(path))
-        try:
-            return call("gimp_layer_new_from_drawable", loaded.layers[0], self.image)
-        finally:
-            pdb.gimp_image_delete(loaded)
-
     def new_group(self, name):
         group = call("gimp_layer_group_new", self.image)
         call("gimp_item_set_name", group, native(name))
@@ -173,41 +231,17 @@ class Gimp2Document(core.Document):
     def set_name(self, item, name):
         call("gimp_item_set_name", item, native(name))
 
-    def scale(self, item, width, height):
-        if (pdb.gimp_drawable_width(item), pdb.gimp_drawable_height(item)) != (width, height):
-            call("gimp_layer_scale", item, width, height, False)
-
     def move(self, item, x, y):
         call("gimp_layer_set_offsets", item, x, y)
-
-    def capture_selection(self, region):
-        """The selection's raw pixels over the region (the image's precision, as a layer
-        mask has it), 0 beyond the canvas."""
-        selection = self.image.selection
-        bpp = selection.bpp
-        x1, y1 = max(region.x, 0), max(region.y, 0)
-        x2 = min(region.right, self.image.width)
-        y2 = min(region.bottom, self.image.height)
-        pixels = bytearray(region.width * region.height * bpp)
-        if x2 > x1 and y2 > y1:
-            inside = selection.get_pixel_rgn(x1, y1, x2 - x1, y2 - y1, False, False)[
-                x1:x2, y1:y2]
-            row_bytes = (x2 - x1) * bpp
-            for row in range(y2 - y1):
-                start = ((y1 - region.y + row) * region.width + x1 - region.x) * bpp
-                pixels[start:start + row_bytes] = inside[row * row_bytes:(row + 1) * row_bytes]
-        return region.width, region.height, bytes(pixels)
 
     def add_mask(self, item):
         call("gimp_layer_add_mask", item, call("gimp_layer_create_mask", item, ADD_BLACK_MASK))
         pdb.gimp_layer_set_edit_mask(item, False)
 
-    def fill_mask(self, item, selection):
-        width, height, pixels = selection
+    def fill_mask(self, item, pixels):
         mask = item.mask
-        mask.get_pixel_rgn(0, 0, width, height, True, False)[0:width, 0:height] = pixels
-        mask.flush()
-        mask.update(0, 0, width, height)
+        write_region(mask, mask.width, mask.height, pixels)
+        mask.update(0, 0, mask.width, mask.height)  # in the image already: the display follows
 
     def set_visible(self, item, visible):
         call("gimp_item_set_visible", item, visible)
@@ -222,10 +256,12 @@ class Gimp2Document(core.Document):
             pass
 
     def attach_parasite(self, item, name, text_):
-        # UNDOABLE: without it GIMP pushes a "Can't undo" step for a persistent parasite.
+        # Exactly the UTF-8 JSON bytes GIMP 3 writes: gimp.Parasite keeps the length it is
+        # given (attach_new_parasite would add a NUL byte). UNDOABLE: without it GIMP pushes
+        # a "Can't undo" step for a persistent parasite.
         try:
-            item.attach_new_parasite(name, PARASITE_PERSISTENT | PARASITE_UNDOABLE,
-                                     native(text_))
+            item.parasite_attach(gimp.Parasite(name, PARASITE_PERSISTENT | PARASITE_UNDOABLE,
+                                               native(text_)))
         except RuntimeError:
             raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
 
@@ -259,31 +295,34 @@ class Gimp2Document(core.Document):
         pdb.gimp_progress_end()
 
 
-def export_scaled(drawable, base_type, precision, offsets, region, size, path):
-    """Copy a drawable into a throw-away image the region's size, at `offsets`, scale it to
-    `size` (the size the API gets) and save it as a fast PNG.
+def is_plain_rgb(image, layer=None):
+    """An 8-bit perceptual RGB image (and layer): pixel regions hand over and take its
+    bytes as they are, R'G'B'(A)."""
+    if pdb.gimp_image_base_type(image) != RGB:
+        return False
+    if pdb.gimp_image_get_precision(image) != PRECISION_U8_GAMMA:
+        return False
+    return layer is None or pdb.gimp_drawable_is_rgb(layer)
 
-    Where the copy does not reach (a region past the canvas edge) GIMP fills with the
-    context's background colour: black there means "not selected".
-    """
-    scratch = call("gimp_image_new_with_precision", region.width, region.height, base_type,
-                   precision)
-    pdb.gimp_context_push()
+
+def read_region(drawable, x, y, width, height):
+    """A rectangle of the drawable (its own coordinates) as raw bytes, rows top first."""
     try:
-        pdb.gimp_image_undo_disable(scratch)
-        pdb.gimp_context_set_background((0, 0, 0))
-        copy = call("gimp_layer_new_from_drawable", drawable, scratch)
-        call("gimp_image_insert_layer", scratch, copy, None, 0)
-        call("gimp_layer_set_offsets", copy, offsets[0], offsets[1])
-        call("gimp_layer_resize_to_image_size", copy)
-        if tuple(size) != (region.width, region.height):
-            call("gimp_image_scale", scratch, size[0], size[1])
-        # interlace, compression, bKGD, gAMA, oFFs, pHYs, tIME
-        call("file_png_save", scratch, copy, native(path), native(path), 0, PNG_COMPRESSION,
-             0, 0, 0, 0, 0)
-    finally:
-        pdb.gimp_context_pop()
-        pdb.gimp_image_delete(scratch)
+        return drawable.get_pixel_rgn(x, y, width, height, False, False)[x:x + width,
+                                                                         y:y + height]
+    except (RuntimeError, TypeError, ValueError):
+        raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
+
+
+def write_region(drawable, width, height, pixels):
+    """Raw bytes into the whole of a drawable not in the image yet, or the mask of a result
+    just inserted (written directly, no shadow buffer: nothing of it is to undo on its own)."""
+    try:
+        region = drawable.get_pixel_rgn(0, 0, width, height, True, False)
+        region[0:width, 0:height] = bytes(pixels)
+        drawable.flush()
+    except (RuntimeError, TypeError, ValueError):
+        raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
 
 
 # ---------------------------------------------------------------------------------------
@@ -329,4 +368,65 @@ register(
     menu=MENU,
 )
 
-main()
+
+# ---------------------------------------------------------------------------------------
+# The settings procedure.
+
+class RunMode(object):
+    """gimpfu hands a procedure without arguments no run mode: run() below notes it."""
+    current = None
+
+
+def gpt_image_settings():
+    """Its dialog (also for Filters > Repeat); called from a script, a sentence saying
+    where the settings are made."""
+    if RunMode.current == RUN_NONINTERACTIVE:
+        gimp.message("GPT Image Settings can only be changed in its dialog: open %s."
+                     % core.host.SETTINGS_MENU)
+        return
+    try:
+        worker = core.host.find_worker(LIB_DIR)
+        settings_dialog.SettingsDialog(worker, SETTINGS_PROCEDURE).run()
+    except core.host.HostError as error:
+        gimp.message(native(error.args[0] if error.args else ""))
+
+
+register(
+    SETTINGS_PROCEDURE,
+    "Set the endpoint, API key and timeout of GPT Image Edit",
+    "Saves them to the gpt-image-edit settings file (readable only by you). The key is "
+    "never shown back, and is no argument of this procedure.",
+    "GPT Image Edit contributors",
+    "GPL-3.0-or-later",
+    "2026",
+    "GPT Image Settings...",
+    "",
+    [],
+    [],
+    gpt_image_settings,
+    menu=MENU,
+)
+
+
+# ---------------------------------------------------------------------------------------
+# gimpfu's main(), with the manual as help and the run mode noted for the settings procedure.
+
+def help_uri():
+    """The installed manual's folder (help/en/gimp-help.xml maps each dialog's help id, the
+    procedure's name, to its part of manual.html) as the file: URI GIMP's help wants."""
+    return urljoin("file:", pathname2url(os.path.join(LIB_DIR, "help")))
+
+
+def query():
+    """What GIMP 2.10 records when it first sees the plug-in: the procedures, and the help
+    domain their dialogs' Help and F1 open (GIMP takes it only while querying)."""
+    gimpfu._query()
+    pdb.gimp_plugin_help_register(HELP_DOMAIN, help_uri())
+
+
+def run(proc_name, params):
+    RunMode.current = params[0]
+    return gimpfu._run(proc_name, params)
+
+
+gimp.main(None, None, query, run)

@@ -352,8 +352,9 @@ once with the uploaded picture's own bytes; like the real API it first parses th
 decodes the picture, which is part of every row, the baseline's included. The rows:
 
 - GIMP: the `plug-in-gpt-image-edit` procedure called from a script inside gimp-console,
-  timed around the call (plug-in start, export scaled to the request size, one worker job,
-  result import, scale back, layer and mask insert); GIMP's own start is excluded. The
+  timed around the call (plug-in start, the region's raw pixels out of GIMP, one worker
+  job that scales them to the request size and the result back to the region's, the raw
+  result into a new layer, layer and mask insert); GIMP's own start is excluded. The
   worker runs through a wrapper that counts its starts: "worker starts per edit".
 - baseline: the WisGate tutorial's `curl -F image=@in.png ... | jq -r '.data[0].b64_json' |
   base64 -d > out.png`, sending exactly the request (fields and pictures) that GIMP's first

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -105,7 +106,8 @@ class FakeImage:
 
 class FakeDocument(core.Document):
     """The core's questions answered from a FakeImage; `fail_on` names a method that raises
-    GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception."""
+    GimpCallFailed (a GIMP call failing), `crash_on` one that raises a bug's exception.
+    Pixels cross raw, as in both GIMPs: an RGB layer as it is, anything else as RGBA."""
 
     def __init__(self, image: FakeImage, drawables, arguments: dict | None,
                  fail_on: str | None = None, crash_on: str | None = None,
@@ -124,6 +126,9 @@ class FakeDocument(core.Document):
         self.progress: list[tuple] = []
         self.exported: dict[str, Image.Image] = {}
         self.calls: list[str] = []
+        self.previews: list[tuple] = []
+        self.cost_questions: list[str] = []
+        self.confirm = False  # the answer confirm_cost gives (an interactive user's)
 
     def _call(self, name):
         self.calls.append(name)
@@ -184,28 +189,24 @@ class FakeDocument(core.Document):
         return self.interactive and self.on_settings is not None and self.on_settings()
 
     # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        self._call("export_layer")
+    def layer_pixels(self, layer, region):
+        self._call("layer_pixels")
         picture = layer.pixels.crop(region.bounds())
-        if picture.size != tuple(size):
-            picture = picture.resize(tuple(size), Image.BICUBIC)
-        picture.save(path, compress_level=1)
+        if picture.mode != "RGB":  # like both GIMPs: RGB as it is, anything else as RGBA
+            picture = picture.convert("RGBA")
         self.exported["source"] = picture
+        return picture.mode, picture.tobytes()
 
-    def export_selection(self, region, size, path):
-        self._call("export_selection")
+    def selection_pixels(self, region):
+        self._call("selection_pixels")
         picture = self.image.selection.crop(region.bounds())  # zero beyond the canvas
-        if picture.size != tuple(size):
-            picture = picture.resize(tuple(size), Image.BILINEAR)
-        picture.save(path, compress_level=1)
         self.exported["selection"] = picture
+        return picture.tobytes()
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        self._call("load_layer")
-        with Image.open(path) as picture:
-            pixels = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
-        return Item("layer", Path(path).name, pixels)
+    def new_layer(self, width, height, mode, pixels):
+        self._call("new_layer")
+        return Item("layer", "new layer", Image.frombytes(mode, (width, height), pixels))
 
     def new_group(self, name):
         return Item("group", name, Image.new("RGBA", (1, 1)))
@@ -221,28 +222,18 @@ class FakeDocument(core.Document):
     def set_name(self, item, name):
         item.name = name
 
-    def scale(self, item, width, height):
-        self._call("scale")
-        if item.size != (width, height):
-            item.pixels = item.pixels.resize((width, height), Image.BICUBIC)
-            if item.mask is not None:
-                item.mask = item.mask.resize((width, height))
-            self._record("scale", item.name)
-
     def move(self, item, x, y):
         item.offsets = (x, y)
-
-    def capture_selection(self, region):
-        return self.image.selection.crop(region.bounds())  # a copy, zero beyond the canvas
 
     def add_mask(self, item):
         self._call("add_mask")
         assert not item.inserted, "the mask comes with the layer, for undo and redo alike"
         item.mask = Image.new("L", item.size)
 
-    def fill_mask(self, item, selection):
-        assert item.inserted and item.mask is not None and selection.size == item.size
-        item.mask = selection.copy()
+    def fill_mask(self, item, pixels):
+        self._call("fill_mask")
+        assert item.inserted and item.mask is not None
+        item.mask = Image.frombytes("L", item.size, pixels)
         self._record("mask", item.name)
 
     def set_visible(self, item, visible):
@@ -300,6 +291,22 @@ class FakeDocument(core.Document):
             self.while_waiting(self)
             self.while_waiting = None
         return core.Document.wait_for_worker(self, run)
+
+    # -- live previews and cost ---------------------------------------------------------
+    def show_preview(self, path, placement):
+        """Records what a retoucher would see: the preview's pixels (read now, as an
+        adapter must: the job folder goes with the edit), where, and when."""
+        with Image.open(path) as picture:
+            picture.load()
+            self.previews.append(("show", picture.copy(), dict(placement),
+                                  time.monotonic(), list(self.image.names())))
+
+    def clear_preview(self):
+        self.previews.append(("clear", time.monotonic()))
+
+    def confirm_cost(self, message):
+        self.cost_questions.append(message)
+        return self.confirm
 
 
 def layer(name: str, pixels: Image.Image, offsets=(0, 0)) -> Item:

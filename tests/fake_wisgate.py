@@ -7,6 +7,14 @@ endpoint (GIMP under test) chooses one too:
     http://127.0.0.1:PORT/v1                    the default scenario (echo)
     http://127.0.0.1:PORT/scenario/invert/v1    the invert scenario
 
+An edit sent with `stream=true` is answered as the real API streams: server-sent events,
+`partial_images` `image_edit.partial_image` events per picture, then
+`image_edit.completed` with the picture and its `usage`. In the `spaced` scenario (an echo)
+and `stream_error` each event comes STREAM_SPACING seconds after the one before, as a model
+takes its time; other scenarios stream without pauses, so the suite stays fast.
+`stream_error` sends one preview, then an `error` event; `plain_router` ignores `stream`
+and answers plain JSON, as some routers do.
+
 By hand:  python3 -m tests.fake_wisgate --port 8765 --key test-key --scenario echo
 
 Besides the API it serves GET /_fake/requests (what it received, as JSON), POST /_fake/reset,
@@ -44,6 +52,7 @@ FIXED_SIZES = {
 }
 GPT_IMAGE_2_LONG_SIDE = 3840
 GPT_IMAGE_2_PIXELS = 3840 * 2160
+GPT_IMAGE_2_MIN_PIXELS = 655360
 QUALITIES = ("low", "medium", "high", "auto")
 BACKGROUNDS = ("transparent", "opaque", "auto")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -57,6 +66,9 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_MASK_BYTES = 4 * 1024 * 1024
 MAX_BODY_BYTES = 200 * 1024 * 1024
 SLOW_SECONDS = 600.0
+STREAM_SPACING = 0.5
+SPACED_SCENARIOS = ("spaced", "stream_error")
+PARTIAL_IMAGE_TOKENS = 100
 RESIZED = (1024, 1024)
 INSECURE_HOST = "images.wisgate.invalid"
 # What the stand-in "model" of the picture scenarios does, in this order: paints the asked-for
@@ -74,7 +86,7 @@ SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "
              "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
              "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
              "drop_upload_once", "insecure_url", "no_data", "cast", "blur", "square",
-             "cast_square", "drift", "held")
+             "cast_square", "drift", "held", "stream_error", "plain_router", "spaced")
 # Scenarios about the server or the account, not about one edit: /models answers the same way.
 SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
 
@@ -103,6 +115,8 @@ class RecordedRequest:
     # (filename, content type) of each uploaded file, in the order of `files`
     file_parts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     time: float = field(default_factory=time.monotonic)
+    # (event type, time.monotonic() when sent) of a streamed answer, in order
+    events: list[tuple[str, float]] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return {"method": self.method, "path": self.path, "scenario": self.scenario,
@@ -311,6 +325,7 @@ class WisGateHandler(BaseHTTPRequestHandler):
             except ApiError as error:
                 form_error = error  # answered after the key check, as the real API does
         self.fake.record(request, self.generation)
+        self.recorded = request
         if scenario not in SCENARIOS:
             raise ApiError(404, f"Unknown fake scenario {scenario!r}", code="unknown_url")
         self._check_key(headers.get("authorization", ""))
@@ -362,6 +377,11 @@ class WisGateHandler(BaseHTTPRequestHandler):
 
     def _edit(self, scenario: str, edit: Edit, form: Form) -> None:
         if scenario == "drop_upload_once":
+            scenario = "echo"
+        self.scenario = scenario
+        if scenario == "plain_router":
+            edit.stream = False
+        if scenario in SPACED_SCENARIOS + ("plain_router",):
             scenario = "echo"
         if scenario in ("rate_limit", "rate_limit_ms", "drop_once"):
             if self.fake.first_time(scenario + form.fingerprint()):
@@ -426,12 +446,49 @@ class WisGateHandler(BaseHTTPRequestHandler):
 
     # -- sending -----------------------------------------------------------------------
     def send_images(self, edit: Edit, images: list[bytes], as_url: bool = False) -> None:
+        if edit.stream:
+            self._send_events(edit, images)
+            return
         if as_url:
             data = [{"url": f"http://localhost:{self.fake.port}/_fake/download/"
                             f"{self.fake.store(image)}.png"} for image in images]
         else:
             data = [{"b64_json": base64.b64encode(image).decode("ascii")} for image in images]
         self._send_json(200, edit.answer(data))
+
+    def _send_events(self, edit: Edit, images: list[bytes]) -> None:
+        """The answer as the real API streams it, one event every stream_spacing seconds;
+        the connection closes at its end."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        answer = edit.answer([{"b64_json": ""}])
+        common = {key: answer[key] for key in ("size", "quality", "output_format",
+                                               "background")}
+        for image in images:
+            for index in range(edit.partial_images):
+                self._event(edit, "image_edit.partial_image", dict(
+                    common, b64_json=base64.b64encode(_partial(image, index)).decode("ascii"),
+                    partial_image_index=index, created_at=int(time.time())))
+                if self.scenario == "stream_error":
+                    self._event(edit, "error", {"type": "error", "error": {
+                        "type": "server_error", "code": "server_error", "param": None,
+                        "message": "The server had an error while processing your request."}})
+                    return
+            self._event(edit, "image_edit.completed", dict(
+                common, b64_json=base64.b64encode(image).decode("ascii"),
+                created_at=int(time.time()), usage=answer["usage"]))
+
+    def _event(self, edit: Edit, kind: str, payload: dict) -> None:
+        spacing = STREAM_SPACING if self.scenario in SPACED_SCENARIOS else 0.0
+        if self.fake.stopping.wait(spacing):
+            return
+        self.wfile.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+        self.wfile.flush()
+        if self.recorded is not None:
+            self.recorded.events.append((kind, time.monotonic()))
 
     def _send_json(self, status: int, payload, extra_headers=()) -> None:
         self._send(status, json.dumps(payload).encode("utf-8"), "application/json",
@@ -516,11 +573,15 @@ class Edit:
     quality: str
     background: str
     output_format: str
+    stream: bool = False
+    partial_images: int = 0
 
     def answer(self, data: list[dict]) -> dict:
         width, height = self.pictures[0].size
         size = f"{width}x{height}" if self.size == "auto" else self.size
-        output_tokens = OUTPUT_TOKENS.get(self.quality, 4160) * len(data)
+        output_tokens = (OUTPUT_TOKENS.get(self.quality, 4160)
+                         + (PARTIAL_IMAGE_TOKENS * self.partial_images if self.stream else 0)
+                         ) * len(data)
         image_tokens = 65 + 129 * sum(_tiles(p.size) for p in self.pictures)
         text_tokens = max(1, len(self.prompt) // 4)
         return {"created": int(time.time()), "data": data,
@@ -556,7 +617,8 @@ def validate_edit(form: Form) -> Edit:
                             f"length {MAX_PROMPT}, but got a string with length {len(prompt)} "
                             "instead.", "prompt", "string_above_max_length")
     model = fields.get("model", "gpt-image-2")
-    if model not in MODELS:
+    family = model_family(model)
+    if family is None:
         raise ApiError(400, f"Invalid value for 'model': '{model}' is not a known image model.",
                        "model", "invalid_value")
     if "image" in form.files and "image[]" in form.files:
@@ -580,16 +642,24 @@ def validate_edit(form: Form) -> Edit:
     background = _choice(fields, "background", BACKGROUNDS, "auto")
     output_format = _choice(fields, "output_format", OUTPUT_FORMATS, "png")
     fidelity = _choice(fields, "input_fidelity", INPUT_FIDELITIES, "low")
-    if fidelity == "high" and model == "gpt-image-1-mini":
+    if "input_fidelity" in fields and family == "gpt-image-2":
+        raise ApiError(400, "input_fidelity is not supported for this model.",
+                       "input_fidelity", "unsupported_parameter")
+    if fidelity == "high" and family == "gpt-image-1-mini":
         raise ApiError(400, "input_fidelity is not supported for gpt-image-1-mini.",
                        "input_fidelity", "invalid_value")
     if background == "transparent" and output_format == "jpeg":
         raise ApiError(400, "Transparent background requires png or webp output.",
                        "background", "invalid_value")
     size = fields.get("size", "auto")
-    _check_size(size, model)
+    _check_size(size, family)
+    stream = _choice(fields, "stream", ("true", "false"), "false") == "true"
+    partial_images = _integer(fields.get("partial_images", "0"), "partial_images", 0, 3)
+    if stream and model == "dall-e-2":
+        raise ApiError(400, "Streaming is not supported for dall-e-2.", "stream",
+                       "invalid_value")
     return Edit(images, pictures, mask, prompt, model, n, size, quality, background,
-                output_format)
+                output_format, stream, partial_images)
 
 
 def _open_image(data: bytes, number: int) -> Image.Image:
@@ -653,6 +723,16 @@ def _choice(fields: dict, name: str, allowed: tuple[str, ...], default: str) -> 
     return value
 
 
+def model_family(model: str) -> str | None:
+    """The known model `model` is, or a dated snapshot ("gpt-image-2-2026-04-21") or later
+    version ("gpt-image-2.5-preview") of; None for a model the API does not know."""
+    if model in MODELS:
+        return model
+    if model.startswith("gpt-image-2-") or model.startswith("gpt-image-2."):
+        return "gpt-image-2"
+    return None
+
+
 def _check_size(size: str, model: str) -> None:
     if size == "auto" or size in FIXED_SIZES[model]:
         return
@@ -660,7 +740,7 @@ def _check_size(size: str, model: str) -> None:
         return
     allowed = ", ".join(f"'{s}'" for s in FIXED_SIZES[model] + ("auto",))
     extra = (" or WIDTHxHEIGHT in multiples of 16, ratio within 1:3 to 3:1, at most 3840 on the "
-             "long side and 3840x2160 pixels" if model == "gpt-image-2" else "")
+             "long side, 655360 to 3840x2160 pixels" if model == "gpt-image-2" else "")
     raise ApiError(400, f"Invalid value: '{size}'. Supported values are: {allowed}{extra}.",
                    "size", "invalid_value")
 
@@ -670,13 +750,21 @@ def _valid_gpt_image_2_size(size: str) -> bool:
     if not match:
         return False
     width, height = int(match[1]), int(match[2])
-    return (width % 16 == 0 and height % 16 == 0
+    return (width % 16 == 0 and height % 16 == 0 and width * height >= GPT_IMAGE_2_MIN_PIXELS
             and max(width, height) <= 3 * min(width, height)
             and max(width, height) <= GPT_IMAGE_2_LONG_SIDE
             and width * height <= GPT_IMAGE_2_PIXELS)
 
 
 # -- scenario answers ----------------------------------------------------------------------
+def _partial(image: bytes, index: int) -> bytes:
+    """A partial image: the final picture coarser the earlier it comes (a mosaic)."""
+    picture = Image.open(io.BytesIO(image)).convert("RGB")
+    block = 2 ** (4 - index)
+    small = picture.resize((max(1, picture.width // block), max(1, picture.height // block)))
+    return _png(small.resize(picture.size, Image.Resampling.NEAREST))
+
+
 def _echo(handler: WisGateHandler, edit: Edit) -> None:
     # The bytes exactly as uploaded: no decoding, no re-encoding.
     handler.send_images(edit, [edit.images[0]] * edit.n)

@@ -28,6 +28,7 @@ UNEXPECTED = ("GPT Image Edit failed unexpectedly: the image is unchanged; pleas
 NOT_INSERTED = "GIMP could not insert the edited layers, so the image is unchanged: try again."
 NOT_EXPORTED = ("GPT Image Edit could not write the layer to its temporary folder: check the "
                 "free disk space and try again.")
+UNREADABLE_RESULT = "GPT Image Edit could not read a result of the worker: try again."
 NO_KEY = ("No API key is set: enter it in Filters > AI > GPT Image Settings... or set "
           "GPT_IMAGE_EDIT_API_KEY.")
 

@@ -267,3 +267,56 @@ def before(action: Callable[[], None], then: Behaviour) -> Behaviour:
         action()
         then(handler, received)
     return answer
+
+
+# -- server-sent event streams (stream=true) -------------------------------------------------
+def _start_events(handler: HostileHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+
+
+def _chunk(handler: HostileHandler, data: bytes) -> None:
+    handler.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+def event(kind: str, payload: dict) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+def endless_events(interval: float = 0.0, comments: bool = False) -> Behaviour:
+    """An event stream that never ends: partial images for ever (`comments`: keep-alive
+    comment lines only), one every `interval` seconds, until the client hangs up."""
+    preview = event("image_edit.partial_image", {
+        "type": "image_edit.partial_image", "partial_image_index": 0,
+        "b64_json": base64.b64encode(picture_png()).decode("ascii")})
+    def answer(handler: HostileHandler, received: Received) -> None:
+        _start_events(handler)
+        block = b": keep-alive\n\n" if comments else preview * 64
+        while True:
+            _chunk(handler, block)
+            if interval:
+                time.sleep(interval)
+    return answer
+
+
+def huge_event() -> Behaviour:
+    """One `image_edit.completed` event whose base64 never ends."""
+    def answer(handler: HostileHandler, received: Received) -> None:
+        _start_events(handler)
+        _chunk(handler, b'event: image_edit.completed\ndata: {"type": '
+                        b'"image_edit.completed", "b64_json": "')
+        while True:
+            _chunk(handler, b"QUFB" * 16384)
+    return answer
+
+
+def events(*payloads: bytes) -> Behaviour:
+    """These events, then the end of the stream."""
+    def answer(handler: HostileHandler, received: Received) -> None:
+        _start_events(handler)
+        for payload in payloads:
+            _chunk(handler, payload)
+        _chunk(handler, b"")
+    return answer

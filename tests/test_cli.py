@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from gpt_image_edit import cli
+from gpt_image_edit import cli, pricing
 from gpt_image_edit.client import RetryPolicy
 from gpt_image_edit.edit import EditParams
 from gpt_image_edit.logs import setup_logging
@@ -56,8 +56,8 @@ def test_whole_opaque_png_goes_both_ways_as_bytes(tmp_path, wisgate_env, fake_wi
     # Asked for at its own size, the input is uploaded as the file itself, and the answer,
     # which already is the whole picture, is written as received.
     # With --blend none: blending would composite the answer onto the input.
-    path = save(scene(320, 240), tmp_path / "photo.png")
-    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240", "--blend",
+    path = save(scene(1024, 768), tmp_path / "photo.png")
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "1024x768", "--blend",
                         "none", env=wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     assert fake_wisgate.requests[-1].files["image"][0] == path.read_bytes()
@@ -66,8 +66,8 @@ def test_whole_opaque_png_goes_both_ways_as_bytes(tmp_path, wisgate_env, fake_wi
 
 def test_png_with_an_alpha_channel_is_uploaded_encoded_again(tmp_path, wisgate_env,
                                                             fake_wisgate):
-    path = save(scene(320, 240).convert("RGBA"), tmp_path / "photo.png")  # opaque, with alpha
-    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240", "--blend",
+    path = save(scene(1024, 768).convert("RGBA"), tmp_path / "photo.png")  # opaque, with alpha
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "1024x768", "--blend",
                         "none", env=wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     sent = fake_wisgate.requests[-1].files["image"][0]
@@ -77,30 +77,30 @@ def test_png_with_an_alpha_channel_is_uploaded_encoded_again(tmp_path, wisgate_e
 
 
 def test_answer_at_another_size_is_placed_and_encoded(tmp_path, wisgate_env):
-    path = save(scene(320, 240), tmp_path / "photo.png")
-    finished = run_tool("edit", path, "--prompt", "same", "--size", "320x240",
+    path = save(scene(1024, 768), tmp_path / "photo.png")
+    finished = run_tool("edit", path, "--prompt", "same", "--size", "1024x768",
                         env=wisgate_env("resize"))  # answers 1024x1024
     assert finished.returncode == 0, finished.stderr
     result = Image.open(tmp_path / "photo-edit.png")
-    assert result.size == (320, 240) and result.mode == "RGB"
+    assert result.size == (1024, 768) and result.mode == "RGB"
     assert psnr(result, Image.open(path)) >= 30
 
 
 def test_answer_for_a_selection_is_composited_even_at_the_pictures_size(tmp_path, wisgate_env):
-    picture = scene(320, 240)
+    picture = scene(1024, 768)
     path = save(picture, tmp_path / "photo.png")
     selection = Image.new("L", picture.size, 0)
     # Half selected, as a feathered edge is; its region is the whole picture.
-    ImageDraw.Draw(selection).ellipse((20, 20, 300, 220), fill=128)
+    ImageDraw.Draw(selection).ellipse((20, 20, 1004, 748), fill=128)
     area = save(selection, tmp_path / "area.png")
     finished = run_tool("edit", path, "--prompt", "invert", "--selection", area, "--size",
-                        "320x240", env=wisgate_env("invert"))
+                        "1024x768", env=wisgate_env("invert"))
     assert finished.returncode == 0, finished.stderr
     result = Image.open(tmp_path / "photo-edit.png").convert("RGB")
     outside = selection.point(lambda value: 255 if value == 0 else 0)
     assert Image.composite(result, picture, outside).tobytes() == picture.tobytes()
     # Inside: half the input, half the inverted answer.
-    assert result.getpixel((160, 120)) == pytest.approx((127.5,) * 3, abs=1)
+    assert result.getpixel((512, 384)) == pytest.approx((127.5,) * 3, abs=1)
 
 
 def selection_and_mask(size) -> tuple[Image.Image, Image.Image]:
@@ -173,8 +173,12 @@ def test_json_output(tmp_path, wisgate_env):
     assert lines[0]["ok"] is True and lines[0]["input"] == str(tmp_path / "a.png")
     assert lines[0]["region"] == {"x": 0, "y": 0, "width": 64, "height": 48}
     assert lines[0]["request"] == {"model": "gpt-image-2", "size": "1168x880",
-                                   "quality": "low", "n": 2}
-    assert lines[0]["usage"]["output_tokens"] == 2 * 272
+                                   "quality": "low", "n": 2, "partial_images": 2}
+    # Each picture's tokens and its two previews' (the setting's default), priced.
+    assert lines[0]["usage"]["output_tokens"] == 2 * (272 + 200)
+    details = lines[0]["usage"]["input_tokens_details"]
+    assert lines[0]["cost_usd"] == (details["text_tokens"] * 5 + details["image_tokens"] * 8
+                                    + lines[0]["usage"]["output_tokens"] * 30) / 1e6
 
 
 # -- batches -------------------------------------------------------------------------------
@@ -337,7 +341,10 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
                          "base_url": {"value": "https://api.wisgate.ai/v1",
                                       "source": "default"},
                          "timeout": {"value": 300.0, "source": "default"},
-                         "api_key": {"set": False, "source": None}}}
+                         "api_key": {"set": False, "source": None},
+                         "partial_images": {"value": 2, "source": "default"},
+                         "max_cost_usd": {"value": None, "source": "default"},
+                         "prices": {"value": pricing.merged_prices(), "source": "default"}}}
     key = "sk-saved-through-stdin-0123456789"
     changes = {"api_key": key, "base_url": "http://127.0.0.1:9/v1", "timeout": 120}
     saved = subprocess.run(argv + ["--update-from-stdin"], env=env, input=json.dumps(changes),
@@ -356,7 +363,10 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
     assert summary["effective"] == {
         "base_url": {"value": "https://api.wisgate.ai/v1", "source": "default"},
         "timeout": {"value": 120.0, "source": f"settings file {config}"},
-        "api_key": {"set": True, "source": f"settings file {config}"}}
+        "api_key": {"set": True, "source": f"settings file {config}"},
+        "partial_images": {"value": 2, "source": "default"},
+        "max_cost_usd": {"value": None, "source": "default"},
+        "prices": {"value": pricing.merged_prices(), "source": "default"}}
     from_environment = json.loads(run_tool("settings", env=dict(
         env, GPT_IMAGE_EDIT_BASE_URL="http://127.0.0.1:7/v1",
         WISDOM_GATE_KEY="sk-from-environment-0123456789")).stdout)
@@ -370,7 +380,8 @@ def test_settings_are_shown_without_the_key_and_saved_privately(wisgate_env, tmp
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2
     assert refused.stderr.strip() == ("The settings to save must be a JSON object with "
-                                      "base_url, api_key or timeout.")
+                                      "base_url, api_key, timeout, partial_images, "
+                                      "max_cost_usd or prices.")
 
 
 # -- version, progress ----------------------------------------------------------------------

@@ -153,12 +153,21 @@ def test_edit_sends_the_multipart_request_the_api_expects(fake_wisgate, make_cli
 
 
 def test_input_fidelity_and_other_choices_are_sent_only_when_set(fake_wisgate, make_client):
-    make_client().edit(edit_request(input_fidelity="high", background="transparent",
-                                    output_format="webp", quality="low"))
+    make_client().edit(edit_request(model="gpt-image-1", input_fidelity="high",
+                                    background="transparent", output_format="webp",
+                                    quality="low", size="1024x1024"))
     fields = fake_wisgate.requests[0].fields
     assert (fields["input_fidelity"], fields["background"], fields["output_format"],
             fields["quality"]) == ("high", "transparent", "webp", "low")
     assert "mask" not in fake_wisgate.requests[0].files
+
+
+@pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-2-2026-04-21",
+                                   "gpt-image-2.5-preview"])
+def test_input_fidelity_is_never_sent_to_the_2x_family(model):
+    fields = edit_request(model=model, input_fidelity="high").form_fields()
+    assert "input_fidelity" not in fields
+    assert fields["model"] == model
 
 
 def test_progress_reports_upload_then_one_wait(make_client):

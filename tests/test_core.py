@@ -6,6 +6,7 @@ cases (tests/host_policies.py) in real GIMP 3 and through GIMP 2.10's gimpfu.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import tempfile
@@ -72,7 +73,8 @@ def test_refusals_say_why_and_change_nothing(case, private_tmp, fake_wisgate):
     outcome, document = run(image, [drawable], **policies.REFUSAL_ARGUMENTS.get(case, {}))
     assert (outcome.status, outcome.message) == ("error", policies.REFUSALS[case])
     assert image.snapshot() == before and image.undo_log == []
-    assert "export_layer" not in document.calls and fake_wisgate.requests == []
+    assert "layer_pixels" not in document.calls
+    assert fake_wisgate.requests == []
     assert list(private_tmp.iterdir()) == []
 
 
@@ -98,18 +100,32 @@ def test_a_bug_gives_a_sentence_not_a_traceback(private_tmp, wisgate_env, capsys
     image, source = scene()
     before = image.snapshot()
     values = {"prompt": PROMPT}
-    outcome = core.edit(FakeDocument(image, [source], values, crash_on="export_layer"), "/x")
+    outcome = core.edit(FakeDocument(image, [source], values, crash_on="layer_pixels"), "/x")
     assert (outcome.status, outcome.message) == ("error", policies.UNEXPECTED)
     assert "ZeroDivisionError" in capsys.readouterr().err  # for the report, on the console
     assert image.snapshot() == before and list(private_tmp.iterdir()) == []
 
 
-def test_a_failed_export_is_said(private_tmp, wisgate_env):
+@pytest.mark.parametrize("step", ["layer_pixels", "selection_pixels"])
+def test_a_failed_export_is_said(step, private_tmp, wisgate_env):
     wisgate_env("echo")
     image, source = scene()
-    outcome = core.edit(FakeDocument(image, [source], {"prompt": PROMPT},
-                                     fail_on="export_layer"), "/x")
+    select_ellipse(image, (60, 50, 120, 90))
+    before = image.snapshot()
+    outcome = core.edit(FakeDocument(image, [source], {"prompt": PROMPT}, fail_on=step), "/x")
     assert (outcome.status, outcome.message) == ("error", policies.NOT_EXPORTED)
+    assert image.snapshot() == before and list(private_tmp.iterdir()) == []
+
+
+def test_a_failed_result_layer_leaves_nothing_behind(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    before = image.snapshot()
+    outcome = core.edit(FakeDocument(image, [source], {"prompt": PROMPT, "variants": 2},
+                                     fail_on="new_layer"), "/x")
+    assert (outcome.status, outcome.message) == ("error", policies.UNREADABLE_RESULT)
+    assert image.snapshot() == before and image.undo_log == []
+    assert list(private_tmp.iterdir()) == []
 
 
 # -- edits through the real worker -----------------------------------------------------
@@ -142,18 +158,21 @@ def test_a_chosen_layer_mask_edits_its_layer(private_tmp, wisgate_env):
     assert image.names() == ["above", NAME, "source", "background"]
 
 
-def test_a_large_layer_is_exported_at_the_size_the_api_gets(private_tmp, wisgate_env,
-                                                            fake_wisgate):
-    """Scaled in the host, sent as it is, scaled back once onto the layer's full size."""
+def test_a_large_layer_is_sent_at_the_size_the_api_gets(private_tmp, wisgate_env,
+                                                        fake_wisgate):
+    """Handed over raw at full size, scaled down and back up once by the worker: GIMP
+    scales nothing."""
     wisgate_env("echo")
     image, source = scene(canvas=(3000, 2000), size=(3000, 2000), offsets=(0, 0))
     outcome, document = run(image, [source])
     assert outcome.status == "success", outcome.message
     canvas = request_size(3000, 2000, "gpt-image-2")
     content = letterbox(3000, 2000, *canvas)
-    assert document.exported["source"].size == (content.width, content.height)
+    assert document.exported["source"].size == (3000, 2000)
     [request] = fake_wisgate.requests
     assert request.fields["size"] == f"{canvas[0]}x{canvas[1]}"
+    sent = Image.open(io.BytesIO(request.files["image"][0]))
+    assert sent.size == canvas and sent.crop(content.bounds()).getbbox() is not None
     result = image.layers[1]
     assert result.size == (3000, 2000) and result.offsets == (0, 0)
     difference = ImageChops.difference(result.pixels.convert("RGB"), source.pixels)
@@ -344,3 +363,35 @@ def test_every_result_is_kept_in_the_history(private_tmp, wisgate_env, tmp_path)
         assert oct(path.stat().st_mode & 0o777) == "0o600"
         with Image.open(path) as picture:
             assert picture.size[0] > 0
+
+
+def test_a_result_mask_from_the_worker_becomes_the_layer_mask(private_tmp, monkeypatch):
+    """A manifest result with a `mask` (a blended edit, docs/job-protocol.md) gets that
+    mask, raw at the placement's size, instead of the selection."""
+    image, source = scene()
+    select_ellipse(image, (60, 50, 160, 120))
+    result = Image.new("RGB", (200, 150), "orange")
+    mask = Image.linear_gradient("L").resize((200, 150))
+
+    def worker_answers(document, worker, job):
+        with open(job.path) as handle:
+            sent = json.load(handle)
+        assert sent["result_pixels"] == "raw" and sent["selection"]["pixels"] == "L"
+        region = sent["source"]
+        result_path = job.result_path({"path": "variant-1.rgb"})
+        Path(result_path).parent.mkdir()
+        Path(result_path).write_bytes(result.tobytes())
+        Path(job.result_path({"path": "variant-1-mask.gray"})).write_bytes(mask.tobytes())
+        return {"protocol": 2, "ok": True, "results": [
+            {"path": "variant-1.rgb", "variant": 1, "pixels": "RGB",
+             "mask": "variant-1-mask.gray"}],
+            "placement": {"x": 40 + region["x"], "y": 30 + region["y"], "width": 200,
+                          "height": 150}}
+
+    monkeypatch.setattr(core.host, "find_worker", lambda entry_dir: None)
+    monkeypatch.setattr(core, "run_worker", worker_answers)
+    outcome, document = run(image, [source])
+    assert outcome.status == "success", outcome.message
+    placed = image.layers[1]
+    assert placed.pixels.tobytes() == result.tobytes() and placed.mask.tobytes() == mask.tobytes()
+    assert list(private_tmp.iterdir()) == []

@@ -107,12 +107,12 @@ def test_result_at_another_size_is_mapped_back(client_for):
 
 
 def test_answers_are_kept_as_received_only_when_they_are_the_layer(client_for):
-    picture = scene(320, 240).convert("RGBA")
-    params = EditParams("same", size="320x240", variants=2)
+    picture = scene(1024, 768).convert("RGBA")
+    params = EditParams("same", size="1024x768", variants=2)
     echoed = run_edit(client_for("echo"), picture, None, params)
     sent = echoed.layers[0]
     assert len(echoed.as_received) == 2 and all(echoed.as_received)
     assert Image.open(io.BytesIO(echoed.as_received[0])).tobytes() == \
         sent.convert("RGB").tobytes()
     resized = run_edit(client_for("resize"), picture, None, params)  # back at 1024x1024
-    assert resized.as_received == [None, None] and resized.layers[0].size == (320, 240)
+    assert resized.as_received == [None, None] and resized.layers[0].size == (1024, 768)

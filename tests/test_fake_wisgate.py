@@ -118,7 +118,9 @@ def test_prompt_of_the_largest_size_is_accepted(post):
     ("gpt-image-2", "3840x2160", True),
     ("gpt-image-2", "2160x3840", True),
     ("gpt-image-2", "1024x3072", True),   # exactly 1:3
-    ("gpt-image-2", "1008x576", True),
+    ("gpt-image-2", "1024x640", True),    # the fewest pixels: 655,360
+    ("gpt-image-2-2026-04-21", "1536x864", True),  # a dated snapshot: the family's rules
+    ("gpt-image-2", "1008x576", False),   # fewer than 655,360 pixels
     ("gpt-image-2", "1000x1000", False),  # not multiples of 16
     ("gpt-image-2", "1024x3088", False),  # beyond 1:3
     ("gpt-image-2", "4096x2304", False),  # long side over 3840

@@ -9,6 +9,7 @@ layers, their places, masks and pixels, the message, and what is left in the tem
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import random
@@ -31,8 +32,10 @@ from tests.worker_jobs import worker_failure_sentence
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = REPO / "plugin" / "gpt-image-edit-gimp2.py"
 HOST = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_host.py"
+LIB = REPO / "plugin" / "gpt-image-edit-gimp2-lib"
 CORE = REPO / "plugin" / "gpt-image-edit" / "gpt_image_edit_core.py"
 GEOMETRY = REPO / "plugin" / "gpt_image_edit" / "geometry.py"
+PRICING = REPO / "plugin" / "gpt_image_edit" / "pricing.py"
 SHIM = Path(__file__).resolve().parent / "gimpfu_shim"
 PROCEDURE = "python-fu-gpt-image-edit"
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
@@ -55,6 +58,7 @@ class Entry:
     def __init__(self, module, folder: Path):
         self.module = module
         self.folder = folder
+        self.worker_file = folder / "gpt-image-edit-gimp2-lib" / "gpt-image-edit-worker.json"
 
     def run(self, image, drawable, prompt=PROMPT, model="gpt-image-2", size="auto",
             quality=3, variants=1, use_selection=True):
@@ -74,21 +78,25 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def lay_out_plug_ins(plug_ins: Path) -> None:
-    """The entry and what the installer puts beside it (install/plugin_entries.py)."""
-    plug_ins.mkdir()
+def lay_out_plug_ins(plug_ins: Path) -> Path:
+    """The entry, and its helper modules in their own folder, as the installer puts them
+    (install/plugin_entries.py)."""
+    lib = plug_ins / "gpt-image-edit-gimp2-lib"
+    shutil.copytree(LIB, lib)
     shutil.copy(ENTRY, plug_ins / ENTRY.name)
-    shutil.copy(HOST, plug_ins / HOST.name)
-    shutil.copy(CORE, plug_ins / CORE.name)
-    shutil.copy(GEOMETRY, plug_ins / "gpt_image_edit_geometry.py")
+    for module in (HOST, CORE):
+        shutil.copy(module, lib / module.name)
+    shutil.copy(GEOMETRY, lib / "gpt_image_edit_geometry.py")
+    shutil.copy(PRICING, lib / "gpt_image_edit_pricing.py")
+    return plug_ins
 
 
 @pytest.fixture
 def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
-    plug_ins = tmp_path / "plug-ins"
-    lay_out_plug_ins(plug_ins)
+    plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the entry adds its own folder
-    for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry"):
+    for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry",
+                   "gpt_image_edit_settings2"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
     gimp.shim_reset()
@@ -184,14 +192,18 @@ def assert_unchanged(image, before, private_tmp):
 
 
 def capture_job_pictures(folder: Path) -> dict:
-    """The pictures of the job in `folder`, read while the worker runs."""
+    """The raw pictures of the job in `folder` ("source", "selection"), read while the
+    worker runs, as the job file describes them."""
     sent = {}
 
     def read_once():
-        for path in folder.glob("gpt-image-edit-*/*.png"):
-            if path.name not in sent:
-                with Image.open(path) as picture:
-                    sent[path.name] = picture.copy()
+        for job_path in folder.glob("gpt-image-edit-*/job.json"):
+            job = json.loads(job_path.read_text())
+            size = (job["source"]["width"], job["source"]["height"])
+            for name, mode in (("source", job["source"]["pixels"]), ("selection", "L")):
+                if name not in sent and job.get(name):
+                    data = (job_path.parent / job[name]["path"]).read_bytes()
+                    sent[name] = Image.frombytes(mode, size, data)
 
     gimp.shim_on_progress.append(read_once)
     return sent
@@ -236,6 +248,10 @@ def test_registration_matches_the_spec(entry):
         "run-mode", "image", "drawable", "prompt", "model", "size", "quality", "variants",
         "use-selection"]
     assert gimp.shim_menus[PROCEDURE] == "<Image>/Filters/AI"
+    # The dialogs' Help opens the manual installed in the helper folder (checked in real
+    # GIMP 2.10 by tests/test_gimp2_dialog.py).
+    help_folder = entry.folder / "gpt-image-edit-gimp2-lib" / "help"
+    assert gimp.shim_help_domains == {"gpt-image-edit": help_folder.as_uri()}
 
 
 # -- edits ----------------------------------------------------------------------------
@@ -265,8 +281,9 @@ def test_whole_layer_edit_lands_directly_above_the_source(entry, wisgate_env, pr
 
 def test_large_layer_is_sent_at_the_size_the_api_gets(entry, wisgate_env, private_tmp,
                                                       fake_wisgate):
-    """GIMP scales the export down to the request's content size and the one result back up
-    to the layer's place and size."""
+    """The layer goes to the worker at full size and raw; the worker scales it down to the
+    request's content size and the one result back up to the layer's place and size: GIMP
+    scales nothing."""
     wisgate_env("echo")
     image, source = make_image((3000, 2000), (3000, 2000), (0, 0))
     source.shim_set_pixels(source.pixels.resize((300, 200)).resize((3000, 2000),
@@ -277,8 +294,11 @@ def test_large_layer_is_sent_at_the_size_the_api_gets(entry, wisgate_env, privat
     assert gimp.shim_messages == []
     canvas = request_size(3000, 2000, "gpt-image-2")
     content = letterbox(3000, 2000, *canvas)
-    assert sent["source.png"].size == (content.width, content.height)
+    assert sent["source"].size == (3000, 2000) and sent["source"].mode == "RGB"
     assert fake_wisgate.requests[0].fields["size"] == f"{canvas[0]}x{canvas[1]}"
+    uploaded = Image.open(io.BytesIO(fake_wisgate.requests[0].files["image"][0]))
+    assert uploaded.size == canvas and content.width < 3000
+    assert not [entry for entry in changes(image) if "scale" in entry[1]]
     [layer] = new_layers(image, ids)
     assert layer.offsets == (0, 0) and (layer.width, layer.height) == (3000, 2000)
     difference = ImageChops.difference(layer.pixels.convert("RGB"), source.pixels)
@@ -295,7 +315,7 @@ def test_an_unexpected_failure_is_a_sentence_not_a_traceback(entry, wisgate_env,
     def broken(*arguments):
         raise ValueError("a GIMP surprise")
 
-    monkeypatch.setitem(gimp._PROCEDURES, "gimp_layer_new_from_drawable", broken)
+    monkeypatch.setitem(gimp._PROCEDURES, "gimp_image_get_precision", broken)
     entry.run(image, source)
     assert gimp.shim_messages == [policies.UNEXPECTED]
     assert "ValueError: a GIMP surprise" in capsys.readouterr().err
@@ -337,12 +357,11 @@ def test_selection_on_a_large_image_is_masked_and_placed(entry, wisgate_env, pri
                                          x2 - offsets[0], y2 - offsets[1]))
     in_layer = (region["x"], region["y"], region["x"] + region["width"],
                 region["y"] + region["height"])
-    assert sent["source.png"].mode == "RGB"
-    assert sent["source.png"].tobytes() == before_source.crop(in_layer).tobytes()
-    assert sent["selection.png"].mode == "L"
+    assert sent["source"].mode == "RGB"
+    assert sent["source"].tobytes() == before_source.crop(in_layer).tobytes()
     in_image = (in_layer[0] + offsets[0], in_layer[1] + offsets[1],
                 in_layer[2] + offsets[0], in_layer[3] + offsets[1])
-    assert sent["selection.png"].tobytes() == selection.crop(in_image).tobytes()
+    assert sent["selection"].tobytes() == selection.crop(in_image).tobytes()
 
     [layer] = new_layers(image, ids)
     assert layer.offsets == (offsets[0] + region["x"], offsets[1] + region["y"])
@@ -526,10 +545,11 @@ def test_missing_worker_is_explained(entry, wisgate_env, private_tmp, tmp_path, 
 
 
 def test_worker_described_by_the_installer_file_is_used(entry, wisgate_env, monkeypatch):
-    """Without GPT_IMAGE_EDIT_WORKER, gpt-image-edit-worker.json beside the entry names it."""
+    """Without GPT_IMAGE_EDIT_WORKER, gpt-image-edit-worker.json in the entry's helper
+    folder names it."""
     wisgate_env("echo")
     monkeypatch.delenv("GPT_IMAGE_EDIT_WORKER")
-    (entry.folder / "gpt-image-edit-worker.json").write_text(json.dumps(
+    entry.worker_file.write_text(json.dumps(
         {"python": sys.executable, "pythonpath": [str(REPO / "plugin")]}))
     image, source = make_image((320, 240), (200, 150), (40, 30))
     entry.run(image, source)
@@ -585,8 +605,7 @@ def test_gimp_killing_the_plug_in_stops_the_worker(wisgate_env, fake_wisgate, tm
     must not keep running (and spending credits) after it, and the job folder the killed
     plug-in can no longer remove must go with it."""
     env = wisgate_env("slow")
-    plug_ins = tmp_path / "plug-ins"
-    lay_out_plug_ins(plug_ins)
+    plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = dict(env, GPT_IMAGE_EDIT_WORKER=sys.executable,
@@ -664,6 +683,8 @@ def test_the_shim_refuses_what_it_does_not_model():
     layer = gimp.Layer(image, "l", 10, 10, gimpenums.RGB_IMAGE, 100, gimpenums.NORMAL_MODE)
     with pytest.raises(NotImplementedError, match="mask type 0"):
         gimp.pdb.gimp_layer_create_mask(layer, gimpenums.ADD_WHITE_MASK)
+    with pytest.raises(NotImplementedError, match="shadow buffer"):
+        layer.get_pixel_rgn(0, 0, 10, 10, True, True)
     with pytest.raises(TypeError):  # the wrong number of arguments, as in GIMP 2.10
         gimp.pdb.file_png_save(image, layer, "x.png", "x.png")
 
@@ -674,27 +695,28 @@ from PIL import Image
 job_path = sys.argv[sys.argv.index("job") + 1]
 folder = os.path.join(os.path.dirname(job_path), "results")
 os.mkdir(folder)
-Image.new("RGBA", (20, 10), "red").save(os.path.join(folder, "variant-1.png"))
-with open(os.path.join(folder, "variant-2.png"), "wb") as handle:
-    handle.write(b"\\x89PNG\\r\\n\\x1a\\n cut short")
+with open(os.path.join(folder, "variant-1.rgba"), "wb") as handle:
+    handle.write(Image.new("RGBA", (20, 10), "red").tobytes())
+with open(os.path.join(folder, "variant-2.rgba"), "wb") as handle:
+    handle.write(b"\\xff" * (20 * 10 * 4 - 1))  # cut short
 with open(os.path.join(folder, "manifest.json"), "w") as handle:
-    json.dump({"protocol": 1, "ok": True,
+    json.dump({"protocol": 2, "ok": True,
                "placement": {"x": 0, "y": 0, "width": 20, "height": 10},
-               "results": [{"path": "variant-1.png", "variant": 1},
-                           {"path": "variant-2.png", "variant": 2}],
+               "results": [{"path": "variant-1.rgba", "variant": 1, "pixels": "RGBA"},
+                           {"path": "variant-2.rgba", "variant": 2, "pixels": "RGBA"}],
                "request": {"size": "1024x1024"}, "usage": {}}, handle)
 '''
 
 
 def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path, monkeypatch):
     """A worker (here a stand-in found through the installer's file) whose second result is
-    not a picture: nothing is inserted, the loaded first one is thrown away."""
+    cut short: nothing is inserted, the loaded first one is thrown away."""
     standin = tmp_path / "standin" / "gpt_image_edit"
     standin.mkdir(parents=True)
     (standin / "__init__.py").write_text("")
     (standin / "__main__.py").write_text(BROKEN_RESULT_WORKER)
     monkeypatch.delenv("GPT_IMAGE_EDIT_WORKER")
-    (entry.folder / "gpt-image-edit-worker.json").write_text(json.dumps(
+    entry.worker_file.write_text(json.dumps(
         {"python": sys.executable, "pythonpath": [str(standin.parent)]}))
     image, source = make_image((320, 240), (200, 150), (40, 30))
     before = image.shim_snapshot()
@@ -702,5 +724,6 @@ def test_a_result_gimp_cannot_read_changes_nothing(entry, private_tmp, tmp_path,
     assert gimp.shim_messages == [
         "GPT Image Edit could not read a result of the worker: try again."]
     assert_unchanged(image, before, private_tmp)
+    # not even an empty undo group: in real GIMP 2.10 that leaves the image dirty
     assert image.undo_log == []  # every result is loaded before the first change
     assert "gimp_item_delete" in gimp.shim_calls  # the first, loaded result

@@ -28,8 +28,9 @@ x-scheme-handler/https=address-recorder.desktop
 """
 
 
-def use_recorder_as_browser(user_home: Path, folder: Path) -> Path:
-    """Make the address recorder the home's default web browser; the file it writes."""
+def use_recorder_as_browser(user_home: Path, folder: Path, gimp_version: str = "3.0") -> Path:
+    """Make the address recorder the home's default web browser (and GIMP's help browser);
+    the file it writes."""
     urls = folder / "urls.txt"
     recorder = folder / "record-address"
     recorder.write_text(RECORDER.format(urls=urls))
@@ -39,9 +40,9 @@ def use_recorder_as_browser(user_home: Path, folder: Path) -> Path:
     (applications / "address-recorder.desktop").write_text(
         DESKTOP_ENTRY.format(recorder=recorder))
     (user_home / ".config" / "mimeapps.list").write_text(DEFAULTS)
-    # GIMP's own help browser is not in Debian's GIMP; without this GIMP first asks once
+    # GIMP's own help browser is not in Debian's GIMP (3 or 2.10); without this GIMP first asks once
     # whether to use the web browser instead.
-    with open(user_home / ".config" / "GIMP" / "3.0" / "gimprc", "a") as gimprc:
+    with open(user_home / ".config" / "GIMP" / gimp_version / "gimprc", "a") as gimprc:
         gimprc.write("(help-browser web-browser)\n")
     return urls
 

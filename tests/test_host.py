@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ def stand_in_worker(tmp_path: Path, script: str) -> host.Worker:
 
 def run(worker: host.Worker) -> str:
     with host.Job() as job:
-        job.write(ARGUMENTS, LAYER)
+        job.write(ARGUMENTS, LAYER, "RGB", (0, 0), (LAYER["width"], LAYER["height"]))
         with pytest.raises(host.HostError) as failure:
             host.WorkerRun(worker, job).wait()
     return str(failure.value)
@@ -47,7 +48,7 @@ def test_the_workers_last_word_is_shown_when_it_wrote_no_manifest(tmp_path):
 def test_an_error_on_the_host_side_stops_the_worker(tmp_path):
     worker = stand_in_worker(tmp_path, "exec sleep 60")
     with host.Job() as job:
-        job.write(ARGUMENTS, LAYER)
+        job.write(ARGUMENTS, LAYER, "RGB", (0, 0), (LAYER["width"], LAYER["height"]))
         with pytest.raises(ValueError), host.WorkerRun(worker, job) as running:
             raise ValueError("the host failed while the worker ran")
     assert running._process.poll() is not None
@@ -68,16 +69,23 @@ def test_job_folders_are_private_and_marked_as_the_jobs_alone():
     assert not os.path.exists(job.folder)
 
 
-@pytest.mark.parametrize("mode,channels", [("L", 1), ("RGB", 3), ("RGBA", 4)])
-def test_write_png_writes_bare_pictures_pillow_reads_back(tmp_path, mode, channels):
-    from PIL import Image
+def test_raw_pixels_are_read_back_only_at_their_exact_size(tmp_path):
+    path = str(tmp_path / "variant-1.rgb")
+    host.write_raw(path, bytes(range(24)))
+    assert host.read_raw(path, 4, 2, "RGB") == bytes(range(24))
+    for width, height, mode in ((4, 2, "RGBA"), (3, 2, "RGB"), (4, 2, "L")):
+        with pytest.raises(ValueError):
+            host.read_raw(path, width, height, mode)
 
-    picture = Image.effect_noise((37, 23), 80).convert(mode)
-    if mode == "RGBA":
-        picture.putalpha(Image.linear_gradient("L").resize((37, 23)))
-    path = tmp_path / "out.png"
-    host.write_png(str(path), 37, 23, channels, picture.tobytes())
-    with Image.open(path) as written:
-        assert written.mode == mode and written.size == (37, 23)
-        assert written.tobytes() == picture.tobytes()
-        assert not written.info  # no metadata: the worker may send it as it is
+
+def test_the_job_asks_for_raw_pixels_both_ways():
+    with host.Job() as job:
+        job.write(ARGUMENTS, LAYER, "RGBA", (3, 4), (20, 10), with_selection=True)
+        with open(job.path) as handle:
+            written = json.load(handle)
+    assert written["protocol"] == 2 and written["result_pixels"] == "raw"
+    assert written["source"] == {"path": "source.raw", "pixels": "RGBA", "x": 3, "y": 4,
+                                 "width": 20, "height": 10}
+    assert written["selection"] == {"path": "selection.gray", "pixels": "L"}
+    assert os.path.basename(job.source_path) == "source.raw"
+    assert os.path.basename(job.selection_path) == "selection.gray"

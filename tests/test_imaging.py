@@ -443,3 +443,18 @@ def test_result_that_needs_placing_is_not_kept_as_received(case):
     else:
         data = _jpeg(scene(*size))
     assert not result_as_received(data, decode_result(data), payload, region)
+
+
+@pytest.mark.parametrize("size, box", [((900, 700), None), ((777, 1001), (10.5, 20, 300, 240))])
+def test_large_resizes_in_strips_give_the_same_picture(monkeypatch, size, box):
+    """imaging.lanczos splits a large resize between threads: the strips meet without a
+    seam (within one level, the rounding of each strip's own filter weights)."""
+    from gpt_image_edit import imaging
+
+    picture = scene(320, 240)
+    whole = picture.resize(size, Image.Resampling.LANCZOS, box=box)
+    monkeypatch.setattr(imaging, "PARALLEL_RESIZE_PIXELS", 1)
+    monkeypatch.setattr(imaging, "RESIZE_THREADS", 2)
+    strips = imaging.lanczos(picture, size, box=box)
+    assert strips.size == whole.size
+    assert all(high <= 1 for _, high in ImageChops.difference(strips, whole).getextrema())

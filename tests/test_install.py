@@ -206,7 +206,7 @@ def test_dry_run_on_windows_shows_every_step_and_changes_nothing(tmp_path, check
     assert f"{python} -m pip install --disable-pip-version-check" in text
     assert f"{python} -m gpt_image_edit --version" in text
     assert f"write {gimp / '3.2' / 'plug-ins' / 'gpt-image-edit' / 'gpt-image-edit-worker.json'}: {worker}" in text  # noqa: E501
-    assert f"write {gimp / '2.10' / 'plug-ins' / 'gpt-image-edit-worker.json'}: {worker}" in text
+    assert f"write {gimp / '2.10' / 'plug-ins' / 'gpt-image-edit-gimp2-lib' / 'gpt-image-edit-worker.json'}: {worker}" in text  # noqa: E501
     assert f"Settings file: {tmp_path / 'AppData' / 'Roaming' / 'gpt-image-edit' / 'settings.json'}" in text  # noqa: E501
     launcher = local / "Microsoft" / "WindowsApps" / "gpt-image-edit.cmd"
     assert f"  [dry run] write {launcher} (mode 755)" in text.splitlines()
@@ -331,29 +331,45 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     assert done.returncode == 0, done.stderr
     entry3 = home.gimp3 / "plug-ins" / "gpt-image-edit"
     plug_ins2 = home.gimp2 / "plug-ins"
+    lib2 = plug_ins2 / "gpt-image-edit-gimp2-lib"
     expected = {"python": python, "pythonpath": [str(home.data / "lib")]}
     shipped = [p.name for p in (checkout / "plugin" / "gpt-image-edit").iterdir()
                if p.name != "__pycache__"]
     assert "gpt-image-edit.py" in shipped
     assert "gpt_image_edit_core.py" in shipped
     assert sorted(p.name for p in entry3.iterdir()) == sorted(
-        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py", "help"])
+        shipped + ["gpt-image-edit-worker.json", "gpt_image_edit_geometry.py",
+                   "gpt_image_edit_pricing.py", "help"])
     for name in ("manual.html", "gimp-help.xml"):
         assert (entry3 / "help" / "en" / name).read_bytes() == \
             (checkout / "docs" / name).read_bytes()
-    # One geometry, shipped beside both host cores: the worker package's own file.
-    geometry = (checkout / "plugin" / "gpt_image_edit" / "geometry.py").read_bytes()
-    assert (entry3 / "gpt_image_edit_geometry.py").read_bytes() == geometry
-    assert (plug_ins2 / "gpt_image_edit_geometry.py").read_bytes() == geometry
+    # One geometry and one price table, shipped beside both host cores: the worker
+    # package's own files.
+    for name in ("geometry", "pricing"):
+        source = (checkout / "plugin" / "gpt_image_edit" / f"{name}.py").read_bytes()
+        assert (entry3 / f"gpt_image_edit_{name}.py").read_bytes() == source
+        assert (lib2 / f"gpt_image_edit_{name}.py").read_bytes() == source
     for module in ("gpt_image_edit_core.py", "gpt_image_edit_host.py"):
-        assert (plug_ins2 / module).read_bytes() == (entry3 / module).read_bytes()
-        assert not os.access(plug_ins2 / module, os.X_OK)
+        assert (lib2 / module).read_bytes() == (entry3 / module).read_bytes()
+    # The same manual for GIMP 2.10's Help, in the helper folder (its entry registers it).
+    for name in ("manual.html", "gimp-help.xml"):
+        assert (lib2 / "help" / "en" / name).read_bytes() == \
+            (checkout / "docs" / name).read_bytes()
     assert os.access(entry3 / "gpt-image-edit.py", os.X_OK)
     assert not os.access(entry3 / "gpt_image_edit_host.py", os.X_OK)
     assert worker_file(entry3) == expected
+    # GIMP 2.10 (on Windows: every .py) queries each file loose in plug-ins/, and in a
+    # subfolder only a file named like that folder.
+    assert sorted(p.name for p in plug_ins2.iterdir()) == [
+        "gpt-image-edit-gimp2-lib", "gpt-image-edit-gimp2.py"]
     assert os.access(plug_ins2 / "gpt-image-edit-gimp2.py", os.X_OK)
-    assert not os.access(plug_ins2 / "gpt_image_edit_host.py", os.X_OK)
-    assert worker_file(plug_ins2) == expected
+    assert sorted(p.name for p in lib2.iterdir()) == [
+        "gpt-image-edit-worker.json", "gpt_image_edit_core.py", "gpt_image_edit_geometry.py",
+        "gpt_image_edit_host.py", "gpt_image_edit_pricing.py", "gpt_image_edit_settings2.py",
+        "help"]
+    assert not any(p.stem == lib2.name or (p.is_file() and os.access(p, os.X_OK))
+               for p in lib2.iterdir())
+    assert worker_file(lib2) == expected
     assert (plug_ins2 / "gpt-image-edit-gimp2.py").read_bytes() == \
         (checkout / "plugin" / "gpt-image-edit-gimp2.py").read_bytes()
     assert f"  worker interpreter: {python}" in done.stdout
@@ -381,7 +397,7 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
     # The worker is its own copy: it starts after the download is gone.
     version = (checkout / "plugin" / "gpt_image_edit" / "__init__.py").read_text()
     shutil.rmtree(checkout)
-    for entry_dir in (entry3, plug_ins2):
+    for entry_dir in (entry3, lib2):
         assert start_worker(entry_dir, monkeypatch, "-m", "gpt_image_edit", "--version") \
             .endswith(version.split('__version__ = "')[1].split('"')[0])
         assert start_worker(entry_dir, monkeypatch, "-c", "import gpt_image_edit; "
@@ -421,6 +437,29 @@ def test_second_run_upgrades_in_place_and_keeps_the_settings(checkout, home):
     assert home.settings.read_text() == SETTINGS_TEXT
     assert home.settings.stat().st_mode & 0o777 == 0o600
     assert f"Settings file: {home.settings} (exists, left as it is)." in done.stdout
+
+
+def test_upgrade_moves_gimp2_helpers_out_of_the_plug_ins_folder(checkout, home):
+    """Earlier versions left the host modules (and Python 2.7's caches of them) and the
+    worker description loose in plug-ins/, where GIMP 2.10 on Windows queries every .py."""
+    plug_ins2 = home.gimp2 / "plug-ins"
+    make_dirs(plug_ins2)
+    for name in ("gpt_image_edit_host.py", "gpt_image_edit_host.pyc", "gpt_image_edit_core.py",
+                 "gpt_image_edit_core.pyc", "gpt_image_edit_geometry.py",
+                 "gpt_image_edit_geometry.pyc", "gpt-image-edit-worker.json"):
+        (plug_ins2 / name).write_text("# left by an older version\n")
+    (plug_ins2 / "someone-elses-plugin.py").write_text("# not ours\n")
+
+    done = run_installer(checkout, home.env, "--python", sys.executable)
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in plug_ins2.iterdir()) == [
+        "gpt-image-edit-gimp2-lib", "gpt-image-edit-gimp2.py", "someone-elses-plugin.py"]
+
+    removed = run_installer(checkout, home.env, "--uninstall")
+
+    assert removed.returncode == 0, removed.stderr
+    assert sorted(p.name for p in plug_ins2.iterdir()) == ["someone-elses-plugin.py"]
 
 
 def test_gimp_dir_installs_into_a_fresh_folder_and_takes_a_version(checkout, home):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -51,9 +52,10 @@ def manifest_of(job_path: Path) -> dict:
 
 
 def leftovers(job_path: Path) -> list[str]:
-    """Everything in the results folder but the manifest."""
+    """Everything in the results folder but the manifest and the live previews (the host
+    deletes the whole job folder; tests/test_stream.py checks the previews)."""
     return sorted(name for name in os.listdir(job_path.parent / "results")
-                  if name != "manifest.json")
+                  if name != "manifest.json" and not name.startswith("preview-"))
 
 
 def rgba_with_alpha(width: int, height: int) -> Image.Image:
@@ -81,7 +83,7 @@ def test_success_manifest_places_results_in_image_coordinates(tmp_path, wisgate_
     assert manifest["results"] == [{"path": "variant-1.png", "variant": 1},
                                    {"path": "variant-2.png", "variant": 2}]
     assert manifest["request"]["n"] == 2 and manifest["request"]["model"] == "gpt-image-2"
-    assert manifest["usage"]["output_tokens"] == 2 * 4160
+    assert manifest["usage"]["output_tokens"] == 2 * (4160 + 2 * 100)  # two previews each
     assert leftovers(job_path) == ["variant-1.png", "variant-2.png"]
     region = picture.crop((236, 86, 236 + 228, 86 + 208))
     for entry in manifest["results"]:
@@ -93,7 +95,9 @@ def test_success_manifest_places_results_in_image_coordinates(tmp_path, wisgate_
         expected = tuple(255 - value for value in picture.getpixel((350, 190))[:3])
         assert inside == pytest.approx(expected, abs=6)
     assert events[-1] == {"event": "done", "ok": True, "manifest": "results/manifest.json"}
-    stages = [event["stage"] for event in events[:-1]]
+    stages = [event["stage"] for event in events[:-1] if event["event"] == "progress"]
+    previews = [event["index"] for event in events if event["event"] == "preview"]
+    assert previews == [1, 2, 3, 4]  # two of each picture, by default
     assert stages[0] == "prepare" and "upload" in stages and stages[-1] == "finish"
     assert stages.count("prepare") == 1
 
@@ -111,19 +115,19 @@ def test_whole_layer_without_selection(tmp_path, wisgate_env):
 
 
 def test_opaque_result_at_the_regions_size_is_written_as_received(tmp_path, wisgate_env):
-    picture = scene(320, 240)
-    job_path = write_job(tmp_path / "job", picture, size="320x240")
+    picture = scene(1024, 768)
+    job_path = write_job(tmp_path / "job", picture, size="1024x768")
     finished, _ = run_worker(job_path, wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     source = (job_path.parent / "source.png").read_bytes()
     # Uploaded as the file itself and echoed: the result file is those very bytes (RGB).
     assert (job_path.parent / "results" / "variant-1.png").read_bytes() == source
-    assert manifest_of(job_path)["placement"] == {"x": 0, "y": 0, "width": 320, "height": 240}
+    assert manifest_of(job_path)["placement"] == {"x": 0, "y": 0, "width": 1024, "height": 768}
 
 
 def test_result_of_a_layer_with_alpha_is_encoded_as_rgba(tmp_path, wisgate_env):
-    picture = rgba_with_alpha(320, 240)
-    job_path = write_job(tmp_path / "job", picture, size="320x240")
+    picture = rgba_with_alpha(1024, 768)
+    job_path = write_job(tmp_path / "job", picture, size="1024x768")
     finished, _ = run_worker(job_path, wisgate_env("echo"))
     assert finished.returncode == 0, finished.stderr
     result = Image.open(job_path.parent / "results" / "variant-1.png")
@@ -251,6 +255,106 @@ def test_lifeline_closed_keeps_a_folder_the_host_did_not_mark(tmp_path, wisgate_
     assert notes.read_text() == "mine"
 
 
+def write_raw_job(folder: Path, picture: Image.Image, selection_image=None, region=None,
+                  mode="RGBA", **overrides) -> Path:
+    """A protocol 2 job as the GIMP 3 host writes it: the region's raw pixels at full size,
+    results asked for raw."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x, y, width, height = region or (0, 0, *picture.size)
+    (folder / "source.raw").write_bytes(
+        picture.convert(mode).crop((x, y, x + width, y + height)).tobytes())
+    selection = None
+    if selection_image is not None:
+        (folder / "selection.gray").write_bytes(
+            selection_image.crop((x, y, x + width, y + height)).tobytes())
+        selection = {"path": "selection.gray", "pixels": "L"}
+    job = {"protocol": 2, "prompt": "invert it", "model": "gpt-image-2", "size": "auto",
+           "quality": "high", "variants": 1,
+           "layer": {"width": picture.width, "height": picture.height, "offset_x": 5,
+                     "offset_y": 7},
+           "source": {"path": "source.raw", "pixels": mode, "x": x, "y": y,
+                      "width": width, "height": height},
+           "selection": selection, "output_dir": "results", "result_pixels": "raw"}
+    job.update(overrides)
+    path = folder / "job.json"
+    path.write_text(json.dumps(job))
+    return path
+
+
+def raw_result(job_path: Path, entry: dict, size) -> Image.Image:
+    data = (job_path.parent / "results" / entry["path"]).read_bytes()
+    return Image.frombytes(entry["pixels"], size, data)
+
+
+def test_raw_pixels_both_ways_scaled_by_the_worker(tmp_path, wisgate_env, fake_wisgate):
+    """Protocol 2: the host hands over the region at full size; the worker sends it at the
+    size the API gets and writes the result back raw at the region's full size."""
+    picture = scene(2400, 1600)
+    job_path = write_raw_job(tmp_path / "job", picture)
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    manifest = manifest_of(job_path)
+    assert manifest["protocol"] == 2
+    assert manifest["placement"] == {"x": 5, "y": 7, "width": 2400, "height": 1600}
+    [entry] = manifest["results"]
+    assert entry == {"path": "variant-1.rgba", "variant": 1, "pixels": "RGBA"}
+    [request] = fake_wisgate.requests
+    sent = Image.open(io.BytesIO(request.files["image"][0]))
+    assert sent.size == tuple(int(side) for side in request.fields["size"].split("x"))
+    assert sent.size == (2336, 1568)
+    result = raw_result(job_path, entry, (2400, 1600))
+    assert psnr(result, picture.convert("RGBA")) >= 30
+    assert leftovers(job_path) == ["variant-1.rgba"]
+
+
+@pytest.mark.parametrize("blend", ["none", "seamless"])
+def test_an_opaque_rgb_source_comes_back_rgb_unless_blending_needs_alpha(tmp_path, wisgate_env,
+                                                                        blend):
+    picture = scene(320, 240)
+    job_path = write_raw_job(tmp_path / "job", picture, mode="RGB", blend=blend)
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    [entry] = manifest_of(job_path)["results"]
+    mode = "RGB" if blend == "none" else "RGBA"
+    assert (entry["pixels"], entry["path"]) == (mode, f"variant-1.{mode.lower()}")
+    assert psnr(raw_result(job_path, entry, (320, 240)), picture.convert(mode)) >= 35
+
+
+def test_raw_selection_edit_gets_a_raw_mask_when_blended(tmp_path, wisgate_env):
+    picture = scene(640, 480)
+    selection = Image.new("L", picture.size, 0)
+    selection.paste(255, (300, 200, 420, 300))
+    job_path = write_raw_job(tmp_path / "job", picture, selection, region=(200, 100, 320, 300),
+                             blend="feather", variants=2)
+    finished, _ = run_worker(job_path, wisgate_env("invert"))
+    assert finished.returncode == 0, finished.stderr
+    manifest = manifest_of(job_path)
+    placement = manifest["placement"]
+    assert (placement["width"], placement["height"]) == (320, 300)
+    first, second = manifest["results"]
+    assert first["mask"] == second["mask"] == "variant-1-mask.gray"
+    mask = Image.frombytes("L", (320, 300),
+                           (job_path.parent / "results" / first["mask"]).read_bytes())
+    assert mask.getpixel((160, 150)) == 255 and mask.getpixel((5, 5)) == 0
+    inverted = raw_result(job_path, first, (320, 300)).getpixel((160, 150))[:3]
+    expected = tuple(255 - value for value in picture.getpixel((360, 250))[:3])
+    assert inverted == pytest.approx(expected, abs=8)
+    assert leftovers(job_path) == ["variant-1-mask.gray", "variant-1.rgba", "variant-2.rgba"]
+
+
+def test_a_scaled_png_source_can_ask_for_raw_results_at_full_size(tmp_path, wisgate_env):
+    picture = scene(600, 400)
+    job_path = write_job(tmp_path / "job", picture.resize((300, 200)), protocol=2,
+                         layer={"width": 600, "height": 400, "offset_x": 0, "offset_y": 0},
+                         source={"path": "source.png", "x": 0, "y": 0, "width": 600,
+                                 "height": 400},
+                         result_pixels="raw")
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    [entry] = manifest_of(job_path)["results"]
+    assert psnr(raw_result(job_path, entry, (600, 400)), picture.convert("RGBA")) >= 25
+
+
 # -- bad jobs, in process (the worker's own code path, without a process start each) -------
 def run_in_process(job_path: Path, capsys) -> tuple[int, list[dict]]:
     code = run_job(job_path)
@@ -259,7 +363,14 @@ def run_in_process(job_path: Path, capsys) -> tuple[int, list[dict]]:
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"protocol": 2}, "protocol 2"),
+    ({"protocol": 3}, "protocol 3"),
+    ({"source": {"path": "source.png", "pixels": "RGBA"}, "protocol": 2},
+     "raw pixels without"),
+    ({"source": {"path": "source.png", "pixels": "RGB16", "width": 64, "height": 48},
+      "protocol": 2}, "'source.pixels' is not RGBA or RGB"),
+    ({"source": {"path": "source.png", "pixels": "RGBA", "width": 64, "height": 48},
+      "protocol": 2}, "not the 12288 of 64x48 RGBA pixels"),
+    ({"result_pixels": "jpeg", "protocol": 2}, "'result_pixels' is neither"),
     ({"prompt": " "}, "The prompt is empty"),
     ({"variants": 11}, "between 1 and 10"),
     ({"variants": "2"}, "'variants' is not a whole number"),
@@ -319,7 +430,9 @@ def test_manifest_is_written_after_every_complete_result(tmp_path, wisgate_env, 
     monkeypatch.setattr(job_module.os, "replace", watched_replace)
     code, _ = run_in_process(job_path, capsys)
     assert code == 0
-    assert renames == ["variant-1.png", "variant-2.png", "variant-3.png", "manifest.json"]
+    # The live previews (two per picture by default) come first, as they arrived.
+    assert renames == [f"preview-{number}.png" for number in range(1, 7)] + [
+        "variant-1.png", "variant-2.png", "variant-3.png", "manifest.json"]
 
 
 def test_unexpected_failure_leaves_a_manifest_pointing_to_the_log(tmp_path, wisgate_env,

@@ -1,5 +1,5 @@
-"""The GIMP 2.10 side under a real Python 2.7 (Debian 11's python2.7, in a cached
-debootstrap root run through bwrap): it compiles, imports, and the host module does its
+"""The GIMP 2.10 side under a real Python 2.7 (Debian 11's python2.7, in the cached
+gimp-2.10 debootstrap root run through bwrap): it compiles, imports, and the host module does its
 job for real: writes the job, finds the worker or says why not, runs a worker, reads its
 progress and manifest, reports a crash, and cancels.
 
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from gpt_image_edit.geometry import Box, plan_region, request_size, sent_size
-from tests import debian_root
+from gpt_image_edit import pricing
+from gpt_image_edit.geometry import Box, plan_region, request_size
+from tests import debian_root, real_gimp
 from tests import host_policies as policies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +36,8 @@ def say(stage, message):
                                  "message": message}) + "\n")
     sys.stdout.flush()
 def manifest(content):
-    os.mkdir(output)
+    if not os.path.isdir(output):
+        os.mkdir(output)
     with open(os.path.join(output, "manifest.json.tmp"), "w") as handle:
         json.dump(content, handle)
     os.rename(os.path.join(output, "manifest.json.tmp"), os.path.join(output, "manifest.json"))
@@ -48,17 +50,26 @@ if prompt == "sleep":
     say("wait", "Waiting for gpt-image-2: 1 s")
     time.sleep(120)
 if prompt == "fail":
-    manifest({"protocol": 1, "ok": False,
+    manifest({"protocol": 2, "ok": False,
               "error": {"kind": "quota", "message": u"Quota used up \u2014 top it up."}})
     sys.exit(3)
+os.mkdir(output)
+open(os.path.join(output, "preview-1.png"), "wb").close()
+for path in ("results/preview-1.png", "../../etc/passwd", "/etc/passwd"):
+    sys.stdout.write(json.dumps({"event": "preview", "path": path, "index": 1,
+                                 "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
+                                 "elapsed": 0.2}) + "\n")
 say("finish", u"Placing 1 result \u2713")
-manifest({"protocol": 1, "ok": True, "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
-          "results": [{"path": "variant-1.png", "variant": 1}], "usage": {}})
+with open(os.path.join(output, "variant-1.rgb"), "wb") as handle:
+    handle.write(b"\x80" * (3 * 4 * 3))
+manifest({"protocol": 2, "ok": True, "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
+          "results": [{"path": "variant-1.rgb", "variant": 1, "pixels": "RGB"}],
+          "usage": {"output_tokens": 7}, "cost_usd": 0.25})
 '''
 
 # Runs inside the root under python2.7; prints one JSON object with what it saw.
 CHECKS = r'''
-import imp, json, os, py_compile, shutil, sys
+import glob, imp, json, os, py_compile, shutil, sys, tempfile
 sys.dont_write_bytecode = True
 seen = {"python": list(sys.version_info[:2])}
 
@@ -66,48 +77,68 @@ for path in ("/tmp/src/plugin/gpt-image-edit-gimp2.py",
              "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py",
              "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py",
              "/tmp/src/plugin/gpt_image_edit/geometry.py",
+             "/tmp/src/plugin/gpt-image-edit-gimp2-lib/gpt_image_edit_settings2.py",
+             "/tmp/src/tests/gimp2/run_cases.py", "/tmp/src/tests/gimp2/read_parasites.py",
+             "/tmp/src/plugin/gpt_image_edit/pricing.py",
              "/tmp/src/tests/gimpfu_shim/gimp.py", "/tmp/src/tests/gimpfu_shim/gimpfu.py",
              "/tmp/src/tests/gimpfu_shim/gimpenums.py"):
     py_compile.compile(path, cfile="/tmp/work/compiled.pyc", doraise=True)
 seen["compiled"] = True
 
-# As the installer lays it out: the entry, the host module and the worker file together.
+# As the installer lays it out: the entry, and its helper modules with the worker file in
+# a folder of their own.
 plug_ins = "/tmp/work/plug-ins"
-os.mkdir(plug_ins)
+lib = os.path.join(plug_ins, "gpt-image-edit-gimp2-lib")
+shutil.copytree("/tmp/src/plugin/gpt-image-edit-gimp2-lib", lib)
 shutil.copy("/tmp/src/plugin/gpt-image-edit-gimp2.py", plug_ins)
-shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py", plug_ins)
-shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py", plug_ins)
+shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_host.py", lib)
+shutil.copy("/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py", lib)
 shutil.copy("/tmp/src/plugin/gpt_image_edit/geometry.py",
-            os.path.join(plug_ins, "gpt_image_edit_geometry.py"))
+            os.path.join(lib, "gpt_image_edit_geometry.py"))
+shutil.copy("/tmp/src/plugin/gpt_image_edit/pricing.py",
+            os.path.join(lib, "gpt_image_edit_pricing.py"))
 sys.path.insert(0, "/tmp/src/tests/gimpfu_shim")
-sys.path.insert(0, plug_ins)
+sys.path.insert(0, lib)
 import gpt_image_edit_host as host
 
 os.environ.pop("GPT_IMAGE_EDIT_WORKER", None)
 try:
-    host.find_worker(plug_ins)
+    host.find_worker(lib)
     seen["missing_worker"] = None
 except host.HostError as error:
     seen["missing_worker"] = error.args[0]
-with open(os.path.join(plug_ins, host.WORKER_FILE), "w") as handle:
+with open(os.path.join(lib, host.WORKER_FILE), "w") as handle:
     json.dump({"python": sys.executable, "pythonpath": ["/tmp/work/standin"]}, handle)
-worker = host.find_worker(plug_ins)
+worker = host.find_worker(lib)
 seen["worker"] = [worker.python, worker.pythonpath]
+
+# Raw pixels (protocol 2) with Python 2.7's byte strings: written as they are, read back only
+# at their exact size.
+host.write_raw("/tmp/work/raw.gray", b"\x00\x80\xff" * 4)
+raw_read = [host.read_raw("/tmp/work/raw.gray", 4, 3, "L") == b"\x00\x80\xff" * 4]
+try:
+    host.read_raw("/tmp/work/raw.gray", 4, 4, "L")
+except ValueError:
+    raw_read.append("short")
+seen["raw"] = raw_read
 
 def run(prompt, cancel=False):
     job = host.Job()
     folder = job.folder
     job.write({"prompt": prompt, "model": "gpt-image-2", "size": "auto", "quality": "high",
                "variants": 2}, {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
-              source_origin=(3, 4), with_selection=True)
+              "RGB", (3, 4), (20, 10), with_selection=True)
     with open(job.path) as handle:
         written = json.load(handle)
     mode = oct(os.stat(folder).st_mode & 0o777)
     outcome = {"job": written, "folder_mode": mode}
     current = None
+    previews = []
     try:
         with job:
-            current = host.WorkerRun(worker, job)
+            current = host.WorkerRun(worker, job, on_preview=lambda preview: previews.append(
+                [os.path.relpath(preview.path, folder), preview.index, preview.placement,
+                 os.path.exists(preview.path)]))
             ticks = []
             def tick(active):
                 ticks.append(active.last_message)
@@ -117,6 +148,8 @@ def run(prompt, cancel=False):
             outcome["last_message"] = current.last_message
     except host.HostError as error:
         outcome["error"] = error.args[0]
+        outcome["kind"] = error.kind
+    outcome["previews"] = previews
     outcome["folder_removed"] = not os.path.exists(folder)
     outcome["exit"] = current._process.poll()
     return outcome
@@ -131,6 +164,8 @@ entry = imp.load_source("gpt_image_edit_gimp2", os.path.join(plug_ins,
 import gimp, gimpfu
 record = gimpfu._registered_plugins_["python-fu-gpt-image-edit"]
 seen["registered"] = [record[5], record[11], [p[1] for p in record[8]]]
+record = gimpfu._registered_plugins_["python-fu-gpt-image-edit-settings"]
+seen["settings_registered"] = [record[5], record[6], record[11], record[8]]
 seen["main_called"] = len(gimp.shim_main)
 entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)  # no drawable
 seen["messages"] = list(gimp.shim_messages)
@@ -148,21 +183,23 @@ class Document(core.Document):
     def layer_box(self, layer): return (10, 20, 6000, 4000)
     def selection_bounds(self): return self.bounds
     def ask_arguments(self): return self.values
-    def _export(self, what, region, size, path):
-        self.log.append([what, list(region), list(size)])
-        open(path, "wb").close()
-    def export_layer(self, layer, region, size, path): self._export("layer", region, size, path)
-    def export_selection(self, region, size, path):
-        self._export("selection", region, size, path)
-    def load_layer(self, path):
-        with open(os.path.join(os.path.dirname(os.path.dirname(path)), "job.json")) as handle:
+    def layer_pixels(self, layer, region):
+        self.log.append(["layer", list(region)])
+        return "RGB", b"\x10\x20\x30"
+    def selection_pixels(self, region):
+        self.log.append(["selection", list(region)])
+        return b"\xff"
+    def new_layer(self, width, height, mode, pixels):
+        [job_path] = glob.glob(os.path.join(tempfile.gettempdir(), "gpt-image-edit-*",
+                                            "job.json"))
+        with open(job_path) as handle:
             self.job = json.load(handle)
+        self.log.append(["new", width, height, mode, len(pixels)])
         return {"name": None}
     def new_group(self, name): return {"name": name}
     def parent_and_position(self, layer): return None, 3
     def insert(self, item, parent, position): self.log.append(["insert", position])
     def set_name(self, item, name): item["name"] = name
-    def scale(self, item, width, height): self.log.append(["scale", width, height])
     def move(self, item, x, y): self.log.append(["move", x, y])
     def image_size(self): return (7000, 5000)
     def image_name(self): return u"photo.xcf"
@@ -172,12 +209,12 @@ class Document(core.Document):
     def layers_in(self, parent): return [{"name": u"other"}] * 3
     def children(self, item): return []
     def parasite(self, item, name): return None
-    def capture_selection(self, region): return "captured"
     def add_mask(self, item): self.log.append(["new mask"])
-    def fill_mask(self, item, selection): self.log.append(["mask", selection])
+    def fill_mask(self, item, pixels): self.log.append(["mask", len(pixels)])
     def set_visible(self, item, visible): pass
     def attach_parasite(self, item, name, text):
-        self.log.append(["parasite", name, json.loads(text)["prompt"]])
+        record = json.loads(text)
+        self.log.append(["parasite", name, record["prompt"], record["cost_usd"]])
     def select(self, item): self.log.append(["select", item["name"]])
     def undo_group_start(self): self.log.append(["undo-start"])
     def undo_group_end(self): self.log.append(["undo-end"])
@@ -186,7 +223,7 @@ class Document(core.Document):
     def progress_end(self): pass
 
 def edit(values, **document):
-    done = core.edit(Document(values, **document), plug_ins)
+    done = core.edit(Document(values, **document), lib)
     return [done.status, done.message]
 
 seen["core_refusals"] = [
@@ -195,14 +232,28 @@ seen["core_refusals"] = [
     edit({"prompt": "sky"}, bounds=(7000, 10, 7100, 50)),
     edit({"prompt": "sky", "size": "1000x1000"})]
 whole = Document({"prompt": u"ciel d\u2019orage", "quality": entry.quality_name(1)})
-seen["whole"] = [core.edit(whole, plug_ins).status, whole.log, whole.job]
+seen["whole"] = [core.edit(whole, lib).status, whole.log, whole.job]
 selected = Document({"prompt": "sky"}, bounds=(3000, 2000, 3400, 2300))
-seen["selected"] = [core.edit(selected, plug_ins).status, selected.log, selected.job]
+seen["selected"] = [core.edit(selected, lib).status, selected.log, selected.job]
 arguments = core.Arguments({"prompt": entry.text("ciel d\xe2\x80\x99orage"),
                             "model": entry.text(""), "size": entry.text(" "),
                             "quality": entry.quality_name(1), "variants": 2}).for_job()
 seen["arguments"] = arguments
 seen["name"] = entry.native(core.host.layer_name((arguments["prompt"] + u" ") * 4)).decode("utf-8")
+# The shared price table and estimate under Python 2.7.
+import gpt_image_edit_pricing as pricing
+usage = {"input_tokens": 1234, "output_tokens": 4160,
+         "input_tokens_details": {"text_tokens": 34, "image_tokens": 1200}}
+seen["pricing"] = {
+    "costs": [pricing.cost_of(usage, model) for model in
+              ("gpt-image-2-2026-04-21", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini",
+               "dall-e-2")],
+    "estimates": [pricing.estimate("gpt-image-2", 1536, 1024, quality, 2, 3, 41,
+                                   [(512, 300)]) for quality in ("low", "medium", "high")],
+    "core": core.estimate(core.Plan(None, None, core.geometry.Box(0, 0, 6000, 4000),
+                                    False),
+                          core.Arguments({"prompt": "sky", "variants": 2})),
+}
 sys.stdout.write(json.dumps(seen))
 '''
 
@@ -210,7 +261,7 @@ sys.stdout.write(json.dumps(seen))
 @pytest.fixture(scope="module")
 def python27(tmp_path_factory) -> dict:
     """Run the checks once under the real Python 2.7; a missing root is built or fails."""
-    root = debian_root.provide("python-2.7")
+    root = real_gimp.gimp2_root()
     work = tmp_path_factory.mktemp("py27")
     standin = work / "standin" / "gpt_image_edit"
     standin.mkdir(parents=True)
@@ -237,6 +288,9 @@ def test_entry_imports_and_registers_under_python_2_7(python27):
     assert params == ["image", "drawable", "prompt", "model", "size", "quality", "variants",
                       "use-selection"]
     assert python27["main_called"] == 1
+    # the settings procedure: no image needed, no argument (the key is never one)
+    assert python27["settings_registered"] == ["GPT Image Settings...", "",
+                                               "<Image>/Filters/AI", []]
 
 
 def test_entry_refusals_under_python_2_7(python27):
@@ -250,29 +304,30 @@ def test_entry_refusals_under_python_2_7(python27):
 
 @pytest.mark.parametrize("case,bounds", [("whole", None), ("selected", (3000, 2000, 3400, 2300))])
 def test_host_core_plans_and_places_under_python_2_7_as_under_3(python27, case, bounds):
-    """The region and the sent size from the shared geometry under Python 2.7 are the
-    worker's own under Python 3; the result is scaled to the placement, moved, masked
-    (with a selection), selected, in one undo group."""
+    """The region from the shared geometry under Python 2.7 is the worker's own under
+    Python 3, handed over raw at full size; the result comes back raw at the placement's
+    size, is moved, masked (with a selection), selected, in one undo group."""
     status, log, job = python27[case]
     assert status == "success"
     selection = None if bounds is None else Box.from_bounds(
         bounds[0] - 10, bounds[1] - 20, bounds[2] - 10, bounds[3] - 20)
     region = plan_region(6000, 4000, selection)
-    sent = sent_size(region.width, region.height,
-                     *request_size(region.width, region.height, "gpt-image-2"))
-    exports = [["layer", list(region), list(sent)]]
+    # The selection is captured at OK, before the layer's pixels are read.
+    exports = [["layer", list(region)]]
     if bounds is not None:
-        exports.append(["selection", [region.x + 10, region.y + 20, region.width,
-                                      region.height], list(sent)])
+        exports.insert(0, ["selection", [region.x + 10, region.y + 20, region.width,
+                                         region.height]])
     assert log[:len(exports)] == exports
-    assert job["source"] == {"path": "source.png", "x": region.x, "y": region.y,
-                             "width": region.width, "height": region.height}
+    assert job["source"] == {"path": "source.raw", "pixels": "RGB", "x": region.x,
+                             "y": region.y, "width": region.width, "height": region.height}
+    assert job["result_pixels"] == "raw"
     assert job["layer"] == {"width": 6000, "height": 4000, "offset_x": 10, "offset_y": 20}
     placed = log[len(exports):]
     # The stand-in worker's manifest places one result at 1,2 size 3x4.
-    expected = [["undo-start"]] + ([["new mask"]] if bounds is not None else [])
-    expected += [["insert", 3], ["scale", 3, 4], ["move", 1, 2]]
-    expected += [["mask", "captured"]] if bounds is not None else []
+    expected = [["new", 3, 4, "RGB", 36], ["undo-start"]]
+    expected += [["new mask"]] if bounds is not None else []
+    expected += [["insert", 3], ["move", 1, 2]]
+    expected += [["mask", 1]] if bounds is not None else []  # the captured selection
     assert placed[:len(expected)] == expected
     assert placed[len(expected)][:2] == ["parasite", "gpt-image-edit"]
     assert placed[-1] == ["undo-end"] and placed[-2][0] == "select"
@@ -292,11 +347,17 @@ def test_host_writes_the_job_under_python_2_7(python27):
     outcome = python27["ok"]
     assert outcome["folder_mode"] in ("0700", "0o700")
     assert outcome["job"] == {
-        "protocol": 1, "prompt": "ciel d'orage \u00e9", "model": "gpt-image-2",
+        "protocol": 2, "prompt": "ciel d'orage \u00e9", "model": "gpt-image-2",
         "size": "auto", "quality": "high", "variants": 2,
         "layer": {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
-        "source": {"path": "source.png", "x": 3, "y": 4},
-        "selection": {"path": "selection.png"}, "output_dir": "results"}
+        "source": {"path": "source.raw", "pixels": "RGB", "x": 3, "y": 4, "width": 20,
+                   "height": 10},
+        "selection": {"path": "selection.gray", "pixels": "L"}, "output_dir": "results",
+        "result_pixels": "raw"}
+
+
+def test_host_writes_and_reads_raw_pixels_under_python_2_7(python27):
+    assert python27["raw"] == [True, "short"]
 
 
 def test_host_finds_the_worker_or_says_why_under_python_2_7(python27):
@@ -328,3 +389,31 @@ def test_host_reports_failures_under_python_2_7(python27, case, sentence):
 def test_cancel_terminates_the_worker(python27):
     assert python27["cancel"]["exit"] == -15  # SIGTERM, not the end of its 120 s sleep
     assert python27["crash"]["exit"] == 5 and python27["ok"]["exit"] == 0
+
+
+def test_prices_and_estimates_are_the_same_under_python_2_7(python27):
+    """The one price table and estimate, imported by the host core under 2.7, gives the
+    worker's numbers under 3, exactly."""
+    usage = {"input_tokens": 1234, "output_tokens": 4160,
+             "input_tokens_details": {"text_tokens": 34, "image_tokens": 1200}}
+    assert python27["pricing"]["costs"] == [
+        pricing.cost_of(usage, model) for model in
+        ("gpt-image-2-2026-04-21", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini",
+         "dall-e-2")]
+    assert python27["pricing"]["costs"][-1] is None
+    assert python27["pricing"]["estimates"] == [
+        pricing.estimate("gpt-image-2", 1536, 1024, quality, 2, 3, 41, [(512, 300)])
+        for quality in ("low", "medium", "high")]
+    width, height = request_size(6000, 4000, "gpt-image-2")
+    assert python27["pricing"]["core"] == pricing.estimate("gpt-image-2", width, height,
+                                                           "high", 2, 2, 3)
+
+
+def test_host_hands_previews_on_and_keeps_to_the_job_folder_under_python_2_7(python27):
+    # Announced paths outside the job folder are never opened nor handed on.
+    assert python27["ok"]["previews"] == [
+        ["results/preview-1.png", 1, {"x": 1, "y": 2, "width": 3, "height": 4}, True]]
+    assert python27["fail"]["kind"] == "quota"
+    status, log, job = python27["whole"]
+    parasite = next(entry for entry in log if entry[0] == "parasite")
+    assert parasite[3] == 0.25  # the manifest's cost_usd, into the provenance record

@@ -639,3 +639,70 @@ def test_the_client_refuses_an_endpoint_with_user_info_before_anything(endpoint)
         ImagesClient(settings)
     assert "p-secret" not in str(raised.value)
     assert endpoint.received == []
+
+
+# -- 12. streamed answers (issue 12): the same caps, deadline and key rules ------------------
+def test_an_endless_event_stream_is_cut_by_the_answer_cap(tmp_path, env, endpoint):
+    endpoint.route("/v1/images/edits", hostile.endless_events())
+    picture = photo(tmp_path / "in" / "a.png", size=(1024, 1024))
+    previews = tmp_path / "previews"
+    result = run("edit", picture, "--prompt", "x", "--size", "1024x1024", "--save-previews",
+                 previews, env=env)
+    assert result.code == 4
+    assert "far larger than the pictures asked for" in result.lines[-1]
+    assert result.peak_mb < 300 and result.seconds < 30
+    # Three 1024x1024 pictures' worth (the result and two previews) at most, then cut.
+    assert endpoint.sent_bytes < 40 * 1024 * 1024
+    assert files_in(picture.parent) == ["a.png"]
+    assert not previews.exists()  # the previews of a failed edit are taken away
+
+
+def test_an_endless_trickle_of_events_ends_at_the_deadline(tmp_path, env, endpoint):
+    endpoint.route("/v1/images/edits", hostile.endless_events(0.5, comments=True))
+    picture = photo(tmp_path / "in" / "a.png")
+    result = run("edit", picture, "--prompt", "x", env=dict(env, GPT_IMAGE_EDIT_TIMEOUT="1"))
+    assert result.code == 4
+    assert result.lines[-1].startswith(f"{picture}: WisGate's answer did not arrive within 4 s")
+    assert 4 <= result.seconds < 10
+    assert files_in(picture.parent) == ["a.png"]
+
+
+def test_a_huge_event_is_refused_early(tmp_path, env, endpoint):
+    endpoint.route("/v1/images/edits", hostile.huge_event())
+    picture = photo(tmp_path / "in" / "a.png", size=(1024, 1024))
+    result = run("edit", picture, "--prompt", "x", "--size", "1024x1024", env=env)
+    assert result.code == 4
+    assert "far larger than the pictures asked for" in result.lines[-1]
+    assert result.peak_mb < 300 and result.seconds < 30
+    # One 1024x1024 picture needs at most about 9 MB of base64: the rest was never read.
+    assert endpoint.sent_bytes < 20 * 1024 * 1024
+    assert files_in(picture.parent) == ["a.png"]
+
+
+def test_a_stream_never_carries_the_key_elsewhere_or_into_a_sentence(tmp_path, env, endpoint,
+                                                                     other_host):
+    other_host.route("/x.png", hostile.png_file())
+    echoed = {"type": "error", "error": {"message": f"bad key Bearer {KEY} ({KEY})",
+                                         "code": "server_error"}}
+    endpoint.route("/v1/images/edits", hostile.events(
+        hostile.event("image_edit.partial_image", {
+            "type": "image_edit.partial_image", "url": other_host.url("/x.png")}),
+        hostile.event("error", echoed)))
+    picture = photo(tmp_path / "in" / "a.png")
+    result = run("edit", picture, "--prompt", "x", "--json", env=env)
+    assert result.code == 4
+    assert KEY not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["error"]["message"].startswith(
+        "WisGate stopped the edit before it was finished")
+    assert other_host.received == []
+    assert files_in(picture.parent) == ["a.png"]
+    # A completed event that points elsewhere instead of carrying its picture: not fetched.
+    endpoint.route("/v1/images/edits", hostile.events(hostile.event(
+        "image_edit.completed", {"type": "image_edit.completed",
+                                 "url": other_host.url("/x.png")})))
+    result = run("edit", picture, "--prompt", "x", env=env)
+    assert result.code == 4
+    assert result.lines[-1] == (f"{picture}: WisGate's stream finished without the picture: "
+                                "try again.")
+    assert other_host.received == [] and not key_seen_by(other_host)
+    assert files_in(picture.parent) == ["a.png"]

@@ -156,33 +156,39 @@ class Gimp3Document(core.Document):
             return False
         return SettingsDialog(host.find_worker(ENTRY_DIR), reason).run()
 
-    # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        export_scaled(layer, Gimp.ImageBaseType.RGB, Gimp.Precision.U8_NON_LINEAR,
-                      (-region.x, -region.y), region, size, path)
+    # -- pixels both ways: raw, read and written through GEGL buffers --------------------
+    def layer_pixels(self, layer, region):
+        # An 8-bit perceptual RGB layer is read as it is stored (a conversion costs GEGL a
+        # quarter of a second to set up in every plug-in process); GEGL converts any other
+        # base type, precision and bit depth to 8-bit R'G'B'A.
+        mode = "RGBA"
+        if (layer.is_rgb() and not layer.has_alpha()
+                and self.image.get_precision() == Gimp.Precision.U8_NON_LINEAR):
+            mode = "RGB"
+        return mode, read_pixels(layer, region.x, region.y, region.width, region.height,
+                                 PIXEL_FORMATS[mode])
 
-    def export_selection(self, region, size, path):
-        # Linear, like the selection itself: a feathered edge keeps its values.
-        export_scaled(self.image.get_selection(), Gimp.ImageBaseType.GRAY,
-                      Gimp.Precision.U8_LINEAR, (-region.x, -region.y), region, size, path)
+    def selection_pixels(self, region):
+        # Linear, like the selection itself: a feathered edge keeps its values; beyond the
+        # canvas the abyss reads 0, "not selected".
+        return read_pixels(self.image.get_selection(), region.x, region.y, region.width,
+                           region.height, "Y u8")
+
+    def new_layer(self, width, height, mode, pixels):
+        with_alpha = mode == "RGBA"
+        layer = Gimp.Layer.new(self.image, "GPT Image Edit", width, height,
+                               layer_type(self.image.get_base_type(), with_alpha), 100,
+                               Gimp.LayerMode.NORMAL)
+        if layer is None:
+            raise core.GimpCallFailed()
+        try:
+            write_pixels(layer, width, height, PIXEL_FORMATS[mode], pixels)
+        except core.GimpCallFailed:
+            layer.delete()
+            raise
+        return layer
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        """The PNG loader run directly, not Gimp.file_load_layer: GIMP's file loading puts
-        every file it opens into File > Open Recent (and GTK's recently-used.xbel)."""
-        loader = Gimp.get_pdb().lookup_procedure("file-png-load")
-        config = loader.create_config()
-        config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-        config.set_property("file", Gio.File.new_for_path(path))
-        values = loader.run(config)
-        if values.index(0) != Gimp.PDBStatusType.SUCCESS:
-            raise core.GimpCallFailed()
-        loaded = values.index(1)
-        try:
-            return Gimp.Layer.new_from_drawable(loaded.get_layers()[0], self.image)
-        finally:
-            loaded.delete()
-
     def new_group(self, name):
         return Gimp.GroupLayer.new(self.image, name)
 
@@ -195,31 +201,18 @@ class Gimp3Document(core.Document):
     def set_name(self, item, name):
         item.set_name(name)
 
-    def scale(self, item, width, height):
-        if (item.get_width(), item.get_height()) != (width, height):
-            gimp_call(item.scale, width, height, False)
-
     def move(self, item, x, y):
         item.set_offsets(x, y)
-
-    def capture_selection(self, region):
-        # Linear 8-bit, the selection's own values; the abyss beyond the canvas is 0.
-        rectangle = Gegl.Rectangle.new(region.x, region.y, region.width, region.height)
-        pixels = self.image.get_selection().get_buffer().get(rectangle, 1.0, "Y u8",
-                                                             Gegl.AbyssPolicy.NONE)
-        return region.width, region.height, pixels
 
     def add_mask(self, item):
         gimp_call(item.add_mask, item.create_mask(Gimp.AddMaskType.BLACK))
         item.set_edit_mask(False)  # the layer, not its mask, is the one the user works on
 
-    def fill_mask(self, item, selection):
-        width, height, pixels = selection
+    def fill_mask(self, item, pixels):
         mask = item.get_mask()
-        buffer = mask.get_buffer()
-        buffer.set(Gegl.Rectangle.new(0, 0, width, height), "Y u8", pixels)
-        buffer.flush()
-        mask.update(0, 0, width, height)
+        width, height = mask.get_width(), mask.get_height()
+        write_pixels(mask, width, height, "Y u8", pixels)
+        mask.update(0, 0, width, height)  # in the image already: the display follows
 
     def set_visible(self, item, visible):
         item.set_visible(visible)
@@ -303,47 +296,40 @@ def show_edit_dialog(procedure, config):
     return confirmed
 
 
-def export_scaled(drawable, base_type, precision, offsets, region, size, path):
-    """Copy a drawable into a throw-away image the region's size at `offsets`, scale that
-    image to `size` (the size the API gets) and write its pixels as a bare PNG. The copy
-    converts indexed, grayscale and high bit depth pixels to 8-bit `base_type`.
+PIXEL_FORMATS = {"RGBA": "R'G'B'A u8", "RGB": "R'G'B' u8"}  # raw modes as GEGL names them
+LAYER_TYPES = {  # (base type, with alpha): the type a new layer of such an image takes
+    (Gimp.ImageBaseType.RGB, False): Gimp.ImageType.RGB_IMAGE,
+    (Gimp.ImageBaseType.RGB, True): Gimp.ImageType.RGBA_IMAGE,
+    (Gimp.ImageBaseType.GRAY, False): Gimp.ImageType.GRAY_IMAGE,
+    (Gimp.ImageBaseType.GRAY, True): Gimp.ImageType.GRAYA_IMAGE,
+    (Gimp.ImageBaseType.INDEXED, False): Gimp.ImageType.INDEXED_IMAGE,
+    (Gimp.ImageBaseType.INDEXED, True): Gimp.ImageType.INDEXEDA_IMAGE,
+}
 
-    Where the copy does not reach (the selection, for a region past the canvas edge) GIMP
-    fills with the context's background colour: black there means "not selected", where
-    GIMP's default white would let the API change those pixels.
 
-    The pixels are read from GEGL and compressed by zlib in this process (host.write_png):
-    GIMP's PNG plug-in takes about a second for a request-sized picture."""
-    scratch = Gimp.Image.new_with_precision(region.width, region.height, base_type,
-                                            precision)
-    Gimp.context_push()
+def layer_type(base_type, with_alpha):
+    return LAYER_TYPES[(base_type, with_alpha)]
+
+
+def read_pixels(drawable, x, y, width, height, pixel_format):
+    """A rectangle of the drawable (its own coordinates) as raw bytes of `pixel_format`,
+    at full size: GEGL reads below scale 1 return no pixels in a plug-in process, and
+    GIMP's own scale of a 24 MP image takes seconds, so the worker scales (Pillow)."""
     try:
-        Gimp.context_set_background(Gegl.Color.new("black"))
-        scratch.undo_disable()
-        copy = Gimp.Layer.new_from_drawable(drawable, scratch)
-        scratch.insert_layer(copy, None, 0)
-        copy.set_offsets(*offsets)
-        copy.resize_to_image_size()
-        if tuple(size) != (region.width, region.height):
-            scratch.scale(size[0], size[1])
-        write_pixels(copy, base_type, size, path)
-    finally:
-        Gimp.context_pop()
-        scratch.delete()
+        return drawable.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0,
+                                         pixel_format, Gegl.AbyssPolicy.NONE)
+    except GLib.Error:
+        raise core.GimpCallFailed() from None
 
 
-def write_pixels(layer, base_type, size, path):
-    if base_type == Gimp.ImageBaseType.GRAY:
-        pixel_format, channels = "Y u8", 1  # the scratch image is linear, like a selection
-    elif layer.has_alpha():
-        pixel_format, channels = "R'G'B'A u8", 4
-    else:
-        pixel_format, channels = "R'G'B' u8", 3
-    pixels = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, size[0], size[1]), 1.0,
-                                    pixel_format, Gegl.AbyssPolicy.NONE)
+def write_pixels(drawable, width, height, pixel_format, pixels):
+    """Raw bytes of `pixel_format` into the whole drawable (not yet in the image, so no
+    undo step of its own); GEGL converts them to the drawable's type and precision."""
     try:
-        host.write_png(path, size[0], size[1], channels, pixels)
-    except OSError:
+        buffer = drawable.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, width, height), pixel_format, pixels)
+        buffer.flush()
+    except GLib.Error:
         raise core.GimpCallFailed() from None
 
 

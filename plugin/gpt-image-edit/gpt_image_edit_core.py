@@ -20,15 +20,21 @@ import traceback
 
 import gpt_image_edit_host as host
 
-try:  # the installer's copy of the worker's own module, beside this file
+try:  # the installer's copies of the worker's own modules, beside this file
     import gpt_image_edit_geometry as geometry
+    import gpt_image_edit_pricing as pricing
 except ImportError:  # in the repository (tests): the worker package itself
-    from gpt_image_edit import geometry
+    from gpt_image_edit import geometry, pricing
 
 QUALITIES = ("auto", "low", "medium", "high")
 DEFAULT_MODEL = "gpt-image-2"
 DEFAULT_QUALITY = "high"
 MAX_VARIANTS = 10
+# The worker's default for the partial_images setting (its settings.py), for estimates made
+# before the worker runs.
+DEFAULT_PARTIAL_IMAGES = 2
+COST_LIMIT_KIND = "cost_limit"
+MISSING_KEY_KIND = "missing_key"
 # The worker reports no fraction, only elapsed time: the bar creeps towards this so it
 # keeps moving (GIMP is alive) without ever claiming to be done.
 PROGRESS_CEILING = 0.95
@@ -105,15 +111,14 @@ class Arguments(object):
 
 
 class Plan(object):
-    """What one edit sends: `region` of the layer (layer coordinates, full size) exported at
-    `sent` (width, height), the size the API gets it at; `layer_box` is the layer in image
-    coordinates; `with_selection` says whether a selection mask goes along."""
+    """What one edit sends: `region` of the layer (layer coordinates, full size; the worker
+    scales it to the size the API gets); `layer_box` is the layer in image coordinates;
+    `with_selection` says whether a selection mask goes along."""
 
-    def __init__(self, layer, layer_box, region, sent, with_selection):
+    def __init__(self, layer, layer_box, region, with_selection):
         self.layer = layer
         self.layer_box = layer_box
         self.region = region
-        self.sent = sent
         self.with_selection = with_selection
 
     def region_in_image(self):
@@ -124,15 +129,19 @@ class Plan(object):
 class Capture(object):
     """What the edit was asked on, taken when the user confirmed: whatever happens to the
     image while the edit is pending, the result is placed as asked. `selection` is the
-    adapter's copy of the selection's pixels over the region (None without a selection);
+    selection over the region as raw 8-bit grey at full size (selection_pixels; None
+    without a selection): the job's selection and, later, the results' masks;
     `source` identifies the source layer for the provenance record and for finding earlier
     results of it."""
 
     def __init__(self, document, plan):
         self.image_size = document.image_size()
         self.image_name = document.image_name()
-        self.selection = (document.capture_selection(plan.region_in_image())
-                          if plan.with_selection else None)
+        try:
+            self.selection = (document.selection_pixels(plan.region_in_image())
+                              if plan.with_selection else None)
+        except GimpCallFailed:
+            raise host.HostError(NOT_EXPORTED)
         self.source = {"name": document.layer_name(plan.layer),
                        "tattoo": document.tattoo(plan.layer)}
 
@@ -140,7 +149,12 @@ class Capture(object):
 class Document(object):
     """What the core asks of a GIMP. An adapter implements every method that raises
     NotImplementedError; item handles are whatever its GIMP uses (layers, groups). A GIMP
-    call that fails raises GimpCallFailed."""
+    call that fails raises GimpCallFailed.
+
+    Pixels cross as raw bytes at full size both ways (docs/job-protocol.md): the worker
+    scales the region down and each result back up (Pillow, a fraction of a second where
+    GIMP's own scale of a 24 MP layer takes seconds), and no file goes through GIMP's file
+    plug-ins (nothing reaches File > Open Recent)."""
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -208,20 +222,21 @@ class Document(object):
         return False
 
     # -- export -------------------------------------------------------------------------
-    def export_layer(self, layer, region, size, path):
-        """Write `region` (a geometry.Box in layer coordinates) of the layer, scaled to
-        `size` (width, height), as an 8-bit RGB(A) PNG at `path`, compressed fast."""
+    def layer_pixels(self, layer, region):
+        """`region` (a geometry.Box in layer coordinates) of the layer at full size, as
+        (mode, raw 8-bit bytes, rows top first), mode "RGBA" or "RGB" (R'G'B' values):
+        whichever the layer holds already costs no conversion."""
         raise NotImplementedError
 
-    def export_selection(self, region, size, path):
-        """Write the selection over `region` (image coordinates), scaled to `size`, as an
-        8-bit grayscale PNG with the selection's own values (no tone curve); black where
-        the region reaches beyond the canvas."""
+    def selection_pixels(self, region):
+        """The selection over `region` (image coordinates) as raw 8-bit grey bytes with
+        the selection's own values (no tone curve); 0 beyond the canvas."""
         raise NotImplementedError
 
     # -- results ------------------------------------------------------------------------
-    def load_layer(self, path):
-        """The picture at `path` as a new layer of the image, not yet inserted."""
+    def new_layer(self, width, height, mode, pixels):
+        """A new layer of the image, not yet inserted, holding raw 8-bit `pixels` of
+        `mode` ("RGBA" or "RGB", R'G'B' values)."""
         raise NotImplementedError
 
     def new_group(self, name):
@@ -237,16 +252,7 @@ class Document(object):
     def set_name(self, item, name):
         raise NotImplementedError
 
-    def scale(self, item, width, height):
-        """Scale an inserted layer to width x height (nothing when it already is)."""
-        raise NotImplementedError
-
     def move(self, item, x, y):
-        raise NotImplementedError
-
-    def capture_selection(self, region):
-        """A copy of the selection's values over `region` (a Box in image coordinates, at
-        full size; 0 beyond the canvas), in whatever form add_mask takes back."""
         raise NotImplementedError
 
     def add_mask(self, item):
@@ -255,8 +261,9 @@ class Document(object):
         and the layer itself, not its mask, stays the one being edited."""
         raise NotImplementedError
 
-    def fill_mask(self, item, selection):
-        """Write the captured selection into the mask of an inserted layer of its size."""
+    def fill_mask(self, item, pixels):
+        """Write raw 8-bit grey `pixels` of the item's size into the mask add_mask gave an
+        inserted layer, 255 where the layer shows; no undo step of its own."""
         raise NotImplementedError
 
     def set_visible(self, item, visible):
@@ -296,6 +303,23 @@ class Document(object):
 
     def flush(self):
         """Show the changes (GIMP's displays_flush)."""
+
+    # -- live previews and cost (hooks: no-ops until an adapter fills them) ---------------
+    def show_preview(self, path, placement):
+        """Show the live preview at `path` (a PNG the size of a result, to be scaled to
+        `placement`: x, y, width, height in image coordinates) where the result will land,
+        replacing the one shown before. Called on the host's thread while the worker runs.
+        Never enters the undo history or the saved file."""
+
+    def clear_preview(self):
+        """Take away whatever show_preview showed (called once the worker ended, whatever
+        the outcome, before the results are placed)."""
+
+    def confirm_cost(self, message):
+        """The worker refused an edit estimated above the spending limit; `message` says so.
+        True to send it all the same (an interactive run asks the user), False to stop with
+        that message (non-interactive runs)."""
+        return False
 
     # -- waiting ------------------------------------------------------------------------
     def progress_start(self, text):
@@ -343,13 +367,8 @@ def edit(document, entry_dir):
         document.progress_start(u"GPT Image Edit: preparing")
         try:
             with host.Job() as job:
-                export(document, plan, job)
-                job.write(arguments.for_job(), job_layer(plan),
-                          source_origin=(plan.region.x, plan.region.y),
-                          source_size=(plan.region.width, plan.region.height),
-                          with_selection=plan.with_selection,
-                          image_name=capture.image_name)
-                manifest = run_worker(document, worker, job)
+                mode = export(document, plan, capture, job)
+                manifest = run_job(document, worker, job, plan, capture, arguments, mode)
                 document.progress_update(placing_text(manifest), PROGRESS_CEILING)
                 place_results(document, plan, capture, job, manifest, arguments)
         finally:
@@ -383,7 +402,8 @@ def choose_layer(document):
 
 
 def plan_edit(document, layer, arguments):
-    """The region to send (the layer, or the part around the selection) and its size."""
+    """The region to send (the layer, or the part around the selection); a size the model
+    cannot take is refused here, before anything is exported."""
     offset_x, offset_y, width, height = document.layer_box(layer)
     layer_box = geometry.Box(offset_x, offset_y, width, height)
     selected = None
@@ -391,12 +411,10 @@ def plan_edit(document, layer, arguments):
         selected = selection_on_layer(document, layer, layer_box)
     region = geometry.plan_region(width, height, selected)
     try:
-        canvas = geometry.request_size(region.width, region.height, arguments.model,
-                                       arguments.size)
+        geometry.request_size(region.width, region.height, arguments.model, arguments.size)
     except geometry.SizeError as error:
         raise host.HostError(error.args[0])
-    sent = geometry.sent_size(region.width, region.height, canvas[0], canvas[1])
-    return Plan(layer, layer_box, region, sent, selected is not None)
+    return Plan(layer, layer_box, region, selected is not None)
 
 
 def selection_on_layer(document, layer, layer_box):
@@ -419,13 +437,39 @@ def job_layer(plan):
     return {"width": box.width, "height": box.height, "offset_x": box.x, "offset_y": box.y}
 
 
-def export(document, plan, job):
+def export(document, plan, capture, job):
+    """The region for the worker, raw at full size (and the selection captured over it);
+    returns the source's mode."""
     try:
-        document.export_layer(plan.layer, plan.region, plan.sent, job.source_path)
-        if plan.with_selection:
-            document.export_selection(plan.region_in_image(), plan.sent, job.selection_path)
-    except GimpCallFailed:
+        mode, pixels = document.layer_pixels(plan.layer, plan.region)
+        host.write_raw(job.source_path, pixels)
+        del pixels  # up to 96 MB: gone before the selection is written
+        if capture.selection is not None:
+            host.write_raw(job.selection_path, capture.selection)
+        return mode
+    except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
+
+
+def run_job(document, worker, job, plan, capture, arguments, mode):
+    """Write the job and run the worker; an estimate above the spending limit is sent only
+    when the document confirms it (then with a second worker start). `mode` is the raw
+    source's (export)."""
+    def write(cost_confirmed):
+        job.write(arguments.for_job(), job_layer(plan), mode,
+                  source_origin=(plan.region.x, plan.region.y),
+                  source_size=(plan.region.width, plan.region.height),
+                  with_selection=plan.with_selection, cost_confirmed=cost_confirmed,
+                  image_name=capture.image_name)
+
+    write(False)
+    try:
+        return run_worker(document, worker, job)
+    except host.HostError as error:
+        if error.kind != COST_LIMIT_KIND or not document.confirm_cost(error.args[0]):
+            raise
+    write(True)
+    return run_worker(document, worker, job)
 
 
 def run_worker(document, worker, job):
@@ -433,16 +477,25 @@ def run_worker(document, worker, job):
     (saying why) and the edit goes on once a key is saved."""
     while True:
         try:
-            run = host.WorkerRun(worker, job)
-        except OSError:
-            raise host.HostError(host.NOT_INSTALLED)
-        try:
-            with run:
-                return document.wait_for_worker(run)
-        except host.WorkerFailed as failure:
-            if failure.kind != "missing_key" or not document.offer_settings(NO_KEY_REASON):
+            return run_worker_once(document, worker, job)
+        except host.HostError as error:
+            if error.kind != MISSING_KEY_KIND or not document.offer_settings(NO_KEY_REASON):
                 raise
             job.clear_results()
+
+
+def run_worker_once(document, worker, job):
+    try:
+        run = host.WorkerRun(worker, job, on_preview=lambda preview: document.show_preview(
+            preview.path, preview.placement))
+    except OSError:
+        raise host.HostError(host.NOT_INSTALLED)
+    try:
+        with run:
+            return document.wait_for_worker(run)
+    finally:
+        if run.previews:
+            document.clear_preview()
 
 
 def placing_text(manifest):
@@ -450,31 +503,45 @@ def placing_text(manifest):
     return u"Placing %d result%s" % (count, u"" if count == 1 else u"s")
 
 
+def estimate(plan, arguments, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None):
+    """What the edit planned would cost, before anything runs (pricing.estimate: tokens and
+    `cost_usd`, None when the model has no price): for a dialog's estimate line or the
+    progress text. `prices` is the merged price table (None: the built-in one)."""
+    width, height = geometry.request_size(plan.region.width, plan.region.height,
+                                          arguments.model, arguments.size)
+    previews = partial_images if geometry.is_gpt_image(arguments.model) else 0
+    return pricing.estimate(arguments.model, width, height, arguments.quality,
+                            arguments.variants, previews, len(arguments.prompt),
+                            prices=prices)
+
+
 # ---------------------------------------------------------------------------------------
 # The results.
 
 def place_results(document, plan, capture, job, manifest, arguments):
     """In one undo group, the results above the source layer and above any earlier result
-    of it (one layer, or a group of variants with the first one showing), scaled to the
-    placement, masked by the selection captured at OK, visible, the result selected. A
-    deleted source puts them on top of the image; a closed image, into a new one. On any
-    failure nothing stays behind."""
+    of it (one layer, or a group of variants with the first one showing), at the placement,
+    masked by the selection captured at OK (or by the worker's mask of a blended result),
+    visible, the result selected. A deleted source puts them on top of the image; a closed
+    image, into a new one. On any failure nothing stays behind."""
     results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
     if not results:
         raise host.HostError(NO_RESULT)
     in_new_image = not document.image_is_open()
     if in_new_image:
         document.new_image(*capture.image_size)
-    loaded = load_results(document, job, results)  # before any change to the image
     placement = manifest["placement"]
+    masks = [mask_pixels(job, entry, placement) if entry.get("mask") else capture.selection
+             for entry in results]
+    loaded = load_results(document, job, results, placement)  # before any change
     name = host.layer_name(arguments.prompt)
     parent, position = where_results_go(document, plan.layer, capture.source)
     floating = [layer for _, layer in loaded]
     inserted = []
     document.undo_group_start()
     try:
-        if capture.selection is not None:
-            for _, layer in loaded:
+        for mask, (_, layer) in zip(masks, loaded):
+            if mask is not None:
                 document.add_mask(layer)
         top = loaded[0][1] if len(loaded) == 1 else document.new_group(name)
         if top not in floating:
@@ -491,10 +558,9 @@ def place_results(document, plan, capture, job, manifest, arguments):
                 document.insert(layer, top, index)
                 floating.remove(layer)
                 document.set_visible(layer, index == 0)
-            document.scale(layer, placement["width"], placement["height"])
             document.move(layer, placement["x"], placement["y"])
-            if capture.selection is not None:
-                document.fill_mask(layer, capture.selection)
+            if masks[index] is not None:
+                document.fill_mask(layer, masks[index])
             document.attach_parasite(layer, host.PARASITE_NAME,
                                      host.provenance(manifest, arguments.for_job(),
                                                      entry["variant"], capture.source))
@@ -537,13 +603,30 @@ def is_result_of(document, item, tattoo):
     return False
 
 
-def load_results(document, job, results):
+def load_results(document, job, results, placement):
+    """Every result as a new layer, not yet inserted, from its raw pixels of the
+    placement's size."""
     loaded = []
     try:
         for entry in results:
-            loaded.append((entry, document.load_layer(job.result_path(entry))))
-    except GimpCallFailed:
+            mode = entry.get("pixels", "RGBA")
+            pixels = host.read_raw(job.result_path(entry), placement["width"],
+                                   placement["height"], mode)
+            layer = document.new_layer(placement["width"], placement["height"], mode, pixels)
+            del pixels  # a 24 MP result is 96 MB: one copy at a time
+            loaded.append((entry, layer))
+    except (GimpCallFailed, IOError, OSError, ValueError, KeyError):
         for _, layer in loaded:
             document.delete(layer)
         raise host.HostError(UNREADABLE_RESULT)
     return loaded
+
+
+def mask_pixels(job, entry, placement):
+    """A result's mask (docs/job-protocol.md, "Result masks"): raw grey of the placement's
+    size."""
+    try:
+        return host.read_raw(job.result_path({"path": entry["mask"]}), placement["width"],
+                             placement["height"], "L")
+    except (IOError, OSError, ValueError):
+        raise host.HostError(UNREADABLE_RESULT)

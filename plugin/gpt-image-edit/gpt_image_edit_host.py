@@ -9,13 +9,11 @@ It makes no GIMP call: the entries do that, on their own main thread.
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zlib
 
 try:
     import queue
@@ -25,7 +23,11 @@ except ImportError:  # Python 2.7
 WORKER_ENV = "GPT_IMAGE_EDIT_WORKER"
 WORKER_FILE = "gpt-image-edit-worker.json"
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"
-PROTOCOL = 1
+PROTOCOL = 2
+# Raw pixels (protocol 2): rows top first, 8 bits a channel, no header; the job or the
+# manifest says the size. Writing and reading them costs a copy, where a PNG of a 24 MP
+# layer costs seconds of compression in the host and in the worker.
+RAW_CHANNELS = {"RGBA": 4, "RGB": 3, "L": 1}
 KILL_GRACE_SECONDS = 2.0
 
 # Where the retoucher changes the settings, on GIMP 3 and 2.10 alike. The worker's sentences
@@ -42,16 +44,26 @@ NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/
 
 
 class HostError(Exception):
-    """A failure with one sentence for the user as its text."""
+    """A failure with one sentence for the user as its text; `kind` is the worker's error
+    kind when the worker reported one (docs/job-protocol.md), else None."""
 
-
-class WorkerFailed(HostError):
-    """The worker's failure manifest: its sentence, and its error `kind` (docs/job-protocol.md)
-    for the host to act on (a missing key opens the settings)."""
-
-    def __init__(self, message, kind):
-        HostError.__init__(self, message)
+    def __init__(self, message, kind=None):
+        Exception.__init__(self, message)
         self.kind = kind
+
+
+class Preview(object):
+    """A live preview the worker wrote: `path` (a PNG the size of a result, in the job's
+    results folder), `index` (1, 2, ... in arrival order) and `placement` (where the result
+    will land, image coordinates: x, y, width, height)."""
+
+    def __init__(self, path, index, placement):
+        self.path = path
+        self.index = index
+        self.placement = placement
+
+    def __repr__(self):
+        return "Preview(%r, %r, %r)" % (self.path, self.index, self.placement)
 
 
 class Worker(object):
@@ -102,8 +114,8 @@ class Job(object):
         # Tells the worker this folder is the job's alone: a worker whose host died
         # removes it (docs/job-protocol.md, "Cancel").
         open(os.path.join(self.folder, JOB_FOLDER_MARKER), "w").close()
-        self.source_path = os.path.join(self.folder, "source.png")
-        self.selection_path = os.path.join(self.folder, "selection.png")
+        self.source_path = os.path.join(self.folder, "source.raw")
+        self.selection_path = os.path.join(self.folder, "selection.gray")
         self.path = os.path.join(self.folder, "job.json")
         self.output_dir = os.path.join(self.folder, "results")
 
@@ -116,20 +128,24 @@ class Job(object):
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def write(self, arguments, layer, source_origin=(0, 0), source_size=None,
-              with_selection=False, image_name=None):
-        """Write job.json.
+    def write(self, arguments, layer, mode, source_origin, source_size,
+              with_selection=False, partial_images=None, cost_confirmed=False,
+              image_name=None):
+        """Write job.json: the source (and selection) are raw pixels of the region at full
+        size (write_raw), and the results come back raw.
 
         arguments: dict with prompt, model, size, quality, variants;
         layer: dict with width, height, offset_x, offset_y;
-        source_origin: where source.png's top-left pixel sits in layer coordinates;
-        source_size: (width, height) of the region source.png stands for, in layer pixels,
-        when it was exported scaled down (None: source.png is at full size);
+        mode: the source's raw mode, "RGBA" or "RGB";
+        source_origin: where the region's top-left pixel sits in layer coordinates;
+        source_size: (width, height) of the region;
+        partial_images: live previews to ask for (None: the worker's setting);
+        cost_confirmed: the user agreed to an estimate above the spending limit;
         image_name: the image's name, for the results history.
         """
-        source = {"path": "source.png", "x": source_origin[0], "y": source_origin[1]}
-        if source_size is not None:
-            source["width"], source["height"] = source_size
+        source = {"path": "source.raw", "pixels": mode, "x": source_origin[0],
+                  "y": source_origin[1], "width": source_size[0], "height": source_size[1]}
+        selection = {"path": "selection.gray", "pixels": "L"}
         job = {
             "protocol": PROTOCOL,
             "prompt": arguments["prompt"],
@@ -139,11 +155,16 @@ class Job(object):
             "variants": int(arguments["variants"]),
             "layer": dict(layer),
             "source": source,
-            "selection": {"path": "selection.png"} if with_selection else None,
+            "selection": selection if with_selection else None,
             "output_dir": "results",
+            "result_pixels": "raw",
         }
         if image_name is not None:
             job["image_name"] = image_name
+        if partial_images is not None:
+            job["partial_images"] = int(partial_images)
+        if cost_confirmed:
+            job["cost_confirmed"] = True
         with open(self.path, "w") as handle:
             json.dump(job, handle)
 
@@ -154,12 +175,27 @@ class Job(object):
     def result_path(self, entry):
         return os.path.join(self.output_dir, entry["path"])
 
+    def inside(self, relative):
+        """`relative` (a path a progress line names) inside the job's folder, or None when
+        it is not text, absolute or climbs out: the host opens nothing else."""
+        try:
+            parts = relative.replace("\\", "/").split("/")
+        except AttributeError:
+            return None
+        if not relative or os.path.isabs(relative) or ".." in parts:
+            return None
+        return os.path.join(self.folder, *parts)
+
 
 class WorkerRun(object):
-    """One running worker. poll() from the host's main loop; nothing here blocks for long."""
+    """One running worker. poll() from the host's main loop; nothing here blocks for long.
+    `on_preview(preview)` (a Preview) is called from poll(), so on the host's own thread,
+    for each live preview the worker announces."""
 
-    def __init__(self, worker, job):
+    def __init__(self, worker, job, on_preview=None):
         self.job = job
+        self.on_preview = on_preview
+        self.previews = []
         self.started = time.time()
         self.last_message = "Starting"
         self._lines = queue.Queue()
@@ -206,7 +242,19 @@ class WorkerRun(object):
             event = _parse(raw)
             if event and event.get("event") == "progress" and event.get("message"):
                 self.last_message = event["message"]
+            elif event and event.get("event") == "preview":
+                self._preview(event)
         return self._process.poll() is None
+
+    def _preview(self, event):
+        path = self.job.inside(event.get("path"))
+        placement = event.get("placement")
+        if path is None or not isinstance(placement, dict) or self._cancelled:
+            return
+        preview = Preview(path, event.get("index"), placement)
+        self.previews.append(preview)
+        if self.on_preview is not None:
+            self.on_preview(preview)
 
     def wait(self, on_tick=None, interval=0.1):
         """Block until the worker ends, calling on_tick(run) about every interval seconds."""
@@ -236,30 +284,26 @@ class WorkerRun(object):
                             "see the log in the gpt-image-edit settings folder." % code)
         if not manifest.get("ok"):
             error = manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
-            raise WorkerFailed(error.get("message") or "The edit failed for an unknown reason.",
-                               error.get("kind"))
+            raise HostError(error.get("message") or "The edit failed for an unknown reason.",
+                            error.get("kind"))
         return manifest
 
 
-PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
-# The job's pictures live for seconds: level 1 compresses several times faster than 6.
-PNG_LEVEL = 1
-
-
-def write_png(path, width, height, channels, pixels):
-    """8-bit pixels (grey, RGB or RGBA rows, top first, as bytes) as a bare PNG: no
-    metadata, so the worker can send it as it is. zlib does the work; Python only frames
-    the rows, which for a request-sized picture takes a fraction of a second."""
-    stride = width * channels
-    rows = b"".join(b"\x00" + pixels[row * stride:(row + 1) * stride]
-                    for row in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[channels], 0, 0, 0)
+def write_raw(path, pixels):
+    """Raw pixels (bytes, or anything with the buffer interface) as they are."""
     with open(path, "wb") as handle:
-        handle.write(b"\x89PNG\r\n\x1a\n")
-        for kind, data in ((b"IHDR", header), (b"IDAT", zlib.compress(rows, PNG_LEVEL)),
-                           (b"IEND", b"")):
-            handle.write(struct.pack(">I", len(data)) + kind + data
-                         + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        handle.write(pixels)
+
+
+def read_raw(path, width, height, mode):
+    """The raw pixels of a width x height picture of `mode` (RAW_CHANNELS); IOError or
+    ValueError when the file is missing or not that size."""
+    size = width * height * RAW_CHANNELS[mode]
+    with open(path, "rb") as handle:
+        pixels = handle.read(size + 1)
+    if len(pixels) != size:
+        raise ValueError("%s holds %d bytes, not %d" % (path, len(pixels), size))
+    return pixels
 
 
 def layer_name(prompt):
@@ -285,6 +329,8 @@ def provenance(manifest, arguments, variant, source=None):
         "quality": arguments["quality"],
         "variant": variant,
         "usage": manifest.get("usage", {}),
+        # USD from the usage and the price table; null when unknown.
+        "cost_usd": manifest.get("cost_usd"),
     }
     if source is not None:
         record["source"] = dict(source)

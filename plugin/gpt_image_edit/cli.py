@@ -50,7 +50,8 @@ from .files import (
 from .geometry import Box
 
 DEFAULT_JOBS = 2
-SETTING_NAMES = frozenset({"base_url", "api_key", "timeout"})
+SETTING_NAMES = frozenset({"base_url", "api_key", "timeout", "partial_images",
+                           "max_cost_usd", "prices"})
 # A rate limit that outlasts the client's own retries pauses the whole batch, halves its
 # concurrency and sends that input again, at most this many times.
 BATCH_RATE_LIMIT_TRIES = 3
@@ -59,6 +60,7 @@ BATCH_BACKOFF_MAX = 60.0
 # Level 3 writes a large photo about a third faster than the default 6, for a file only a
 # few percent larger.
 OUTPUT_COMPRESS_LEVEL = 3
+PREVIEW_COMPRESS_LEVEL = 1  # a preview is replaced within seconds: speed over size
 TTY_TICK = 1.0
 LOG_TICK = 5.0
 
@@ -81,7 +83,11 @@ EDIT_EXAMPLES = """examples:
   gpt-image-edit edit *.jpg --prompt "warmer light" -n 2 --jobs 3 -o edited/
       two variants of each picture into edited/ (made, and removed again if nothing lands)
   gpt-image-edit edit photo.png --prompt "add snow" --json
-      one JSON object per result (or failure) on standard output
+      one JSON object per result (or failure) on standard output, with "usage" and "cost_usd"
+  gpt-image-edit edit *.jpg --prompt "warmer light" --estimate
+      what would be sent and its estimated cost; nothing is sent
+  gpt-image-edit edit photo.png --prompt "add snow" --save-previews previews/ --max-cost 0.5
+      each live preview written into previews/ as it arrives; refused if estimated above $0.50
 """
 
 
@@ -185,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"edits sent at once (default {DEFAULT_JOBS})")
     edit.add_argument("--json", action="store_true",
                       help="print one JSON object per result on standard output")
+    edit.add_argument("--partial-images", type=int, default=None, metavar="N",
+                      help="live previews per picture, 0-3 (default: the partial_images "
+                           "setting, 2); each costs about 100 output tokens")
+    edit.add_argument("--save-previews", metavar="DIR",
+                      help="write each live preview into DIR as it arrives")
+    edit.add_argument("--estimate", action="store_true",
+                      help="print what would be sent and the estimated cost; send nothing")
+    edit.add_argument("--max-cost", type=float, default=None, metavar="USD",
+                      help="refuse before sending when the whole run is estimated above USD "
+                           "(default: the max_cost_usd setting)")
     edit.set_defaults(run=run_edit_command)
 
     check = commands.add_parser("check", help="check the API key and endpoint (no credits)")
@@ -248,7 +264,7 @@ def _settings_changes(text: str) -> dict:
         changes = None
     if not isinstance(changes, dict) or not set(changes) <= SETTING_NAMES:
         raise BadInputError("The settings to save must be a JSON object with base_url, "
-                            "api_key or timeout.")
+                            "api_key, timeout, partial_images, max_cost_usd or prices.")
     return changes
 
 
@@ -301,12 +317,14 @@ class Area:
     selection: object  # PIL.Image.Image, L, 255 where the picture may change
 
     def for_picture(self, picture, input_path: Path):
-        if self.selection.size != picture.size:
+        self.check_size(picture.size, input_path)
+        return self.selection
+
+    def check_size(self, size: tuple[int, int], input_path: Path) -> None:
+        if self.selection.size != size:
             raise BadInputError(
                 f"{self.path.name} is {self.selection.width}x{self.selection.height} but "
-                f"{input_path.name} is {picture.width}x{picture.height}: they must be the "
-                "same size.")
-        return self.selection
+                f"{input_path.name} is {size[0]}x{size[1]}: they must be the same size.")
 
 
 def load_area(mask: str | None, selection: str | None) -> Area | None:
@@ -333,10 +351,11 @@ def load_area(mask: str | None, selection: str | None) -> Area | None:
 
 def run_edit_command(args) -> int:
     from .client import ImagesClient
-    from .edit import EditParams
+    from .edit import EditParams, check_model_options
+    from .geometry import is_gpt_image
     from .logs import setup_logging
     from .references import check_reference_count, load_references
-    from .settings import load_settings
+    from .settings import load_settings, parse_max_cost, parse_partial_images
 
     setup_logging()
     params = EditParams(prompt=args.prompt, model=args.model, size=args.size,
@@ -346,22 +365,162 @@ def run_edit_command(args) -> int:
         raise BadInputError(f"--jobs {args.jobs} is not a number of edits to run at once: use "
                             "1 or more.")
     settings = load_settings()
-    if not settings.api_key:
-        raise MissingKeyError()
-    ImagesClient(settings).close()  # an unusable endpoint fails here, before any upload
+    partial_images = (settings.partial_images if args.partial_images is None
+                      else parse_partial_images(args.partial_images, "--partial-images"))
+    check_model_options(params.model, len(args.reference), args.partial_images or 0)
+    if not is_gpt_image(params.model):
+        partial_images = 0  # the setting's default previews: a plain request
+    limit = settings.max_cost_usd if args.max_cost is None else parse_max_cost(
+        args.max_cost, f"--max-cost {args.max_cost:g}")
+    if not args.estimate:
+        if not settings.api_key:
+            raise MissingKeyError()
+        ImagesClient(settings).close()  # an unusable endpoint fails here, before any upload
     area = load_area(args.mask, args.selection)
     references = list(zip(args.reference, load_references(args.reference)))
+    inputs = [Path(name) for name in args.inputs]
+    if args.estimate or limit is not None:
+        estimates = estimate_run(inputs, params, area, partial_images,
+                                 tuple(data for _, data in references), settings.prices)
+        if args.estimate:
+            print_estimates(estimates, args.json, sys.stdout)
+            return EXIT_OK
+        check_cost_limit(estimates, limit, params.model)
     output_dir = Path(args.output_dir) if args.output_dir else None
     created = _make_folder(output_dir) if output_dir is not None else []
+    previews = None
     try:
-        return run_batch([Path(name) for name in args.inputs], params, area=area,
-                         output_dir=output_dir, jobs=args.jobs, as_json=args.json,
-                         references=references)
+        if args.save_previews and partial_images:
+            previews_dir = Path(args.save_previews)
+            created += _make_folder(previews_dir)
+            check_previews_folder(previews_dir)
+            previews = PreviewFiles(previews_dir)
+        return run_batch(inputs, params, area=area, output_dir=output_dir, jobs=args.jobs,
+                         as_json=args.json, references=references,
+                         partial_images=partial_images, previews=previews)
     except KeyboardInterrupt:
         abandon_writes()  # before the folders go: a writer may still be in one
         raise
     finally:
         _remove_if_empty(created)
+
+
+# -- cost ----------------------------------------------------------------------------------
+def estimate_run(inputs: list[Path], params, area: Area | None, partial_images: int,
+                 references: tuple[bytes, ...], prices) -> list[tuple[Path, dict]]:
+    """Each input with what its edit would send and cost (edit.estimate_edit); reads only
+    the pictures' headers."""
+    from .edit import estimate_edit, selection_box
+    from .imaging import picture_size
+
+    estimates = []
+    for path in inputs:
+        size = picture_size(path)
+        bounds = None
+        if area is not None:
+            area.check_size(size, path)
+            bounds = selection_box(area.selection)
+        estimates.append((path, estimate_edit(size, bounds, params, partial_images,
+                                              references, prices)))
+    return estimates
+
+
+def run_cost(estimates: list[tuple[Path, dict]]) -> float | None:
+    """The whole run's estimated USD; None when any edit's cost is unknown."""
+    costs = [estimate["cost_usd"] for _, estimate in estimates]
+    return None if any(cost is None for cost in costs) else sum(costs)
+
+
+def print_estimates(estimates: list[tuple[Path, dict]], as_json: bool, stream) -> None:
+    from .pricing import format_usd
+
+    for path, estimate in estimates:
+        if as_json:
+            print(json.dumps(dict(estimate, input=str(path), estimate=True)), file=stream)
+            continue
+        region = estimate["region"]
+        previews = estimate["partial_images"]
+        print(f"{path}: would send {estimate['model']} at {estimate['size']}, quality "
+              f"{estimate['quality']}, {_count(estimate['n'], 'variant')}, "
+              f"{_count(previews, 'preview')} each, region {region['width']}x"
+              f"{region['height']} at {region['x']},{region['y']}: estimated "
+              f"{format_usd(estimate['cost_usd'])}", file=stream)
+    if len(estimates) > 1 and not as_json:
+        print(f"Estimated for all {len(estimates)} edits: {format_usd(run_cost(estimates))}",
+              file=stream)
+    stream.flush()
+
+
+def check_cost_limit(estimates: list[tuple[Path, dict]], limit: float, model: str) -> None:
+    """A CostLimitError, before anything is sent, when the run's estimate is above `limit`
+    or cannot be known."""
+    from .errors import CostLimitError
+
+    total = run_cost(estimates)
+    edits = "this edit" if len(estimates) == 1 else f"these {len(estimates)} edits"
+    if total is None:
+        raise CostLimitError(f"The cost of {model} is unknown (the price table has no price "
+                             f"for it), so the spending limit of ${limit:.2f} cannot be kept: "
+                             "nothing was sent; add its price to the prices setting or raise "
+                             "the limit with --max-cost.")
+    if total > limit:
+        raise CostLimitError(f"{edits[0].upper()}{edits[1:]} would cost about ${total:.2f}, "
+                             f"above the spending limit of ${limit:.2f}: nothing was sent; "
+                             "send fewer variants or a lower quality, or raise the limit with "
+                             "--max-cost.")
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'s' if number != 1 else ''}"
+
+
+# -- live previews -------------------------------------------------------------------------
+class PreviewFiles:
+    """--save-previews: each preview written whole into the folder as it arrives, as the
+    input with the preview in place (like a result), named <stem>-preview-K.png and never
+    over an existing file."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def writer(self, path: Path, picture, selection):
+        """on_preview for run_edit; returns (on_preview, paths written)."""
+        written: list[Path] = []
+
+        def write(number: int, layer, region) -> None:
+            mode = "RGBA" if picture.getchannel("A").getextrema() != (255, 255) else "RGB"
+            output = picture.convert(mode)
+            blend = selection.crop(region.bounds()) if selection is not None else None
+            output.paste(layer.convert(mode), (region.x, region.y), blend)
+            try:
+                temporary = write_temporary(self.folder, f"{path.stem}-preview.png",
+                                            _png_writer(output, PREVIEW_COMPRESS_LEVEL),
+                                            usual_mode())
+                try:
+                    written.append(_claim_preview(temporary, self.folder, path.stem, number))
+                finally:
+                    discard(temporary)
+            except OSError as error:
+                # A preview is a courtesy: the paid result must not be lost over it.
+                log.info("Preview %d of %s not written: %s", number, path, error)
+        return write, written
+
+
+def _claim_preview(temporary: Path, folder: Path, stem: str, number: int) -> Path:
+    for run in itertools.count(1):
+        name = folder / (f"{stem}-preview-{number}.png" if run == 1
+                         else f"{stem}-preview{run}-{number}.png")
+        if link_without_overwriting(temporary, name):
+            return name
+
+
+def check_previews_folder(folder: Path) -> None:
+    try:
+        discard(write_temporary(folder, "gpt-image-edit-check", write_bytes(b"")))
+    except OSError as error:
+        raise BadInputError(f"The previews folder {folder} cannot be written "
+                            f"({error.strerror or type(error).__name__}): choose another "
+                            "with --save-previews.") from None
 
 
 def _make_folder(folder: Path) -> list[Path]:
@@ -387,9 +546,11 @@ def _remove_if_empty(created: list[Path]) -> None:
 
 def run_batch(inputs: list[Path], params, area: Area | None = None,
               output_dir: Path | None = None, jobs: int = DEFAULT_JOBS, as_json: bool = False,
-              retry=None, stdout=None, stderr=None, references=()) -> int:
+              retry=None, stdout=None, stderr=None, references=(), partial_images: int = 0,
+              previews: PreviewFiles | None = None) -> int:
     """Edit every input, up to `jobs` at once; returns the exit code (the first failure's).
-    `references` are (name, PNG bytes) pairs sent with every edit."""
+    `references` are (name, PNG bytes) pairs sent with every edit; `partial_images` live
+    previews are asked for each, and written by `previews` when given."""
     from .client import RetryPolicy
 
     reporter = Reporter(stdout or sys.stdout, stderr or sys.stderr, params.model, as_json,
@@ -403,7 +564,8 @@ def run_batch(inputs: list[Path], params, area: Area | None = None,
     def edit_input(index: int, path: Path) -> None:
         try:
             written, outcome = _edit_with_throttle(path, params, area, output_dir, retry,
-                                                   throttle, reporter, pictures)
+                                                   throttle, reporter, pictures,
+                                                   partial_images, previews)
         except Abandoned:
             return  # the tool is stopping; the main thread says so
         except EditError as error:
@@ -452,7 +614,7 @@ def _run_concurrently(items: list, work, workers: int) -> None:
 
 
 def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, reporter,
-                        references=()):
+                        references=(), partial_images=0, previews=None):
     """One input, sent again after a rate limit while its WaitBudget allows; once one edit
     has run out of waiting, the inputs not yet sent are not sent at all."""
     from .client import WaitBudget, waited_enough
@@ -469,7 +631,7 @@ def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, r
         reporter.started(path)
         try:
             return _edit_one(path, params, area, output_dir, retry, waits, reporter,
-                             references)
+                             references, partial_images, previews)
         except RateLimitError as error:
             delay = error.retry_after or min(BATCH_BACKOFF * 2 ** attempt, BATCH_BACKOFF_MAX)
             if attempt >= BATCH_RATE_LIMIT_TRIES or not waits.spend(delay):
@@ -485,7 +647,8 @@ def _edit_with_throttle(path: Path, params, area, output_dir, retry, throttle, r
             throttle.release()
 
 
-def _edit_one(path: Path, params, area, output_dir, retry, waits, reporter, references=()):
+def _edit_one(path: Path, params, area, output_dir, retry, waits, reporter, references=(),
+              partial_images=0, previews=None):
     from .client import ImagesClient
     from .edit import run_edit
     from .imaging import load_source
@@ -496,12 +659,20 @@ def _edit_one(path: Path, params, area, output_dir, retry, waits, reporter, refe
     selection = area.for_picture(picture, path) if area is not None else None
     folder = output_dir or path.parent
     check_output_folder(folder, results_size(picture, params.variants))
-    with ImagesClient(load_settings(), retry=retry, waits=waits,
-                      on_event=lambda stage, message: reporter.client_event(path, stage,
-                                                                            message)) as client:
-        outcome = run_edit(client, picture, selection, params, picture_png=source.png,
-                           references=references)
-    written = save_outputs(picture, selection, outcome, folder, path.stem)
+    on_preview, preview_files = (previews.writer(path, picture, selection) if previews
+                                 else (None, []))
+    try:
+        with ImagesClient(load_settings(), retry=retry, waits=waits,
+                          on_event=lambda stage, message: reporter.client_event(
+                              path, stage, message)) as client:
+            outcome = run_edit(client, picture, selection, params, picture_png=source.png,
+                               references=references, partial_images=partial_images,
+                               on_preview=on_preview)
+        written = save_outputs(picture, selection, outcome, folder, path.stem)
+    except EditError:
+        for preview in preview_files:  # a failed edit leaves no file, previews included
+            remove_quietly(preview)
+        raise
     return written, outcome
 
 
@@ -574,9 +745,9 @@ def save_outputs(picture, selection, outcome, folder: Path, stem: str) -> list[P
             discard(temporary)
 
 
-def _png_writer(picture):
+def _png_writer(picture, level: int = OUTPUT_COMPRESS_LEVEL):
     def write(stream):
-        picture.save(stream, "PNG", compress_level=OUTPUT_COMPRESS_LEVEL)
+        picture.save(stream, "PNG", compress_level=level)
     return write
 
 
@@ -699,6 +870,8 @@ class Reporter:
             print(text, file=self._stderr, flush=True)
 
     def wrote(self, path: Path, written: list[Path], outcome) -> None:
+        from .pricing import format_usd
+
         with self._lock:
             self._clear_line()
             for variant, output in enumerate(written, start=1):
@@ -706,10 +879,14 @@ class Reporter:
                     line = json.dumps({"ok": True, "input": str(path), "output": str(output),
                                        "variant": variant, "region": outcome.region.as_dict(),
                                        "request": outcome.request, "usage": outcome.usage,
-                                       **self._provenance})
+                                       "cost_usd": outcome.cost_usd, **self._provenance})
                 else:
                     line = str(output)
                 print(line, file=self._stdout, flush=True)
+            if not self._as_json:
+                cost = format_usd(outcome.cost_usd)
+                print(f"{path}: {cost if outcome.cost_usd is None else 'cost ' + cost}",
+                      file=self._stderr, flush=True)
 
     def failed(self, path: Path, kind: str, message: str) -> None:
         if not self._as_json:

@@ -10,6 +10,12 @@ picture is on the endpoint's own scheme, host and port, as urllib3 reads them to
 (transport.py). Every request has a total deadline of 4 times the timeout, and every answer
 is read with a limit on its decoded size that follows what was asked for.
 
+An edit asked with `partial_images` is streamed (`stream=true`): the answer is server-sent
+events (events.py), read as they arrive under the same total deadline and the same cap on
+decoded bytes; each partial image goes to the caller's `on_preview` at once, and only the
+`image_edit.completed` pictures are results. A router that ignores `stream` and answers
+plain JSON is read as a plain answer (told apart by its content type).
+
 Waiting before a retry is bounded per edit (WaitBudget): at most 60 s a wait and 120 s in
 all, shared with the command line's batch throttle; a server that asks for more gets the
 rate-limit sentence instead of a stalled edit.
@@ -52,6 +58,8 @@ from .errors import (
     endpoint_has_userinfo,
     settings_place,
 )
+from .events import EventParser, EventTooLarge
+from .geometry import is_gpt_image, takes_input_fidelity
 from .logs import redact, register_secret
 from .settings import FILE_SOURCE, Settings
 from .transport import (
@@ -60,6 +68,7 @@ from .transport import (
     Origin,
     TooLarge,
     UnsafeURL,
+    bounded_blocks,
     check_unambiguous,
     follow,
     read_bounded,
@@ -95,6 +104,11 @@ SETTING_OF_PARAM = {"n": "the Variants setting", "size": "the Size setting",
                     "mask": "the layer or the selection"}
 
 EventHandler = Callable[[str, str], None]
+# on_preview(number, picture bytes): the number counts the previews of one edit from 1.
+PreviewHandler = Callable[[int, bytes], None]
+EVENT_STREAM = "text/event-stream"
+PARTIAL_IMAGE_EVENT = "image_edit.partial_image"
+COMPLETED_EVENT = "image_edit.completed"
 
 
 @dataclass(frozen=True)
@@ -154,13 +168,24 @@ class EditRequest:
     # PNG bytes of reference pictures, sent after the edited one (the mask applies to the
     # first only). With references every picture goes as a repeated `image[]` part.
     references: tuple[bytes, ...] = field(default=(), repr=False)
+    # Partial images (live previews) per picture, 0-3: above 0 the answer is streamed.
+    partial_images: int = 0
+
+    @property
+    def streams(self) -> bool:
+        """Streamed with previews: asked for, and a GPT image model (dall-e-2 and other
+        models get a plain request)."""
+        return self.partial_images > 0 and is_gpt_image(self.model)
 
     def form_fields(self) -> dict[str, str]:
         fields = {"prompt": self.prompt, "model": self.model, "n": str(self.n),
                   "size": self.size, "quality": self.quality, "background": self.background,
                   "output_format": self.output_format}
-        if self.input_fidelity:
+        if self.input_fidelity and takes_input_fidelity(self.model):
             fields["input_fidelity"] = self.input_fidelity
+        if self.streams:
+            fields["stream"] = "true"
+            fields["partial_images"] = str(self.partial_images)
         return fields
 
     def form_files(self) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -180,9 +205,15 @@ class EditRequest:
     def answer_limit(self) -> int:
         """The most bytes (decoded) an answer to this request can need: n pictures of the
         requested size, uncompressed, in base64, plus a margin."""
+        pictures = self.n * (1 + self.partial_images if self.streams else 1)
+        return pictures * self.picture_limit() - (pictures - 1) * ANSWER_MARGIN_BYTES
+
+    def picture_limit(self) -> int:
+        """The most bytes (decoded) one picture of the requested size can take in base64,
+        with the margin: the cap on one event of a streamed answer."""
         width, height = _size_of(self.size)
         picture = width * height * ANSWER_BYTES_PER_PIXEL + height
-        return int(self.n * picture * 4 / 3 * ANSWER_MARGIN_FACTOR) + ANSWER_MARGIN_BYTES
+        return int(picture * 4 / 3 * ANSWER_MARGIN_FACTOR) + ANSWER_MARGIN_BYTES
 
 
 @dataclass
@@ -202,6 +233,8 @@ class Answer:
     content: bytes
     url: str
     method: str
+    # A streamed answer, read as it arrived (its content then stays empty).
+    streamed: EditResponse | None = None
 
     @property
     def is_redirect(self) -> bool:
@@ -232,13 +265,19 @@ class ImagesClient:
         self.close()
 
     # -- the two calls -----------------------------------------------------------------
-    def edit(self, request: EditRequest) -> EditResponse:
+    def edit(self, request: EditRequest,
+             on_preview: PreviewHandler | None = None) -> EditResponse:
+        """The edit's pictures and usage. With `request.streams`, `on_preview(number, png)`
+        hears each partial image as it arrives (number from 1 in arrival order)."""
         authorization = self._authorization()
         url = f"{self.base_url}/images/edits"
         size = _megabytes(request.upload_bytes)
         limit = request.answer_limit()
         response = self._with_retries(
-            lambda: self._post_edit(url, request, authorization, size, limit), "edit")
+            lambda: self._post_edit(url, request, authorization, size, limit, on_preview),
+            "edit")
+        if response.streamed is not None:
+            return response.streamed
         answer = self._json(response)
         del response  # the answer's bytes: only the parsed pictures are kept from here on
         images = self._images(answer, request.n)
@@ -264,7 +303,7 @@ class ImagesClient:
         return (min(CONNECT_TIMEOUT, self.settings.timeout), self.settings.timeout)
 
     def _post_edit(self, url: str, request: EditRequest, authorization: dict,
-                   size: str, limit: int) -> Answer:
+                   size: str, limit: int, on_preview: PreviewHandler | None) -> Answer:
         prepared = self._api.prepare_request(requests.Request(
             "POST", url, headers=authorization, data=request.form_fields(),
             files=request.form_files()))
@@ -274,8 +313,11 @@ class ImagesClient:
             "wait", f"Waiting for {request.model}"))
         prepared.body = body
         self._event("upload", f"Sending {size} to {request.model}")
+        stream = None
+        if request.streams:
+            stream = _StreamedEdit(request, on_preview)
         try:
-            return self._send(self._api, prepared, limit)
+            return self._send(self._api, prepared, limit, stream=stream)
         except requests.exceptions.ConnectionError as error:
             if body.sent and not _is_read_timeout(error):
                 raise _DroppedAfterUpload() from error
@@ -287,10 +329,11 @@ class ImagesClient:
         return self._send(http, prepared, limit, too_large)
 
     def _send(self, http: requests.Session, prepared: requests.PreparedRequest,
-              limit: int, too_large: Callable[[], EditError] | None = None) -> Answer:
+              limit: int, too_large: Callable[[], EditError] | None = None,
+              stream: _StreamedEdit | None = None) -> Answer:
         """Send and read the whole answer within the total deadline: at most `limit`
         decoded bytes of a successful answer, a little of an error, nothing of a
-        redirect."""
+        redirect. A successful event stream goes to `stream` as it arrives."""
         # Session.send, unlike Session.request, does not read proxies and CA bundles from
         # the environment by itself.
         environment = http.merge_environment_settings(prepared.url, {}, True, None, None)
@@ -309,7 +352,12 @@ class ImagesClient:
                     return answer
                 wanted = limit if response.status_code < 400 else MAX_SMALL_ANSWER
                 try:
-                    answer.content = read_bounded(response, wanted)
+                    if (stream is not None and response.status_code < 400
+                            and _is_event_stream(response)):
+                        answer.streamed = stream.read(bounded_blocks(response, wanted,
+                                                                     promptly=True))
+                    else:
+                        answer.content = read_bounded(response, wanted)
                 except TooLarge:
                     if deadline.expired:
                         raise _OutOfTime() from None
@@ -522,6 +570,100 @@ class ImagesClient:
         log.info("%s: %s", stage, message)
         if self._on_event is not None:
             self._on_event(stage, message)
+
+
+class _StreamedEdit:
+    """An edit's server-sent events: previews handed on as they arrive, the completed
+    pictures kept (only the first `n`), `usage` added up over them; an `error` event is the
+    edit's failure."""
+
+    def __init__(self, request: EditRequest, on_preview: PreviewHandler | None):
+        self._request = request
+        self._on_preview = on_preview
+        self._previews = 0
+        self._images: list[bytes] = []
+        self._usage: dict = {}
+
+    def read(self, blocks) -> EditResponse:
+        parser = EventParser(self._request.picture_limit())
+        try:
+            for block in blocks:
+                for event in parser.feed(block):
+                    self._event(event)
+        except EventTooLarge:
+            raise TooLarge() from None
+        wanted = self._request.n
+        if len(self._images) < wanted:
+            got = ("no picture" if not self._images
+                   else f"only {len(self._images)} of the {wanted} pictures")
+            raise BadResponseError(f"WisGate's stream ended with {got} asked for: try again.")
+        return EditResponse(self._images, self._usage)
+
+    def _event(self, event) -> None:
+        if event.data.strip() == b"[DONE]":
+            return
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise BadResponseError("WisGate's stream held an event that is not valid JSON: "
+                                   "try again in a few minutes.")
+        kind = payload.get("type") or event.name
+        if kind == "error" or event.name == "error" or payload.get("error"):
+            raise _stream_error(payload)
+        if kind == PARTIAL_IMAGE_EVENT:
+            self._preview(payload)
+        elif kind == COMPLETED_EVENT:
+            self._completed(payload)
+
+    def _preview(self, payload: dict) -> None:
+        # At most the previews asked for: an endless supply of them is only read past.
+        if self._previews >= self._request.n * self._request.partial_images:
+            return
+        text = payload.get("b64_json")
+        if not isinstance(text, str) or self._on_preview is None:
+            return
+        self._previews += 1
+        self._on_preview(self._previews, _decode_base64(text))
+
+    def _completed(self, payload: dict) -> None:
+        if len(self._images) >= self._request.n:
+            return  # only what was asked for is used
+        text = payload.get("b64_json")
+        if not isinstance(text, str):
+            raise BadResponseError("WisGate's stream finished without the picture: try "
+                                   "again.")
+        self._images.append(_decode_base64(text))
+        _add_usage(self._usage, payload.get("usage"))
+
+
+def _stream_error(payload: dict) -> EditError:
+    """The error an `error` event reports, in the API's error shape or flat."""
+    error = payload.get("error") if isinstance(payload.get("error"), dict) else payload
+    message, code = _text(error.get("message")), _text(error.get("code"))
+    if code == "moderation_blocked" or "safety system" in (message or "").lower():
+        return ModerationError()
+    return ServerError(redact(f"WisGate stopped the edit before it was finished"
+                              f"{_detail(message)}, so nothing was saved: try again."))
+
+
+def _add_usage(total: dict, usage) -> None:
+    """Add the counts of one picture's `usage` into `total` (nested objects alike)."""
+    if not isinstance(usage, dict):
+        return
+    for name, value in usage.items():
+        if isinstance(value, dict):
+            _add_usage(total.setdefault(name, {}), value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            total[name] = total.get(name, 0) + value
+        else:
+            total.setdefault(name, value)
+
+
+def _is_event_stream(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "")
+    return content_type.split(";")[0].strip().lower() == EVENT_STREAM
 
 
 @dataclass

@@ -6,15 +6,20 @@ for the same picture and selection.
 
 from __future__ import annotations
 
+import logging
+import struct
 from dataclasses import dataclass, field
 
 from PIL import Image
 
 from .blend import DEFAULT_BLEND, Blender, check_blend
 from .client import EditRequest
-from .errors import BadInputError
-from .geometry import Box, check_size, plan_region, request_size
-from .imaging import build_payload, decode_result, place_result, result_as_received
+from .errors import BadInputError, EditError
+from .geometry import Box, check_size, is_gpt_image, plan_region, request_size
+from .imaging import build_payload, crop, decode_result, place_result, result_as_received
+from .pricing import cost_of, estimate
+
+log = logging.getLogger(__name__)
 
 QUALITIES = ("auto", "low", "medium", "high")
 MAX_VARIANTS = 10
@@ -77,6 +82,8 @@ class EditOutcome:
     usage: dict = field(default_factory=dict)
     as_received: list[bytes | None] = field(default_factory=list)
     masks: list[Image.Image | None] = field(default_factory=list)
+    # USD from `usage` and the price table; None when unknown (pricing.cost_of).
+    cost_usd: float | None = None
 
 
 def _is_text(value: str) -> bool:
@@ -98,10 +105,56 @@ def selection_box(selection: Image.Image | None) -> Box | None:
     return Box.from_bounds(*bounds) if bounds else None
 
 
+def plan_request(picture_size: tuple[int, int], bounds: Box | None, params: EditParams,
+                 region_size: tuple[int, int] | None = None) -> tuple[Box, tuple[int, int]]:
+    """The region of the picture an edit sends (picture coordinates) and the request size
+    the API is asked for: what run_edit sends and estimate_edit prices."""
+    width, height = picture_size
+    if region_size is None:
+        region = plan_region(width, height, bounds)
+        full_width, full_height = region.width, region.height
+    else:
+        region = Box(0, 0, width, height)
+        full_width, full_height = region_size
+    return region, request_size(full_width, full_height, params.model, params.size)
+
+
+def estimate_edit(picture_size: tuple[int, int], bounds: Box | None, params: EditParams,
+                  partial_images: int = 0, references: tuple[bytes, ...] = (),
+                  prices: dict | None = None, region_size=None) -> dict:
+    """What an edit would send and its estimated cost (pricing.estimate), nothing sent:
+    `model`, `size`, `quality`, `n`, `partial_images`, `region` and the estimate's keys."""
+    region, (width, height) = plan_request(picture_size, bounds, params, region_size)
+    previews = partial_images if is_gpt_image(params.model) else 0
+    guess = estimate(params.model, width, height, params.quality, params.variants, previews,
+                     len(params.prompt), [png_size(data) for data in references], prices)
+    return dict(guess, model=params.model, size=f"{width}x{height}", quality=params.quality,
+                n=params.variants, partial_images=previews, region=region.as_dict())
+
+
+def check_model_options(model: str, references: int, partial_images: int) -> None:
+    """Reference pictures and live previews need a GPT image model: a BadInputError saying
+    so when they are asked of another (dall-e-2)."""
+    if is_gpt_image(model):
+        return
+    if references:
+        raise BadInputError(f"{model} takes no reference pictures (only the GPT image models "
+                            "do): leave them out, or choose gpt-image-2.")
+    if partial_images:
+        raise BadInputError(f"{model} sends no live previews (only the GPT image models "
+                            "do): set the previews to 0, or choose gpt-image-2.")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header (references.load_references makes PNGs)."""
+    return struct.unpack(">II", data[16:24])
+
+
 def run_edit(client, picture: Image.Image, selection: Image.Image | None, params: EditParams,
              on_event=None, picture_png: bytes | None = None,
              region_size: tuple[int, int] | None = None,
-             references: tuple[bytes, ...] = ()) -> EditOutcome:
+             references: tuple[bytes, ...] = (), partial_images: int = 0,
+             on_preview=None) -> EditOutcome:
     """Send the region of `picture` around `selection` and place what comes back.
     `selection` (L) is the picture's size: each caller checks that, in its own words.
     `on_event(stage, message)` hears `finish` (a caller showing progress reports `prepare`
@@ -113,26 +166,33 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     follows the region's full size, and the layers come back at the picture's size.
 
     `references` are PNG bytes (references.load_references) sent after the picture. Each
-    result is blended as `params.blend` says."""
+    result is blended as `params.blend` says.
+
+    `partial_images` previews are asked for (streamed; GPT image models only), and
+    `on_preview(number, layer, region)` gets each as it arrives, placed like a result (RGBA
+    of the region's size, not blended). A preview that cannot be read is skipped."""
     report = on_event or (lambda stage, message: None)
     bounds = selection_box(selection)
-    if region_size is None:
-        region = plan_region(picture.width, picture.height, bounds)
-        full_width, full_height = region.width, region.height
-    else:
-        region = Box(0, 0, picture.width, picture.height)
-        full_width, full_height = region_size
-    width, height = request_size(full_width, full_height, params.model, params.size)
+    region, (width, height) = plan_request(picture.size, bounds, params, region_size)
     payload = build_payload(picture, selection if bounds else None, region, (width, height),
                             picture_png)
     request = EditRequest(image=payload.image, mask=payload.mask, prompt=params.prompt,
                           model=params.model, size=f"{width}x{height}",
                           quality=params.quality, n=params.variants,
-                          references=tuple(references))
-    response = client.edit(request)
+                          references=tuple(references), partial_images=partial_images)
+    region_picture = crop(picture, region)
+
+    def preview(number: int, data: bytes) -> None:
+        try:
+            layer = place_result(decode_result(data), payload, region_picture)
+        except EditError as error:
+            log.info("Preview %d skipped: %s", number, error)
+            return
+        on_preview(number, layer, region)
+
+    response = client.edit(request, on_preview=preview if on_preview else None)
     count = len(response.images)
     report("finish", f"Placing {count} result{'s' if count != 1 else ''}")
-    region_picture = picture.crop(region.bounds())
     region_selection = selection.crop(region.bounds()) if bounds else None
     blender = Blender(params.blend, region_picture, region_selection)
     layers, as_received, masks = [], [], []
@@ -143,8 +203,12 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
         masks.append(blended.mask)
         as_received.append(data if not blended.changed and result_as_received(
             data, result, payload, region_picture) else None)
-    return EditOutcome(region=region, layers=layers,
-                       request={"model": params.model, "size": f"{width}x{height}",
-                                "quality": params.quality, "n": params.variants},
-                       usage=dict(response.usage or {}), as_received=as_received,
-                       masks=masks)
+    usage = dict(response.usage or {})
+    sent = {"model": params.model, "size": f"{width}x{height}", "quality": params.quality,
+            "n": params.variants}
+    if request.streams:
+        sent["partial_images"] = partial_images
+    return EditOutcome(region=region, layers=layers, request=sent, usage=usage,
+                       as_received=as_received, masks=masks,
+                       cost_usd=cost_of(usage, params.model,
+                                        getattr(client.settings, "prices", None)))

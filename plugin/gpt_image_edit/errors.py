@@ -60,6 +60,14 @@ class BadInputError(EditError):
     default_message = "The input is not usable: check the files and options and try again."
 
 
+class CostLimitError(EditError):
+    """The estimate is above the spending limit: refused before anything is sent."""
+
+    kind = "cost_limit"
+    exit_code = EXIT_BAD_INPUT
+    default_message = "The estimated cost is above the spending limit: nothing was sent."
+
+
 class MissingKeyError(EditError):
     kind = "missing_key"
     exit_code = EXIT_BAD_INPUT

@@ -34,9 +34,12 @@ def write_bytes(data: bytes):
     return lambda stream: stream.write(data)
 
 
-def write_temporary(folder: Path, name: str, write, mode: int = PRIVATE) -> Path:
-    """`write(stream)` into a new temporary file in `folder` (named after `name`), synced,
-    with `mode`; returns its path. It is removed on any failure, and by abandon_writes."""
+def write_temporary(folder: Path, name: str, write, mode: int = PRIVATE,
+                    sync: bool = True) -> Path:
+    """`write(stream)` into a new temporary file in `folder` (named after `name`), synced
+    (unless `sync` is false: a job's raw result, read at once and deleted, needs no trip
+    to the disk), with `mode`; returns its path. It is removed on any failure, and by
+    abandon_writes."""
     with _lock:
         if _abandoned:
             raise Abandoned()
@@ -52,16 +55,17 @@ def write_temporary(folder: Path, name: str, write, mode: int = PRIVATE) -> Path
             stream.flush()
             if mode != PRIVATE:
                 os.fchmod(stream.fileno(), mode)
-            os.fsync(stream.fileno())
+            if sync:
+                os.fsync(stream.fileno())
     except BaseException:
         discard(path)
         raise
     return path
 
 
-def replace_atomically(path: Path, write, mode: int = PRIVATE) -> None:
+def replace_atomically(path: Path, write, mode: int = PRIVATE, sync: bool = True) -> None:
     """`write(stream)` into a temporary file beside `path`, then rename it to `path`."""
-    temporary = write_temporary(path.parent, path.name, write, mode)
+    temporary = write_temporary(path.parent, path.name, write, mode, sync)
     try:
         with _lock:
             if _abandoned:

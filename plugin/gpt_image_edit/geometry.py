@@ -19,7 +19,10 @@ except (ImportError, ValueError, SystemError):  # beside the host core, a module
     class SizeError(ValueError):
         """A size the model does not take; its text is the sentence to show."""
 
-FLEXIBLE_SIZE_MODELS = ("gpt-image-2",)
+# Model families, by name prefix: a family's dated snapshots ("gpt-image-2-2026-04-21") and
+# later versions ("gpt-image-2.5-preview") follow its rules.
+FLEXIBLE_SIZE_FAMILIES = ("gpt-image-2",)
+GPT_IMAGE_PREFIX = "gpt-image-"
 FIXED_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
 FIXED_SIZES_BY_MODEL = {
     "dall-e-2": ((256, 256), (512, 512), (1024, 1024)),
@@ -29,11 +32,12 @@ AUTO_SIZES_BY_MODEL = {
     "dall-e-2": ((1024, 1024),),
 }
 
-# gpt-image-2's rules for WIDTHxHEIGHT (../shared/reference/images-edit-api.md).
+# The 2.x family's rules for WIDTHxHEIGHT (../shared/reference/images-edit-api.md).
 SIDE_STEP = 16
 MAX_ASPECT = 3.0
 MAX_SIDE = 3840
 MAX_PIXELS = 3840 * 2160
+MIN_PIXELS = 655360
 # What `auto` asks for: never below the models' native 1024x1024 (a smaller request wastes
 # the model's resolution), never above 2560x1440 (beyond that is marked experimental).
 AUTO_MIN_PIXELS = 1024 * 1024
@@ -73,6 +77,28 @@ class Box(namedtuple("Box", "x y width height")):
 
     def as_dict(self):
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+def in_family(model, family):
+    """`model` is `family` itself, a dated snapshot of it or a later version of it."""
+    return model == family or (model.startswith(family)
+                               and model[len(family):len(family) + 1] in ("-", "."))
+
+
+def takes_flexible_sizes(model):
+    """Models of the 2.x family take any WIDTHxHEIGHT within its limits."""
+    return any(in_family(model, family) for family in FLEXIBLE_SIZE_FAMILIES)
+
+
+def is_gpt_image(model):
+    """Models of the GPT image families stream partial images and take reference pictures
+    and `input_fidelity`; others (dall-e-2, a router's own models) get none of them."""
+    return model.startswith(GPT_IMAGE_PREFIX)
+
+
+def takes_input_fidelity(model):
+    """The 2.x family keeps its inputs faithful by itself and refuses the field."""
+    return is_gpt_image(model) and not takes_flexible_sizes(model)
 
 
 def plan_region(layer_width, layer_height, selection):
@@ -116,7 +142,7 @@ def request_size(width, height, model, size="auto"):
     explicit = check_size(size, model)
     if explicit is not None:
         return explicit
-    if model in FLEXIBLE_SIZE_MODELS:
+    if takes_flexible_sizes(model):
         return _flexible_auto_size(width, height)
     choices = AUTO_SIZES_BY_MODEL.get(model, FIXED_SIZES)
     return min(choices, key=lambda choice: _aspect_distance(choice, width, height))
@@ -152,7 +178,7 @@ def _check_explicit(parsed, model):
     if width < 1 or height < 1:
         raise SizeError(u"The size %dx%d has an empty side: use auto or a size such as "
                         u"1536x1024." % (width, height))
-    if model in FLEXIBLE_SIZE_MODELS:
+    if takes_flexible_sizes(model):
         _check_flexible(width, height, model)
         return
     allowed = FIXED_SIZES_BY_MODEL.get(model, FIXED_SIZES if _is_known(model) else None)
@@ -165,7 +191,7 @@ def _check_explicit(parsed, model):
 def _is_known(model):
     """Models whose sizes the API facts list; an unknown model's sizes are its endpoint's
     business, so they are passed on unchecked."""
-    return model.startswith("gpt-image-") or model in FIXED_SIZES_BY_MODEL
+    return is_gpt_image(model) or model in FIXED_SIZES_BY_MODEL
 
 
 def _check_flexible(width, height, model):
@@ -176,6 +202,8 @@ def _check_flexible(width, height, model):
         problem = "the longer side may be at most three times the shorter"
     elif max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
         problem = "it may be at most 3840x2160"
+    elif width * height < MIN_PIXELS:
+        problem = "it must have at least %d pixels, 1024x640 for example" % MIN_PIXELS
     if problem:
         raise SizeError(u"%s does not take the size %dx%d (%s): use auto or a size such as "
                         u"1536x1024." % (model, width, height, problem))

@@ -19,7 +19,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from .errors import EXIT_HOST_GONE, EXIT_OK, BadInputError, EditError, unexpected_failure
+from .errors import (
+    EXIT_HOST_GONE,
+    EXIT_OK,
+    BadInputError,
+    CostLimitError,
+    EditError,
+    settings_place,
+    unexpected_failure,
+)
 from .files import (
     discard,
     is_full_disk,
@@ -29,12 +37,18 @@ from .files import (
     write_temporary,
 )
 
-PROTOCOL = 1
+PROTOCOL = 2
+# Protocol 1 jobs (PNG in, PNG out) are still run: a host of protocol 2 may choose raw
+# pixels both ways, which is the only difference.
+PROTOCOLS = (1, 2)
+SOURCE_PIXELS = ("RGBA", "RGB")  # a raw source's modes
+SELECTION_PIXELS = ("L",)  # a raw selection's mode
 MANIFEST = "manifest.json"
 TICK_SECONDS = 1.0
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
+PREVIEW_PATTERN = "preview-*.png"
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +75,18 @@ class Job:
     output_dir: Path
     # (name, path) of each reference picture; the name is for the provenance record only.
     references: tuple[tuple[str, Path], ...] = ()
+    # Live previews asked for (None: the partial_images setting).
+    partial_images: int | None = None
+    # The host's user agreed to an estimate above the spending limit (asked interactively).
+    cost_confirmed: bool = False
+    folder: Path = Path(".")  # the job's folder: progress lines name files relative to it
+    # Raw pixels (protocol 2): the source is raw RGBA or RGB (its mode here) and the
+    # selection raw L, both at region_size; results (and their masks) are written raw at
+    # the placement's size.
+    raw_source: str | None = None
+    raw_selection: bool = False
+    raw_results: bool = False
+    protocol: int = PROTOCOL
     image_name: str | None = None  # the host's image, for the results history
 
 
@@ -133,9 +159,10 @@ def prepare_output_dir(raw: dict, job_path: Path) -> Path:
 def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     from .edit import EditParams
 
-    if raw.get("protocol") != PROTOCOL:
+    protocol = raw.get("protocol")
+    if isinstance(protocol, bool) or protocol not in PROTOCOLS:
         raise BadInputError(f"The job file {job_path} is for protocol "
-                            f"{raw.get('protocol')!r}, this worker speaks {PROTOCOL}: "
+                            f"{protocol!r}, this worker speaks {PROTOCOL}: "
                             "reinstall the plug-in so that both parts match.")
     params = EditParams(prompt=_text(raw, "prompt", job_path, allow_empty=True),
                         model=_text(raw, "model", job_path), size=_text(raw, "size", job_path),
@@ -153,12 +180,32 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     if selection is not None and not isinstance(selection, dict):
         raise _bad_job(job_path, "'selection' is neither null nor an object")
     references = _references(raw, job_path)
-    return Job(params=params, layer=layer,
+    partial_images = raw.get("partial_images")
+    if partial_images is not None:
+        from .settings import parse_partial_images
+
+        partial_images = parse_partial_images(partial_images, f"'partial_images' in {job_path}")
+    cost_confirmed = raw.get("cost_confirmed", False)
+    if not isinstance(cost_confirmed, bool):
+        raise _bad_job(job_path, "'cost_confirmed' is not true or false")
+    region_size = _region_size(source, job_path)
+    raw_source = _pixels(source, "source.pixels", SOURCE_PIXELS, protocol, job_path)
+    raw_selection = selection is not None and _pixels(
+        selection, "selection.pixels", SELECTION_PIXELS, protocol, job_path) is not None
+    if (raw_source or raw_selection) and region_size is None:
+        raise _bad_job(job_path, "raw pixels without the source's 'width' and 'height'")
+    result_pixels = raw.get("result_pixels", "png") if protocol >= 2 else "png"
+    if result_pixels not in ("png", "raw"):
+        raise _bad_job(job_path, "'result_pixels' is neither png nor raw")
+    return Job(params=params, layer=layer, partial_images=partial_images,
+               cost_confirmed=cost_confirmed, folder=job_path.parent,
+               protocol=protocol, raw_source=raw_source,
+               raw_selection=raw_selection, raw_results=result_pixels == "raw",
                source_path=inside_job_folder(_text(source, "path", job_path), "source.path",
                                              job_path),
                source_x=_integer(source, "x", job_path, minimum=0, default=0),
                source_y=_integer(source, "y", job_path, minimum=0, default=0),
-               region_size=_region_size(source, job_path),
+               region_size=region_size,
                selection_path=(inside_job_folder(_text(selection, "path", job_path),
                                                  "selection.path", job_path)
                                if selection is not None else None),
@@ -195,6 +242,16 @@ def inside_job_folder(name: str, what: str, job_path: Path) -> Path:
     raise BadInputError(f"The job file {job_path} names a file outside its folder ('{what}'): "
                         "a job reads and writes only inside its own folder; start the edit "
                         "again from GIMP.")
+
+
+def _pixels(entry: dict, what: str, modes: tuple[str, ...], protocol: int,
+            job_path: Path) -> str | None:
+    """The mode of a picture of the job that is raw pixels (its `pixels` key, protocol 2,
+    one of `modes`); None for a picture file."""
+    pixels = entry.get("pixels") if protocol >= 2 else None
+    if pixels is not None and pixels not in modes:
+        raise _bad_job(job_path, f"'{what}' is not {' or '.join(modes)}")
+    return pixels
 
 
 def _region_size(source: dict, job_path: Path) -> tuple[int, int] | None:
@@ -238,48 +295,126 @@ def _integer(raw: dict, name: str, job_path: Path, minimum: int | None = None,
 def execute(job: Job, progress: Progress, started: float) -> dict:
     """Run the edit and write the result PNGs; returns the success manifest."""
     from .client import ImagesClient
-    from .edit import run_edit
-    from .imaging import load_selection, load_source
+    from .edit import check_model_options, run_edit
+    from .geometry import is_gpt_image
+    from .imaging import Source, load_raw, load_selection, load_source
     from .references import load_references
     from .settings import load_settings
 
     progress.event("prepare", f"Preparing {job.params.variants} "
                    f"picture{'s' if job.params.variants != 1 else ''}")
-    source = load_source(job.source_path)
+    if job.raw_source:
+        picture = load_raw(job.source_path, job.region_size, job.raw_source)
+        if picture.mode != "RGBA" and job.params.blend != "none":
+            picture = picture.convert("RGBA")  # blending reads the source's alpha
+        # An opaque RGB source stays RGB all the way: no alpha to flatten or to put back,
+        # and RGB results, a quarter smaller.
+        source = Source(picture)
+    else:
+        source = load_source(job.source_path)
     picture = source.picture
-    selection = load_selection(job.selection_path) if job.selection_path else None
+    selection = None
+    if job.raw_selection:
+        selection = load_raw(job.selection_path, job.region_size, "L")
+    elif job.selection_path:
+        selection = load_selection(job.selection_path)
     _check_source(job, picture, selection)
     references = load_references(path for _, path in job.references)
-    # A result's mask (blend other than none) adds a byte a pixel at most.
+    settings = load_settings()
+    check_model_options(job.params.model, len(references), job.partial_images or 0)
+    partial_images = (settings.partial_images if job.partial_images is None
+                      else job.partial_images) if is_gpt_image(job.params.model) else 0
+    if settings.max_cost_usd is not None and not job.cost_confirmed:
+        check_cost_limit(job, picture, selection, partial_images, references, settings)
+    # A result's mask (blend other than none) adds a byte a pixel at most; raw results are
+    # at the region's full size.
     bytes_per_pixel = 4 if job.params.blend == "none" else 5
+    width, height = job.region_size if job.raw_results else picture.size
     check_results_folder(job.output_dir, job.params.variants * (
-        picture.width * picture.height * bytes_per_pixel + picture.height + 64 * 1024))
+        width * height * bytes_per_pixel + height + 64 * 1024))
     log.info("Job: %s, size %s, quality %s, %d variant(s), source %dx%d at %d,%d%s",
              job.params.model, job.params.size, job.params.quality, job.params.variants,
              picture.width, picture.height, job.source_x, job.source_y,
              ", with selection" if selection is not None else "")
     ticker = WaitTicker(progress, job.params.model)
     ticker.start()
+    previews = PreviewWriter(job, progress)
     try:
-        with ImagesClient(load_settings(), on_event=ticker.on_event) as client:
+        with ImagesClient(settings, on_event=ticker.on_event) as client:
             outcome = run_edit(client, picture, selection, job.params,
                                on_event=ticker.on_event, picture_png=source.png,
-                               region_size=job.region_size, references=references)
+                               region_size=job.region_size, references=references,
+                               partial_images=partial_images, on_preview=previews.write)
     finally:
         ticker.stop()
     keep_in_history(job, outcome)
-    results = write_results(outcome.layers, job.output_dir, outcome.as_received,
-                            outcome.masks)
-    region = outcome.region
-    width, height = job.region_size or (region.width, region.height)
-    placement = {"x": job.layer.offset_x + job.source_x + region.x,
-                 "y": job.layer.offset_y + job.source_y + region.y,
-                 "width": width, "height": height}
+    placement = placement_of(job, outcome.region)
+    if job.raw_results:
+        results = write_raw_results(outcome.layers, job.output_dir,
+                                    (placement["width"], placement["height"]), outcome.masks)
+    else:
+        results = write_results(outcome.layers, job.output_dir, outcome.as_received,
+                                outcome.masks)
     elapsed = round(time.monotonic() - started, 1)
-    log.info("Job done in %.1f s: placement %s, usage %s", elapsed, placement, outcome.usage)
-    return {"protocol": PROTOCOL, "ok": True, "placement": placement, "results": results,
-            "request": outcome.request, "usage": outcome.usage, "elapsed": elapsed,
-            "blend": job.params.blend, "reference": [name for name, _ in job.references]}
+    log.info("Job done in %.1f s: placement %s, usage %s, cost %s", elapsed, placement,
+             outcome.usage, outcome.cost_usd)
+    return {"protocol": job.protocol, "ok": True, "placement": placement, "results": results,
+            "request": outcome.request, "usage": outcome.usage, "cost_usd": outcome.cost_usd,
+            "elapsed": elapsed, "blend": job.params.blend,
+            "reference": [name for name, _ in job.references]}
+
+
+def placement_of(job: Job, region) -> dict:
+    """Where the result layers (and the previews) go, in image coordinates."""
+    width, height = job.region_size or (region.width, region.height)
+    return {"x": job.layer.offset_x + job.source_x + region.x,
+            "y": job.layer.offset_y + job.source_y + region.y,
+            "width": width, "height": height}
+
+
+def check_cost_limit(job: Job, picture, selection, partial_images: int, references,
+                     settings) -> None:
+    """A non-interactive job (or one whose host did not ask) refuses an edit estimated
+    above the spending limit, before anything is sent: CostLimitError (kind `cost_limit`),
+    which an interactive host may confirm and run again with `cost_confirmed`."""
+    from .edit import estimate_edit, selection_box
+    from .pricing import format_usd
+
+    estimate = estimate_edit(picture.size, selection_box(selection), job.params,
+                             partial_images, references, settings.prices, job.region_size)
+    limit = settings.max_cost_usd
+    cost = estimate["cost_usd"]
+    if cost is None:
+        raise CostLimitError(f"The cost of {job.params.model} is unknown (the price table has "
+                             f"no price for it), so the spending limit of ${limit:.2f} cannot "
+                             f"be kept: nothing was sent; add its price or remove the limit "
+                             f"in {settings_place()}.")
+    if cost > limit:
+        raise CostLimitError(f"This edit would cost about {format_usd(cost)}, above the "
+                             f"spending limit of ${limit:.2f}: nothing was sent; choose fewer "
+                             f"variants or a lower quality, or raise the limit in "
+                             f"{settings_place()}.")
+
+
+class PreviewWriter:
+    """Each live preview as preview-K.png in the results folder, written whole under a
+    temporary name first, then announced with a `preview` progress line: placed like a
+    result (the source PNG's size, the same placement), so the host can show it where the
+    result will land."""
+
+    def __init__(self, job: Job, progress: Progress):
+        self._job = job
+        self._progress = progress
+
+    def write(self, number: int, layer, region) -> None:
+        path = self._job.output_dir / f"preview-{number}.png"
+        try:
+            replace_atomically(path, _png_writer(layer))
+        except OSError as error:
+            log.info("Preview %d not written: %s", number, error)  # the result matters more
+            return
+        self._progress.preview(_shown_path(path, self._job.folder / "job.json"), number,
+                               placement_of(self._job, region))
 
 
 def keep_in_history(job: Job, outcome) -> None:
@@ -367,6 +502,42 @@ def write_results(layers, output_dir: Path, as_received=(), masks=()) -> list[di
     return results
 
 
+def write_raw_results(layers, output_dir: Path, size: tuple[int, int], masks=()) -> list[dict]:
+    """Each layer as raw pixels of `size` (the placement's), variant-N.rgba (or .rgb for an
+    opaque layer, `pixels` says which), and its mask as variant-N-mask.gray, a mask shared
+    by several layers written once; scaled to `size` first when the source was sent scaled
+    down. Written like write_results: temporary names, renamed, all removed on failure."""
+    from .imaging import raw_writer, to_size
+
+    written: list[Path] = []
+    results: list[dict] = []
+    mask_files: dict[int, str] = {}
+    masks = list(masks) or [None] * len(layers)
+    try:
+        for number, (layer, mask) in enumerate(zip(layers, masks), start=1):
+            suffix = {"RGBA": "rgba", "RGB": "rgb"}[layer.mode]
+            path = output_dir / f"variant-{number}.{suffix}"
+            replace_atomically(path, raw_writer(to_size(layer, size)), sync=False)
+            written.append(path)
+            result = {"path": path.name, "variant": number, "pixels": layer.mode}
+            if mask is not None:
+                if id(mask) not in mask_files:
+                    mask_path = output_dir / f"variant-{number}-mask.gray"
+                    replace_atomically(mask_path, raw_writer(to_size(mask, size)),
+                                       sync=False)
+                    written.append(mask_path)
+                    mask_files[id(mask)] = mask_path.name
+                result["mask"] = mask_files[id(mask)]
+            results.append(result)
+    except BaseException as error:
+        for path in written:
+            remove_quietly(path)
+        if isinstance(error, OSError):
+            raise _cannot_write(output_dir, error) from None
+        raise
+    return results
+
+
 def _png_writer(image):
     return lambda stream: image.save(stream, "PNG", compress_level=RESULT_COMPRESS_LEVEL)
 
@@ -380,6 +551,9 @@ def fail(output_dir: Path | None, job_path: Path, progress: Progress, kind: str,
          message: str, exit_code: int) -> int:
     """Write the failure manifest (when there is a results folder) and say so."""
     manifest = {"protocol": PROTOCOL, "ok": False, "error": {"kind": kind, "message": message}}
+    if output_dir is not None:
+        for preview in output_dir.glob(PREVIEW_PATTERN):  # a failed edit leaves no preview
+            remove_quietly(preview)
     shown = None
     if output_dir is not None:
         try:
@@ -413,6 +587,10 @@ class Progress:
     def event(self, stage: str, message: str) -> None:
         self._emit({"event": "progress", "stage": stage, "elapsed": self.elapsed(),
                     "message": message})
+
+    def preview(self, path: str, index: int, placement: dict) -> None:
+        self._emit({"event": "preview", "path": path, "index": index,
+                    "placement": placement, "elapsed": self.elapsed()})
 
     def done(self, ok: bool, manifest: str | None) -> None:
         self._emit({"event": "done", "ok": ok, "manifest": manifest})

@@ -1,4 +1,5 @@
-"""The API key, endpoint and timeout: environment first, then the settings file, then defaults.
+"""The API key, endpoint, timeout, previews, prices and spending limit: environment first,
+then the settings file, then defaults.
 
 The settings file is the only place the key is ever written; it is created with mode 0600
 (never widened and narrowed afterwards, so no other user can read it even for a moment).
@@ -31,6 +32,10 @@ CONFIG_ENV = "GPT_IMAGE_EDIT_CONFIG"
 KEY_ENVS = ("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE_KEY")
 BASE_URL_ENV = "GPT_IMAGE_EDIT_BASE_URL"
 TIMEOUT_ENV = "GPT_IMAGE_EDIT_TIMEOUT"
+PARTIAL_IMAGES_ENV = "GPT_IMAGE_EDIT_PARTIAL_IMAGES"
+MAX_COST_ENV = "GPT_IMAGE_EDIT_MAX_COST"
+DEFAULT_PARTIAL_IMAGES = 2
+MAX_PARTIAL_IMAGES = 3
 FILE_SOURCE = "settings file"
 DEFAULT_SOURCE = "default"
 # Group and others may not change the settings (a planted endpoint would receive the key),
@@ -50,11 +55,19 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     timeout: float = DEFAULT_TIMEOUT
     key_source: str = ""
+    # Live previews per edit (the API's partial_images, 0-3; 0: a plain request).
+    partial_images: int = DEFAULT_PARTIAL_IMAGES
+    # USD an edit (a run on the command line) may be estimated at; None: no limit.
+    max_cost_usd: float | None = None
+    # The price table, built-in prices with the `prices` setting over them (pricing.py).
+    prices: dict | None = None
 
     def __repr__(self) -> str:
         key = f"<set from {self.key_source}>" if self.api_key else None
         return (f"Settings(api_key={key!r}, base_url={self.base_url!r}, "
-                f"timeout={self.timeout!r}, key_source={self.key_source!r})")
+                f"timeout={self.timeout!r}, key_source={self.key_source!r}, "
+                f"partial_images={self.partial_images!r}, "
+                f"max_cost_usd={self.max_cost_usd!r})")
 
     __str__ = __repr__
 
@@ -97,8 +110,59 @@ def load_settings(environ=os.environ) -> Settings:
         timeout = parse_timeout(stored["timeout"], f"The timeout in {path}")
     else:
         timeout = DEFAULT_TIMEOUT
+    partial_images = _chosen(environ, stored, PARTIAL_IMAGES_ENV, "partial_images", path,
+                             parse_partial_images, DEFAULT_PARTIAL_IMAGES)
+    max_cost = _chosen(environ, stored, MAX_COST_ENV, "max_cost_usd", path, parse_max_cost,
+                       None)
     return Settings(api_key=api_key, base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"),
-                    timeout=timeout, key_source=key_source)
+                    timeout=timeout, key_source=key_source, partial_images=partial_images,
+                    max_cost_usd=max_cost, prices=parse_prices(stored.get("prices"), path))
+
+
+def _chosen(environ, stored: dict, env_name: str, key: str, path: Path, parse, default):
+    """A setting from its environment variable, else the settings file, else `default`,
+    checked by `parse(value, what)`."""
+    text = _env(environ, env_name)
+    if text is not None:
+        return parse(text, f"{env_name} ({text!r})")
+    if stored.get(key) is not None:
+        return parse(stored[key], f"The setting '{key}' in {path}")
+    return default
+
+
+def parse_partial_images(value, what: str) -> int:
+    """0 to 3 live previews, or a BadInputError whose sentence starts with `what`."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(
+        value, bool) else ""
+    if not text.isdigit() or not 0 <= int(text) <= MAX_PARTIAL_IMAGES:
+        raise BadInputError(f"{what} is not a number of live previews from 0 to "
+                            f"{MAX_PARTIAL_IMAGES}: set it to, for example, 2 (0 turns them "
+                            "off).")
+    return int(text)
+
+
+def parse_max_cost(value, what: str) -> float:
+    """A positive number of USD, or a BadInputError whose sentence starts with `what`."""
+    try:
+        cost = float(value)
+    except (TypeError, ValueError):
+        cost = math.nan
+    if isinstance(value, bool) or not math.isfinite(cost) or cost <= 0:
+        raise BadInputError(f"{what} is not a positive amount of US dollars: set it to, for "
+                            "example, 0.50.")
+    return cost
+
+
+def parse_prices(value, path) -> dict:
+    """The price table: the built-in one with the `prices` setting over it."""
+    from .pricing import PriceError, merged_prices
+
+    try:
+        return merged_prices(value)
+    except PriceError as error:
+        raise BadInputError(f"The setting 'prices' in {path} is not usable ({error}): give "
+                            "each model name prefix text_input, image_input and image_output "
+                            "in USD per million tokens.") from None
 
 
 def settings_summary(environ=os.environ) -> dict:
@@ -122,8 +186,7 @@ def settings_summary(environ=os.environ) -> dict:
             api_key_stored=_stored_text(stored, "api_key", path) is not None,
             api_key_available=load_settings(environ).api_key is not None)
     except BadInputError as error:
-        summary["problem"] = str(error)
-        stored = {}
+        summary["problem"] = str(error)  # `stored` keeps what could be read, if anything
     summary["effective"] = _effective(environ, stored, path)
     if summary["problem"] is None and has_userinfo(summary["effective"]["base_url"]["raw"]):
         summary["problem"] = endpoint_has_userinfo()
@@ -161,7 +224,38 @@ def _effective(environ, stored: dict, path: Path) -> dict:
     if key_source is None and isinstance(stored.get("api_key"), str) and stored["api_key"].strip():
         key_source = in_file
     effective["api_key"] = {"set": key_source is not None, "source": key_source}
+    for key, env_name, parse, default in (
+            ("partial_images", PARTIAL_IMAGES_ENV, parse_partial_images,
+             DEFAULT_PARTIAL_IMAGES),
+            ("max_cost_usd", MAX_COST_ENV, parse_max_cost, None)):
+        effective[key] = _effective_value(environ, stored, in_file, key, env_name, parse,
+                                          default)
+    effective["prices"] = _effective_prices(stored, path, in_file)
     return effective
+
+
+def _effective_value(environ, stored, in_file, key, env_name, parse, default) -> dict:
+    text = _env(environ, env_name)
+    if text is not None:
+        value, source = text, f"environment variable {env_name}"
+    elif stored.get(key) is not None:
+        value, source = stored[key], in_file
+    else:
+        return {"value": default, "source": DEFAULT_SOURCE}
+    try:
+        return {"value": parse(value, key), "source": source}
+    except BadInputError:
+        return {"value": None, "source": source}  # the problem's sentence says why
+
+
+def _effective_prices(stored, path, in_file) -> dict:
+    try:
+        table = parse_prices(stored.get("prices"), path)
+    except BadInputError:
+        table = None
+    return {"value": table,
+            "source": f"built-in table and {in_file}" if stored.get("prices") is not None
+            else DEFAULT_SOURCE}
 
 
 def has_userinfo(url: str) -> bool:
@@ -188,6 +282,14 @@ def save_settings(changes: dict, environ=os.environ) -> Path:
     path = config_path(environ)
     if "timeout" in changes and changes["timeout"] is not None:
         changes = dict(changes, timeout=parse_timeout(changes["timeout"], "The timeout"))
+    if changes.get("partial_images") is not None:
+        changes = dict(changes, partial_images=parse_partial_images(
+            changes["partial_images"], f"partial_images ({changes['partial_images']!r})"))
+    if changes.get("max_cost_usd") is not None:
+        changes = dict(changes, max_cost_usd=parse_max_cost(
+            changes["max_cost_usd"], f"max_cost_usd ({changes['max_cost_usd']!r})"))
+    if changes.get("prices") is not None:
+        parse_prices(changes["prices"], "the settings to save")  # refused before writing
     _check_folder(path.parent)
     try:
         stored = _read_file(path)

@@ -249,20 +249,45 @@ def read_bounded(response: requests.Response, limit: int) -> bytearray:
     """The whole body of a streamed response, decompressed as urllib3 does it, refused as
     TooLarge as soon as the *decoded* bytes pass `limit` (or the declared length does), so a
     compression bomb or an endless answer costs at most `limit` bytes of memory."""
+    body = bytearray()
+    for block in bounded_blocks(response, limit):
+        body += block
+    return body
+
+
+def bounded_blocks(response: requests.Response, limit: int, promptly: bool = False):
+    """The decoded blocks of a streamed response, under read_bounded's rules: TooLarge once
+    more than `limit` decoded bytes came, CutOff when the answer breaks off. `promptly`
+    hands on whatever has arrived instead of waiting for whole blocks: a server-sent event
+    must not wait for the bytes of the next one."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge()
-    body = bytearray()
-    try:
-        for block in response.raw.stream(BODY_BLOCK, decode_content=True):
-            body += block
-            if len(body) > limit:
-                raise TooLarge()
-    except TooLarge:
-        raise
-    except (Urllib3Error, OSError, requests.exceptions.RequestException) as error:
-        raise CutOff(timed_out=_is_timeout(error)) from None
-    return body
+    received = 0
+    if promptly and hasattr(response.raw, "read1"):
+        blocks = _arriving(response.raw)
+    else:
+        blocks = response.raw.stream(BODY_BLOCK, decode_content=True)
+    while True:
+        try:
+            block = next(blocks)
+        except StopIteration:
+            return
+        except (Urllib3Error, OSError, requests.exceptions.RequestException) as error:
+            raise CutOff(timed_out=_is_timeout(error)) from None
+        received += len(block)
+        if received > limit:
+            raise TooLarge()
+        yield block
+
+
+def _arriving(raw):
+    """urllib3's blocks as they arrive (read1: one read of the socket, at most BODY_BLOCK)."""
+    while True:
+        block = raw.read1(BODY_BLOCK, decode_content=True)
+        if not block:
+            return
+        yield block
 
 
 def _is_timeout(error: BaseException) -> bool:

@@ -21,6 +21,7 @@ shim_calls = []
 shim_images = []
 shim_installed = {}
 shim_menus = {}
+shim_help_domains = {}  # name -> URI, as gimp_plugin_help_register got them
 shim_main = []
 shim_on_progress = []  # callables run on every progress report (a test's "user")
 shim_displays = []
@@ -40,6 +41,7 @@ def shim_reset():
     del shim_on_progress[:]
     shim_installed.clear()
     shim_menus.clear()
+    shim_help_domains.clear()
     _items.clear()
     del _context[1:]
     _context[0] = {"background": (255, 255, 255)}
@@ -200,13 +202,18 @@ class Item(object):
         self.tattoo = self.ID
 
     def attach_new_parasite(self, name, flags, data):
+        """As pygimp 2.10 does it: the data gets a NUL byte appended (size + 1)."""
+        self.parasite_attach(Parasite(name, flags, data + "\0"))
+
+    def parasite_attach(self, parasite):
         _check_alive(self)
-        for value, what in ((name, "name"), (data, "data")):
+        for value, what in ((parasite.name, "name"), (parasite.data, "data")):
             if not isinstance(value, str):
                 raise TypeError("parasite %s must be str" % what)
-        self.parasites[name] = Parasite(name, int(flags), data)
+        self.parasites[parasite.name] = Parasite(parasite.name, int(parasite.flags),
+                                                 parasite.data)
         if self.attached:
-            self.image.record("attach parasite %s to %s" % (name, self.name))
+            self.image.record("attach parasite %s to %s" % (parasite.name, self.name))
 
     def parasite_find(self, name):
         return self.parasites.get(name)
@@ -234,16 +241,19 @@ class Drawable(Item):
         return self.pixels.mode in ("RGBA", "LA")
 
     @property
-    def bpp(self):
-        return len(self.pixels.getbands())
+    def is_rgb(self):
+        return self.pixels.mode in ("RGB", "RGBA")
 
     def get_pixel_rgn(self, x, y, width, height, dirty=True, shadow=False):
+        """A pixel region: the drawable's bytes as stored (bpp of its mode), sliced in the
+        drawable's own coordinates. Only direct writes (no shadow buffer) are modelled."""
         _check_alive(self)
         if shadow:
-            _not_modelled("a shadow pixel region")
-        if x < 0 or y < 0 or x + width > self.width or y + height > self.height:
-            raise TypeError("invalid arguments")
-        return PixelRegion(self, (x, y, x + width, y + height))
+            _not_modelled("a pixel region on the shadow buffer")
+        box = (int(x), int(y), int(x) + int(width), int(y) + int(height))
+        if box[0] < 0 or box[1] < 0 or box[2] > self.width or box[3] > self.height:
+            raise ValueError("pixel region out of the drawable")
+        return PixelRgn(self, box, dirty)
 
     def flush(self):
         _check_alive(self)
@@ -252,30 +262,33 @@ class Drawable(Item):
         _check_alive(self)
 
 
-class PixelRegion(object):
-    """drawable.get_pixel_rgn(...): only whole-region slices, as bytes of the
-    drawable's own format (pygimp's pixel regions)."""
+class PixelRgn(object):
+    def __init__(self, drawable, box, dirty):
+        self.drawable, self.box, self.dirty = drawable, box, dirty
 
-    def __init__(self, drawable, box):
-        self.drawable, self.box = drawable, box
-
-    def _check_slices(self, key):
-        x, y = key
-        if (x.start, y.start, x.stop, y.stop) != self.box:
-            _not_modelled("a pixel region slice other than the whole region")
+    def _slices(self, key):
+        columns, rows = key
+        box = (columns.start, rows.start, columns.stop, rows.stop)
+        if (box[0] < self.box[0] or box[1] < self.box[1] or box[2] > self.box[2]
+                or box[3] > self.box[3]):
+            raise IndexError("slice out of the pixel region")
+        return box
 
     def __getitem__(self, key):
-        self._check_slices(key)
-        return self.drawable.pixels.crop(self.box).tobytes()
+        return self.drawable.pixels.crop(self._slices(key)).tobytes()
 
     def __setitem__(self, key, data):
         from PIL import Image as PILImage
 
-        self._check_slices(key)
-        x1, y1, x2, y2 = self.box
-        pixels = self.drawable.pixels
-        pixels.paste(PILImage.frombytes(pixels.mode, (x2 - x1, y2 - y1), bytes(data)),
-                     (x1, y1))
+        if not self.dirty or not isinstance(data, bytes):  # pygimp takes a (byte) str
+            raise TypeError("wrong pixel region write")
+        box = self._slices(key)
+        drawable = self.drawable
+        part = PILImage.frombytes(drawable.pixels.mode, (box[2] - box[0], box[3] - box[1]),
+                                  data)
+        drawable.pixels.paste(part, box[:2])
+        if drawable.attached:
+            drawable.image.record("draw on %s" % drawable.name)
 
 
 class Channel(Drawable):
@@ -664,6 +677,51 @@ def gimp_layer_create_mask(layer, mask_type):
 
 
 @procedure
+def gimp_layer_add_alpha(layer):
+    _check(layer, Layer)
+    if not layer.has_alpha:
+        layer.pixels = layer.pixels.convert({"RGB": "RGBA", "L": "LA"}[layer.pixels.mode])
+        if layer.attached:
+            layer.image.record("add alpha to %s" % layer.name)
+
+
+@procedure
+def gimp_drawable_has_alpha(drawable):
+    _check(drawable, Drawable)
+    return drawable.has_alpha
+
+
+@procedure
+def gimp_drawable_is_rgb(drawable):
+    _check(drawable, Drawable)
+    return drawable.is_rgb
+
+
+@procedure
+def gimp_image_base_type(image):
+    _check(image, Image)
+    return image.base_type
+
+
+@procedure
+def gimp_image_get_precision(image):
+    _check(image, Image)
+    return image.precision
+
+
+@procedure
+def gimp_image_width(image):
+    _check(image, Image)
+    return image.width
+
+
+@procedure
+def gimp_image_height(image):
+    _check(image, Image)
+    return image.height
+
+
+@procedure
 def gimp_layer_add_mask(layer, mask):
     _check(layer, Layer)
     _check(mask, LayerMask)
@@ -781,6 +839,22 @@ def gimp_progress_set_text(text):
     _check_string(text)
     shim_progress.append(("text", text))
     _tell_progress()
+
+
+@procedure
+def gimp_plugin_set_pdb_error_handler(handler):
+    if handler not in (E.PDB_ERROR_HANDLER_INTERNAL, E.PDB_ERROR_HANDLER_PLUGIN):
+        raise TypeError("invalid arguments")
+
+
+@procedure
+def gimp_plugin_help_register(domain_name, domain_uri):
+    # GIMP 2.10 takes a help domain only while the plug-in is queried.
+    if not any(record["query"] is not None for record in shim_main):
+        raise RuntimeError("gimp_plugin_help_register outside query")
+    _check_string(domain_name)
+    _check_string(domain_uri)
+    shim_help_domains[domain_name] = domain_uri
 
 
 @procedure

@@ -1,0 +1,77 @@
+"""Runs inside real GIMP 2.10 with its windows (python-fu-eval batch script, Python 2.7)
+for tests/test_gimp2_dialog.py, which drives GIMP with xdotool. The test starts the
+procedures as a retoucher does, from GIMP's own action search (the / key): a script cannot
+open gimpfu's dialog the way the menu does (pygimp wants every argument, and gimpfu then
+shows no dialog). This script opens the picture, then reports what the test asks for.
+
+- edit: open a picture (opened.json); once the test has seen the dialog close after its OK
+  ("confirmed"), report the layers (edited.json); once it has pressed Ctrl+Z
+  ("undo-pressed"), report again (undone.json);
+- settings: open the picture (opened.json) and stay until the test is done ("finished").
+
+Environment: GIMP_TEST_STEP, GIMP_TEST_PICTURE (PNG to open), GIMP_TEST_OUT (reports).
+"""
+
+import json
+import os
+import time
+
+from gimpfu import gimp, pdb
+
+OUT = os.environ["GIMP_TEST_OUT"]
+WAIT_SECONDS = 120
+
+
+def layer_names(image):
+    return [layer.name.decode("utf-8") for layer in image.layers]
+
+
+def write(name, data):
+    temporary = os.path.join(OUT, name + ".tmp")
+    with open(temporary, "w") as handle:
+        json.dump(data, handle)
+    os.rename(temporary, os.path.join(OUT, name))  # the test never reads half a report
+
+
+def wait_until(done):
+    deadline = time.time() + WAIT_SECONDS
+    while not done() and time.time() < deadline:
+        time.sleep(0.2)
+
+
+def marker(name):
+    return lambda: os.path.exists(os.path.join(OUT, name))
+
+
+def open_picture():
+    path = os.environ["GIMP_TEST_PICTURE"]
+    image = pdb.gimp_file_load(path, path)
+    gimp.Display(image)
+    gimp.displays_flush()
+    pdb.gimp_image_clean_all(image)
+    write("opened.json", {"layers": layer_names(image)})
+    return image
+
+
+def state(image):
+    return {"layers": layer_names(image), "dirty": bool(pdb.gimp_image_is_dirty(image))}
+
+
+def step_edit():
+    image = open_picture()
+    source = image.layers[0]
+    wait_until(marker("confirmed"))
+    new = [layer for layer in image.layers if layer.ID != source.ID]
+    write("edited.json", dict(state(image), new=[
+        {"name": layer.name.decode("utf-8"), "size": [layer.width, layer.height]}
+        for layer in new]))
+    wait_until(marker("undo-pressed"))
+    write("undone.json", state(image))
+
+
+def step_settings():
+    open_picture()
+    wait_until(marker("finished"))
+
+
+{"edit": step_edit, "settings": step_settings}[os.environ["GIMP_TEST_STEP"]]()
