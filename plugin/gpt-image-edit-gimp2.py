@@ -240,6 +240,11 @@ class Gimp2Document(core.Document):
 
     def fill_mask(self, item, pixels):
         mask = item.mask
+        if pdb.gimp_image_get_precision(self.image) == PRECISION_U8_GAMMA:
+            # An 8-bit perceptual image keeps its channels, the selection too, as Y' u8 but
+            # layer masks as linear Y u8: the same conversion GIMP makes for "Add Layer Mask:
+            # Selection", so a soft edge keeps its look.
+            pixels = bytes(pixels).translate(PERCEPTUAL_TO_LINEAR)
         write_region(mask, mask.width, mask.height, pixels)
         mask.update(0, 0, mask.width, mask.height)  # in the image already: the display follows
 
@@ -303,6 +308,16 @@ def is_plain_rgb(image, layer=None):
     if pdb.gimp_image_get_precision(image) != PRECISION_U8_GAMMA:
         return False
     return layer is None or pdb.gimp_drawable_is_rgb(layer)
+
+
+def srgb_to_linear(value):
+    """An 8-bit sRGB-encoded value as an 8-bit linear one (the sRGB transfer curve)."""
+    level = value / 255.0
+    linear = level / 12.92 if level <= 0.04045 else ((level + 0.055) / 1.055) ** 2.4
+    return int(linear * 255 + 0.5)
+
+
+PERCEPTUAL_TO_LINEAR = bytes(bytearray(srgb_to_linear(value) for value in range(256)))
 
 
 def read_region(drawable, x, y, width, height):
