@@ -243,7 +243,8 @@ class Gimp2Document(core.Document):
         if pdb.gimp_image_get_precision(self.image) == PRECISION_U8_GAMMA:
             # An 8-bit perceptual image keeps its channels, the selection too, as Y' u8 but
             # layer masks as linear Y u8: the same conversion GIMP makes for "Add Layer Mask:
-            # Selection", so a soft edge keeps its look.
+            # Selection", so a soft edge keeps its look. A blended result's mask comes from
+            # the worker in the selection's encoding (it was made from it), so it too.
             pixels = bytes(pixels).translate(PERCEPTUAL_TO_LINEAR)
         write_region(mask, mask.width, mask.height, pixels)
         mask.update(0, 0, mask.width, mask.height)  # in the image already: the display follows
