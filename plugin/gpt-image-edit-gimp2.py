@@ -23,10 +23,10 @@ except ImportError:
 
 import gimpfu
 from gimpfu import (
-    ADD_SELECTION_MASK,
-    ADD_WHITE_MASK,
+    ADD_BLACK_MASK,
     NORMAL_MODE,
     PARASITE_PERSISTENT,
+    PARASITE_UNDOABLE,
     PDB_ERROR_HANDLER_INTERNAL,
     PDB_ERROR_HANDLER_PLUGIN,
     PF_DRAWABLE,
@@ -134,6 +134,31 @@ class Gimp2Document(core.Document):
     def ask_arguments(self):
         return self.values  # gimpfu showed its dialog before calling the procedure
 
+    def image_size(self):
+        return self.image.width, self.image.height
+
+    def image_name(self):
+        return text(self.image.name)
+
+    def tattoo(self, item):
+        return pdb.gimp_item_get_tattoo(item)
+
+    def is_valid(self, item):
+        return bool(pdb.gimp_item_is_valid(item))
+
+    def image_is_open(self):
+        return bool(pdb.gimp_image_is_valid(self.image))
+
+    def layers_in(self, parent):
+        return list(self.image.layers if parent is None else parent.children)
+
+    def children(self, item):
+        return list(item.children) if pdb.gimp_item_is_group(item) else []
+
+    def parasite(self, item, name):
+        found = item.parasite_find(name)
+        return text(found.data) if found else None
+
     # -- pixels both ways: raw, through pixel regions -------------------------------------
     def layer_pixels(self, layer, region):
         """An 8-bit perceptual RGB(A) layer is read as it is stored; anything else (grey,
@@ -190,12 +215,6 @@ class Gimp2Document(core.Document):
         finally:
             pdb.gimp_image_delete(scratch)
 
-    def add_mask_pixels(self, item, pixels):
-        mask = call("gimp_layer_create_mask", item, ADD_WHITE_MASK)
-        write_region(mask, pdb.gimp_drawable_width(item), pdb.gimp_drawable_height(item),
-                     pixels)
-        call("gimp_layer_add_mask", item, mask)
-
     # -- results ------------------------------------------------------------------------
     def new_group(self, name):
         group = call("gimp_layer_group_new", self.image)
@@ -215,15 +234,40 @@ class Gimp2Document(core.Document):
     def move(self, item, x, y):
         call("gimp_layer_set_offsets", item, x, y)
 
-    def add_selection_mask(self, item):
-        call("gimp_layer_add_mask", item, call("gimp_layer_create_mask", item,
-                                               ADD_SELECTION_MASK))
+    def add_mask(self, item):
+        call("gimp_layer_add_mask", item, call("gimp_layer_create_mask", item, ADD_BLACK_MASK))
+        pdb.gimp_layer_set_edit_mask(item, False)
+
+    def fill_mask(self, item, pixels):
+        mask = item.mask
+        if pdb.gimp_image_get_precision(self.image) == PRECISION_U8_GAMMA:
+            # An 8-bit perceptual image keeps its channels, the selection too, as Y' u8 but
+            # layer masks as linear Y u8: the same conversion GIMP makes for "Add Layer Mask:
+            # Selection", so a soft edge keeps its look. A blended result's mask comes from
+            # the worker in the selection's encoding (it was made from it), so it too.
+            pixels = bytes(pixels).translate(PERCEPTUAL_TO_LINEAR)
+        write_region(mask, mask.width, mask.height, pixels)
+        mask.update(0, 0, mask.width, mask.height)  # in the image already: the display follows
+
+    def set_visible(self, item, visible):
+        call("gimp_item_set_visible", item, visible)
+
+    def new_image(self, width, height):
+        self.image = call("gimp_image_new", width, height, RGB)
+
+    def show_new_image(self):
+        try:
+            pdb.gimp_display_new(self.image)
+        except RuntimeError:  # no display in batch mode
+            pass
 
     def attach_parasite(self, item, name, text_):
         # Exactly the UTF-8 JSON bytes GIMP 3 writes: gimp.Parasite keeps the length it is
-        # given (attach_new_parasite would add a NUL byte).
+        # given (attach_new_parasite would add a NUL byte). UNDOABLE: without it GIMP pushes
+        # a "Can't undo" step for a persistent parasite.
         try:
-            item.parasite_attach(gimp.Parasite(name, PARASITE_PERSISTENT, native(text_)))
+            item.parasite_attach(gimp.Parasite(name, PARASITE_PERSISTENT | PARASITE_UNDOABLE,
+                                               native(text_)))
         except RuntimeError:
             raise core.GimpCallFailed()  # noqa: B904 (Python 2.7)
 
@@ -267,6 +311,16 @@ def is_plain_rgb(image, layer=None):
     return layer is None or pdb.gimp_drawable_is_rgb(layer)
 
 
+def srgb_to_linear(value):
+    """An 8-bit sRGB-encoded value as an 8-bit linear one (the sRGB transfer curve)."""
+    level = value / 255.0
+    linear = level / 12.92 if level <= 0.04045 else ((level + 0.055) / 1.055) ** 2.4
+    return int(linear * 255 + 0.5)
+
+
+PERCEPTUAL_TO_LINEAR = bytes(bytearray(srgb_to_linear(value) for value in range(256)))
+
+
 def read_region(drawable, x, y, width, height):
     """A rectangle of the drawable (its own coordinates) as raw bytes, rows top first."""
     try:
@@ -277,8 +331,8 @@ def read_region(drawable, x, y, width, height):
 
 
 def write_region(drawable, width, height, pixels):
-    """Raw bytes into the whole of a drawable that is not in the image yet (written
-    directly, no shadow buffer: there is nothing to undo)."""
+    """Raw bytes into the whole of a drawable not in the image yet, or the mask of a result
+    just inserted (written directly, no shadow buffer: nothing of it is to undo on its own)."""
     try:
         region = drawable.get_pixel_rgn(0, 0, width, height, True, False)
         region[0:width, 0:height] = bytes(pixels)

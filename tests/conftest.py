@@ -20,6 +20,10 @@ def private_config(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
     monkeypatch.setenv("APPDATA", str(folder))
+    # The worker keeps every result in its history in the data folder: a private one too.
+    data = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    monkeypatch.setenv("LOCALAPPDATA", str(data))
     for name in SETTING_ENVS:
         monkeypatch.delenv(name, raising=False)
     return folder

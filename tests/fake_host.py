@@ -9,6 +9,7 @@ and GIMP 2.10 (tests/test_gimp2.py); tests/host_policies.py holds what they shar
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugin" / "gpt-image-edit"))
 import gpt_image_edit_core as core  # noqa: E402
+
+_tattoos = itertools.count(1)
 
 
 class Item:
@@ -32,6 +35,8 @@ class Item:
         self.owner: Item | None = None  # a layer mask's layer
         self.inserted = False
         self.deleted = False
+        self.visible = True
+        self.tattoo = next(_tattoos)
 
     @property
     def size(self):
@@ -49,6 +54,8 @@ class FakeImage:
         self.selected: list[Item] = []
         self.undo_log: list[tuple] = []
         self.undo_depth = 0
+        self.name = "picture.png"
+        self.open = True
         if background is not None:
             self.add_layer(Item("layer", "background", Image.new("RGB", self.size, background)))
 
@@ -103,8 +110,15 @@ class FakeDocument(core.Document):
     Pixels cross raw, as in both GIMPs: an RGB layer as it is, anything else as RGBA."""
 
     def __init__(self, image: FakeImage, drawables, arguments: dict | None,
-                 fail_on: str | None = None, crash_on: str | None = None):
+                 fail_on: str | None = None, crash_on: str | None = None,
+                 interactive: bool = False):
         self.image = image
+        self.interactive = interactive
+        self.settings_offered: list[str] = []
+        self.on_settings = None  # what the user does in the settings dialog: saved or not
+        self.while_waiting = None  # what the user does while the edit is pending
+        self.new_images: list[FakeImage] = []
+        self.shown: list[FakeImage] = []
         self.chosen = list(drawables)
         self.arguments = arguments
         self.fail_on = fail_on
@@ -146,6 +160,34 @@ class FakeDocument(core.Document):
     def ask_arguments(self):
         return self.arguments
 
+    def image_size(self):
+        return self.image.size
+
+    def image_name(self):
+        return self.image.name
+
+    def tattoo(self, item):
+        return item.tattoo
+
+    def is_valid(self, item):
+        return self.image.open and item in self.image.all_layers()
+
+    def image_is_open(self):
+        return self.image.open
+
+    def layers_in(self, parent):
+        return list(self.image.layers if parent is None else parent.children)
+
+    def children(self, item):
+        return list(item.children) if item.kind == "group" else []
+
+    def parasite(self, item, name):
+        return item.parasites.get(name)
+
+    def offer_settings(self, reason):
+        self.settings_offered.append(reason)
+        return self.interactive and self.on_settings is not None and self.on_settings()
+
     # -- export -------------------------------------------------------------------------
     def layer_pixels(self, layer, region):
         self._call("layer_pixels")
@@ -166,11 +208,6 @@ class FakeDocument(core.Document):
         self._call("new_layer")
         return Item("layer", "new layer", Image.frombytes(mode, (width, height), pixels))
 
-    def add_mask_pixels(self, item, pixels):
-        self._call("add_mask_pixels")
-        item.mask = Image.frombytes("L", item.size, pixels)
-        self._record("mask", item.name)
-
     def new_group(self, name):
         return Item("group", name, Image.new("RGBA", (1, 1)))
 
@@ -188,11 +225,26 @@ class FakeDocument(core.Document):
     def move(self, item, x, y):
         item.offsets = (x, y)
 
-    def add_selection_mask(self, item):
-        self._call("add_selection_mask")
-        x, y = item.offsets
-        item.mask = self.image.selection.crop((x, y, x + item.size[0], y + item.size[1]))
+    def add_mask(self, item):
+        self._call("add_mask")
+        assert not item.inserted, "the mask comes with the layer, for undo and redo alike"
+        item.mask = Image.new("L", item.size)
+
+    def fill_mask(self, item, pixels):
+        self._call("fill_mask")
+        assert item.inserted and item.mask is not None
+        item.mask = Image.frombytes("L", item.size, pixels)
         self._record("mask", item.name)
+
+    def set_visible(self, item, visible):
+        item.visible = visible
+
+    def new_image(self, width, height):
+        self.image = FakeImage((width, height), background=None)
+        self.new_images.append(self.image)
+
+    def show_new_image(self):
+        self.shown.append(self.image)
 
     def attach_parasite(self, item, name, text):
         self._call("attach_parasite")
@@ -233,6 +285,12 @@ class FakeDocument(core.Document):
 
     def progress_end(self):
         self.progress.append(("end",))
+
+    def wait_for_worker(self, run):
+        if self.while_waiting is not None:
+            self.while_waiting(self)
+            self.while_waiting = None
+        return core.Document.wait_for_worker(self, run)
 
     # -- live previews and cost ---------------------------------------------------------
     def show_preview(self, path, placement):

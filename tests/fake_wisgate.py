@@ -86,7 +86,7 @@ SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "
              "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
              "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
              "drop_upload_once", "insecure_url", "no_data", "cast", "blur", "square",
-             "cast_square", "drift", "stream_error", "plain_router", "spaced")
+             "cast_square", "drift", "held", "stream_error", "plain_router", "spaced")
 # Scenarios about the server or the account, not about one edit: /models answers the same way.
 SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
 
@@ -150,6 +150,9 @@ class FakeWisGate:
         self.default_scenario = default_scenario
         self.log = log
         self.stopping = threading.Event()
+        # `held` answers wait for this (a test releases them when its user is done) and
+        # then answer as `invert`.
+        self.held = threading.Event()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._downloads: list[RecordedRequest] = []
@@ -389,6 +392,10 @@ class WisGateHandler(BaseHTTPRequestHandler):
             if self._wait_long():
                 return
             scenario = "echo"
+        if scenario == "held":
+            if not self._wait_for_release():
+                return
+            scenario = "invert"
         answer = ANSWERS.get(scenario)
         if answer is None:
             self._fail(scenario)
@@ -402,6 +409,14 @@ class WisGateHandler(BaseHTTPRequestHandler):
         if stopped:
             self.close_connection = True
         return stopped
+
+    def _wait_for_release(self) -> bool:
+        """Wait until the test sets `held` (True), or the server stops (False)."""
+        while not self.fake.held.wait(0.1):
+            if self.fake.stopping.is_set():
+                self.close_connection = True
+                return False
+        return True
 
     def _first_attempt(self, scenario: str) -> None:
         if scenario == "drop_once":

@@ -76,10 +76,10 @@ class RealGimp:
 
     def start_gui_script(self, script: Path, *, home: Path, display: str,
                          env: dict[str, str] | None = None, binds=(),
-                         stdout=None) -> subprocess.Popen:
+                         stdout=None, extra_args=()) -> subprocess.Popen:
         """Start GIMP with its windows on X display `display` (":N"), running a Python
         script as a batch command, and quitting when the script ends."""
-        argv = ["gimp", "-n", "--no-splash", *self._batch_arguments()]
+        argv = ["gimp", "-n", "--no-splash", *extra_args, *self._batch_arguments()]
         x_socket = [X11_SOCKETS] if self.root is not None else []
         full_argv, full_env = self.command(
             argv, env=gimp_environment(home, {"DISPLAY": display, **(env or {})}),

@@ -145,7 +145,7 @@ def test_whole_layer_lands_above_the_source_selected_in_one_undo_step(private_tm
     log = image.undo_log
     assert log[0] == ("group-start",) and log[-1] == ("group-end",)
     assert all(entry[2] for entry in log[1:-1]) and image.undo_depth == 0
-    assert document.progress[0] == ("start", "GPT Image Edit")
+    assert document.progress[0] == ("start", "GPT Image Edit: preparing")
     assert document.progress[-1] == ("end",)
     assert list(private_tmp.iterdir()) == []
 
@@ -205,7 +205,9 @@ def test_variants_arrive_as_a_group(private_tmp, wisgate_env):
     group = image.layers[1]
     assert group.kind == "group" and group.name == NAME
     assert [child.name for child in group.children] == ["variant 1", "variant 2", "variant 3"]
-    assert image.selected == [group]
+    # One clean result on the canvas: the first variant shows and is the selected layer.
+    assert [child.visible for child in group.children] == [True, False, False]
+    assert group.visible and image.selected == [group.children[0]]
 
 
 def test_a_failed_insert_leaves_nothing_behind(private_tmp, wisgate_env):
@@ -231,6 +233,136 @@ def test_no_key_is_said_by_the_job_with_the_settings_menu(private_tmp, wisgate_e
     outcome, _ = run(image, [source])
     assert (outcome.status, outcome.message) == ("error", policies.NO_KEY)
     assert image.snapshot() == before and fake_wisgate.requests == []
+
+
+# -- interactive use: captured at OK, placed as asked (issue #11) -------------------------
+def run_pending(image, drawables, while_waiting, **arguments):
+    """An edit during which the user does `while_waiting(document)`."""
+    values = {"prompt": PROMPT, "variants": 1, **arguments}
+    document = FakeDocument(image, drawables, values, interactive=True)
+    document.while_waiting = while_waiting
+    return core.edit(document, "/x"), document
+
+
+def test_the_selection_is_the_one_at_ok_whatever_happens_meanwhile(private_tmp, wisgate_env):
+    wisgate_env("invert")
+    image, source = scene()
+    select_ellipse(image, (80, 60, 180, 140))
+    asked = image.selection.copy()
+
+    def clear_selection_and_add_a_layer(document):
+        image.selection = Image.new("L", image.size)
+        image.add_layer(layer("painted meanwhile", Image.new("RGB", (5, 5))), None, 0)
+
+    outcome, _ = run_pending(image, [source], clear_selection_and_add_a_layer)
+    assert outcome.status == "success", outcome.message
+    result = image.layers[2]
+    assert image.names()[:3] == ["painted meanwhile", "above", NAME]
+    x, y = result.offsets
+    assert result.mask.tobytes() == asked.crop((x, y, x + result.size[0],
+                                                y + result.size[1])).tobytes()
+    assert result.mask.getextrema() == (0, 255)
+
+
+def test_a_deleted_source_puts_the_result_on_top(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+
+    def delete_source(document):
+        image.layers.remove(source)
+
+    outcome, _ = run_pending(image, [source], delete_source)
+    assert outcome.status == "success", outcome.message
+    assert image.names() == [NAME, "above", "background"]
+    assert image.layers[0].offsets == (40, 30) and image.selected == [image.layers[0]]
+
+
+def test_a_closed_image_gives_a_new_image_with_the_result(private_tmp, wisgate_env):
+    wisgate_env("invert")
+    image, source = scene()
+    select_ellipse(image, (80, 60, 180, 140))
+
+    def close_image(document):
+        image.open = False
+
+    outcome, document = run_pending(image, [source], close_image)
+    assert outcome.status == "success", outcome.message
+    assert [len(new.layers) for new in document.new_images] == [1]
+    new = document.new_images[0]
+    assert document.shown == [new] and new.size == image.size
+    assert new.layers[0].name == NAME and new.layers[0].mask.getextrema() == (0, 255)
+    assert image.names() == ["above", "source", "background"]
+
+
+def test_a_second_edit_lands_above_the_first(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    assert run(image, [source])[0].status == "success"
+    first = image.layers[1]
+    image.selected = [source]
+    assert run(image, [source], variants=2)[0].status == "success"
+    assert image.names() == ["above", NAME, NAME, "source", "background"]
+    second = image.layers[1]
+    assert second.kind == "group" and image.layers[2] is first
+    record = json.loads(second.children[0].parasites["gpt-image-edit"])
+    assert record["source"] == {"name": "source", "tattoo": source.tattoo}
+    # An edit of another layer is not placed above the source's results.
+    other = image.add_layer(layer("other", smooth((50, 50))), None, 4)
+    image.selected = [other]
+    assert run(image, [other])[0].status == "success"
+    assert image.names()[3:6] == ["source", NAME, "other"]
+
+
+def test_no_key_opens_the_settings_and_the_edit_goes_on(private_tmp, wisgate_env,
+                                                        monkeypatch, fake_wisgate, tmp_path):
+    env = wisgate_env("echo")
+    monkeypatch.delenv("GPT_IMAGE_EDIT_API_KEY")
+    image, source = scene()
+    document = FakeDocument(image, [source], {"prompt": PROMPT}, interactive=True)
+
+    def save_a_key():
+        settings = tmp_path / "settings" / "settings.json"
+        settings.parent.mkdir(exist_ok=True)
+        settings.write_text(json.dumps({"api_key": fake_wisgate.key,
+                                        "base_url": env["GPT_IMAGE_EDIT_BASE_URL"]}))
+        return True
+
+    document.on_settings = save_a_key
+    outcome = core.edit(document, "/x")
+    assert outcome.status == "success", outcome.message
+    assert document.settings_offered == [core.NO_KEY_REASON]
+    assert image.names() == ["above", NAME, "source", "background"]
+    assert len(fake_wisgate.requests) == 1
+
+
+def test_no_key_and_settings_cancelled_fails_with_the_sentence(private_tmp, wisgate_env,
+                                                               monkeypatch):
+    wisgate_env("echo")
+    monkeypatch.delenv("GPT_IMAGE_EDIT_API_KEY")
+    image, source = scene()
+    before = image.snapshot()
+    document = FakeDocument(image, [source], {"prompt": PROMPT}, interactive=True)
+    document.on_settings = lambda: False
+    outcome = core.edit(document, "/x")
+    assert (outcome.status, outcome.message) == ("error", policies.NO_KEY)
+    assert len(document.settings_offered) == 1 and image.snapshot() == before
+
+
+def test_every_result_is_kept_in_the_history(private_tmp, wisgate_env, tmp_path):
+    from gpt_image_edit import history
+
+    wisgate_env("echo")
+    image, source = scene()
+    image.name = "holiday.xcf"
+    assert run(image, [source], variants=2)[0].status == "success"
+    kept = history.entries()
+    assert [(entry["image"], entry["prompt"], entry["variant"]) for entry in kept] == [
+        ("holiday.xcf", PROMPT, 1), ("holiday.xcf", PROMPT, 2)]
+    for entry in kept:
+        path = Path(entry["path"])
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        with Image.open(path) as picture:
+            assert picture.size[0] > 0
 
 
 def test_a_result_mask_from_the_worker_becomes_the_layer_mask(private_tmp, monkeypatch):
@@ -262,5 +394,4 @@ def test_a_result_mask_from_the_worker_becomes_the_layer_mask(private_tmp, monke
     assert outcome.status == "success", outcome.message
     placed = image.layers[1]
     assert placed.pixels.tobytes() == result.tobytes() and placed.mask.tobytes() == mask.tobytes()
-    assert "add_selection_mask" not in document.calls
     assert list(private_tmp.iterdir()) == []

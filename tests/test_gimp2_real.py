@@ -254,6 +254,7 @@ def test_whole_layer_edit_lands_directly_above_the_source(report):
 def test_parasite_is_plain_json_and_persistent(report):
     layer = only_new_layer(report, "whole_echo")
     assert layer["persistent"] is True
+    assert layer["undoable"] is True  # else GIMP pushes a "Can't undo" step for it
     text = layer["parasite"]
     assert not text.endswith("\0")
     record = json.loads(text)  # a trailing NUL would make this fail too

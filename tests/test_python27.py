@@ -201,7 +201,17 @@ class Document(core.Document):
     def insert(self, item, parent, position): self.log.append(["insert", position])
     def set_name(self, item, name): item["name"] = name
     def move(self, item, x, y): self.log.append(["move", x, y])
-    def add_selection_mask(self, item): self.log.append(["mask"])
+    def image_size(self): return (7000, 5000)
+    def image_name(self): return u"photo.xcf"
+    def tattoo(self, item): return 7
+    def is_valid(self, item): return True
+    def image_is_open(self): return True
+    def layers_in(self, parent): return [{"name": u"other"}] * 3
+    def children(self, item): return []
+    def parasite(self, item, name): return None
+    def add_mask(self, item): self.log.append(["new mask"])
+    def fill_mask(self, item, pixels): self.log.append(["mask", len(pixels)])
+    def set_visible(self, item, visible): pass
     def attach_parasite(self, item, name, text):
         record = json.loads(text)
         self.log.append(["parasite", name, record["prompt"], record["cost_usd"]])
@@ -302,10 +312,11 @@ def test_host_core_plans_and_places_under_python_2_7_as_under_3(python27, case, 
     selection = None if bounds is None else Box.from_bounds(
         bounds[0] - 10, bounds[1] - 20, bounds[2] - 10, bounds[3] - 20)
     region = plan_region(6000, 4000, selection)
+    # The selection is captured at OK, before the layer's pixels are read.
     exports = [["layer", list(region)]]
     if bounds is not None:
-        exports.append(["selection", [region.x + 10, region.y + 20, region.width,
-                                      region.height]])
+        exports.insert(0, ["selection", [region.x + 10, region.y + 20, region.width,
+                                         region.height]])
     assert log[:len(exports)] == exports
     assert job["source"] == {"path": "source.raw", "pixels": "RGB", "x": region.x,
                              "y": region.y, "width": region.width, "height": region.height}
@@ -313,8 +324,10 @@ def test_host_core_plans_and_places_under_python_2_7_as_under_3(python27, case, 
     assert job["layer"] == {"width": 6000, "height": 4000, "offset_x": 10, "offset_y": 20}
     placed = log[len(exports):]
     # The stand-in worker's manifest places one result at 1,2 size 3x4.
-    expected = [["new", 3, 4, "RGB", 36], ["undo-start"], ["insert", 3], ["move", 1, 2]]
-    expected += [["mask"]] if bounds is not None else []
+    expected = [["new", 3, 4, "RGB", 36], ["undo-start"]]
+    expected += [["new mask"]] if bounds is not None else []
+    expected += [["insert", 3], ["move", 1, 2]]
+    expected += [["mask", 1]] if bounds is not None else []  # the captured selection
     assert placed[:len(expected)] == expected
     assert placed[len(expected)][:2] == ["parasite", "gpt-image-edit"]
     assert placed[-1] == ["undo-end"] and placed[-2][0] == "select"

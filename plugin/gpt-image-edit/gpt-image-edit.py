@@ -68,6 +68,11 @@ def run_edit(procedure, run_mode, image, drawables, config, data):
         # GIMP shows the error's text in a message when the user ran the procedure (a
         # Gimp.message of our own would show it twice).
         return fail(procedure, outcome.message)
+    if not image.is_valid():
+        # Closed while the edit was pending: the result is in a new image. On SUCCESS
+        # libgimp would store the dialog's values as a parasite on the closed image, and
+        # GIMP would show a calling error for it.
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
@@ -116,6 +121,41 @@ class Gimp3Document(core.Document):
                 for name in ("prompt", "model", "size", "quality", "variants",
                              "use-selection")}
 
+    def image_size(self):
+        return self.image.get_width(), self.image.get_height()
+
+    def image_name(self):
+        return self.image.get_name()
+
+    def tattoo(self, item):
+        return item.get_tattoo()
+
+    def is_valid(self, item):
+        return item.is_valid()
+
+    def image_is_open(self):
+        return self.image.is_valid()
+
+    def layers_in(self, parent):
+        return list(self.image.get_layers() if parent is None else parent.get_children())
+
+    def children(self, item):
+        return list(item.get_children()) if isinstance(item, Gimp.GroupLayer) else []
+
+    def parasite(self, item, name):
+        found = item.get_parasite(name)
+        if found is None:
+            return None
+        data = found.get_data()  # a list of byte values (a tuple with its length on 3.0)
+        if isinstance(data, tuple):
+            data = data[0]
+        return bytes(data).decode("utf-8", "replace")
+
+    def offer_settings(self, reason):
+        if not self.interactive:
+            return False
+        return SettingsDialog(host.find_worker(ENTRY_DIR), reason).run()
+
     # -- pixels both ways: raw, read and written through GEGL buffers --------------------
     def layer_pixels(self, layer, region):
         # An 8-bit perceptual RGB layer is read as it is stored (a conversion costs GEGL a
@@ -148,11 +188,6 @@ class Gimp3Document(core.Document):
             raise
         return layer
 
-    def add_mask_pixels(self, item, pixels):
-        mask = item.create_mask(Gimp.AddMaskType.WHITE)
-        write_pixels(mask, item.get_width(), item.get_height(), "Y u8", pixels)
-        gimp_call(item.add_mask, mask)
-
     # -- results ------------------------------------------------------------------------
     def new_group(self, name):
         return Gimp.GroupLayer.new(self.image, name)
@@ -169,13 +204,34 @@ class Gimp3Document(core.Document):
     def move(self, item, x, y):
         item.set_offsets(x, y)
 
-    def add_selection_mask(self, item):
-        gimp_call(item.add_mask, item.create_mask(Gimp.AddMaskType.SELECTION))
+    def add_mask(self, item):
+        gimp_call(item.add_mask, item.create_mask(Gimp.AddMaskType.BLACK))
+        item.set_edit_mask(False)  # the layer, not its mask, is the one the user works on
+
+    def fill_mask(self, item, pixels):
+        mask = item.get_mask()
+        width, height = mask.get_width(), mask.get_height()
+        write_pixels(mask, width, height, "Y u8", pixels)
+        mask.update(0, 0, width, height)  # in the image already: the display follows
+
+    def set_visible(self, item, visible):
+        item.set_visible(visible)
+
+    def new_image(self, width, height):
+        self.image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+
+    def show_new_image(self):
+        try:
+            Gimp.Display.new(self.image)
+        except GLib.Error:  # no display in batch mode: the image is still in GIMP's list
+            pass
 
     def attach_parasite(self, item, name, text):
+        # UNDOABLE: a persistent parasite attached without it makes GIMP push a "Can't
+        # undo Attach Parasite to Item" step, which then pops up on every Ctrl+Z.
+        flags = Gimp.PARASITE_PERSISTENT | Gimp.PARASITE_UNDOABLE
         data = list(text.encode("utf-8"))
-        gimp_call(item.attach_parasite, Gimp.Parasite.new(name, Gimp.PARASITE_PERSISTENT,
-                                                          data))
+        gimp_call(item.attach_parasite, Gimp.Parasite.new(name, flags, data))
 
     def select(self, item):
         self.image.set_selected_layers([item])
@@ -200,16 +256,13 @@ class Gimp3Document(core.Document):
         Gimp.progress_init(text)
 
     def progress_update(self, text, fraction):
+        # The status bar of the image window: the stage and the seconds, a pulsing bar (the
+        # worker knows no fraction) and GIMP's own Cancel, which ends this process.
         Gimp.progress_set_text(text)
-        Gimp.progress_update(fraction)
+        Gimp.progress_pulse()
 
     def progress_end(self):
         Gimp.progress_end()
-
-    def wait_for_worker(self, run):
-        if self.interactive:
-            return wait_with_dialog(run)
-        return core.Document.wait_for_worker(self, run)
 
 
 def gimp_call(function, *arguments):
@@ -280,52 +333,6 @@ def write_pixels(drawable, width, height, pixel_format, pixels):
         raise core.GimpCallFailed() from None
 
 
-def wait_with_dialog(run):
-    """Interactive: a small window with a pulsing bar, the worker's message, the elapsed
-    seconds and Cancel. The GLib main loop keeps it alive; every GIMP call stays on this
-    thread (the host module reads the worker's output on its own thread)."""
-    from gi.repository import GimpUi, Gtk
-
-    dialog = GimpUi.Dialog(title="GPT Image Edit: working", role=EDIT_PROCEDURE)
-    dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
-    bar = Gtk.ProgressBar(show_text=True)
-    bar.set_text(core.progress_text(run))
-    box = dialog.get_content_area()
-    box.set_border_width(12)
-    box.pack_start(Gtk.Label(label="Sending the picture to GPT Image Edit..."), False, False, 6)
-    box.pack_start(bar, False, False, 6)
-    dialog.set_default_size(380, -1)
-    loop = GLib.MainLoop()
-    cancelled = []
-
-    def on_response(_dialog, _response):
-        cancelled.append(True)
-        bar.set_text("Cancelling...")
-        run.cancel()
-
-    def on_tick():
-        if run.poll():
-            bar.pulse()
-            bar.set_text(core.progress_text(run))
-            return True
-        loop.quit()
-        return False
-
-    dialog.connect("response", on_response)  # Cancel, or closing the window
-    dialog.show_all()
-    GLib.timeout_add(POLL_MS, on_tick)
-    try:
-        loop.run()
-    finally:
-        dialog.destroy()
-    try:
-        return run.finish()
-    except host.HostError:
-        if cancelled:
-            raise core.Cancelled() from None
-        raise
-
-
 # ---------------------------------------------------------------------------------------
 # The settings procedure.
 
@@ -347,7 +354,7 @@ def run_settings(procedure, config, data):
 class SettingsDialog:
     """Endpoint, API key (masked, never shown back) and timeout, with Test connection."""
 
-    def __init__(self, worker):
+    def __init__(self, worker, reason=None):
         gi.require_version("GimpUi", "3.0")
         from gi.repository import GimpUi, Gtk
 
@@ -373,11 +380,16 @@ class SettingsDialog:
         test.connect("clicked", self.on_test)
         rows = (("Endpoint", self.endpoint), ("API key", self.key),
                 ("Timeout (seconds)", self.timeout))
-        for row, (label, widget) in enumerate(rows):
+        first = 0
+        if reason:  # opened by an edit that needs a key: say why, above everything
+            grid.attach(Gtk.Label(label=reason, xalign=0, wrap=True, max_width_chars=50),
+                        0, 0, 2, 1)
+            first = 1
+        for row, (label, widget) in enumerate(rows, start=first):
             grid.attach(Gtk.Label(label=label, xalign=0), 0, row, 1, 1)
             grid.attach(widget, 1, row, 1, 1)
-        grid.attach(test, 1, len(rows), 1, 1)
-        grid.attach(self.status, 0, len(rows) + 1, 2, 1)
+        grid.attach(test, 1, first + len(rows), 1, 1)
+        grid.attach(self.status, 0, first + len(rows) + 1, 2, 1)
         self.dialog.get_content_area().pack_start(grid, True, True, 0)
 
     def changes(self):

@@ -14,6 +14,7 @@ Texts are unicode here; the 2.10 adapter converts GIMP's UTF-8 byte strings at i
 
 from __future__ import absolute_import, division
 
+import re
 import sys
 import traceback
 
@@ -33,10 +34,12 @@ MAX_VARIANTS = 10
 # before the worker runs.
 DEFAULT_PARTIAL_IMAGES = 2
 COST_LIMIT_KIND = "cost_limit"
+MISSING_KEY_KIND = "missing_key"
 # The worker reports no fraction, only elapsed time: the bar creeps towards this so it
 # keeps moving (GIMP is alive) without ever claiming to be done.
 PROGRESS_CEILING = 0.95
 PROGRESS_HALF_SECONDS = 30.0
+WAIT_COUNT = re.compile(u": \\d+ s$")  # "Waiting for gpt-image-2: 12 s"
 
 NO_LAYER = u"GPT Image Edit works on one layer: select exactly one layer and try again."
 NOT_A_LAYER = (u"GPT Image Edit works on a layer, not on a channel: select a layer and try "
@@ -57,6 +60,8 @@ NOT_INSERTED = (u"GIMP could not insert the edited layers, so the image is uncha
                 u"again.")
 UNEXPECTED = (u"GPT Image Edit failed unexpectedly: the image is unchanged; please report "
               u"this with the text GIMP printed on its console.")
+NO_KEY_REASON = (u"GPT Image Edit needs your WisGate API key before it can edit: enter it "
+                 u"here and save, and the edit goes on.")
 
 
 class GimpCallFailed(Exception):
@@ -121,6 +126,26 @@ class Plan(object):
                             self.region.width, self.region.height)
 
 
+class Capture(object):
+    """What the edit was asked on, taken when the user confirmed: whatever happens to the
+    image while the edit is pending, the result is placed as asked. `selection` is the
+    selection over the region as raw 8-bit grey at full size (selection_pixels; None
+    without a selection): the job's selection and, later, the results' masks;
+    `source` identifies the source layer for the provenance record and for finding earlier
+    results of it."""
+
+    def __init__(self, document, plan):
+        self.image_size = document.image_size()
+        self.image_name = document.image_name()
+        try:
+            self.selection = (document.selection_pixels(plan.region_in_image())
+                              if plan.with_selection else None)
+        except GimpCallFailed:
+            raise host.HostError(NOT_EXPORTED)
+        self.source = {"name": document.layer_name(plan.layer),
+                       "tattoo": document.tattoo(plan.layer)}
+
+
 class Document(object):
     """What the core asks of a GIMP. An adapter implements every method that raises
     NotImplementedError; item handles are whatever its GIMP uses (layers, groups). A GIMP
@@ -160,6 +185,42 @@ class Document(object):
         run is interactive, None when the user cancelled it."""
         raise NotImplementedError
 
+    def image_size(self):
+        """(width, height) of the image."""
+        raise NotImplementedError
+
+    def image_name(self):
+        """The image's name as GIMP shows it (for the results history)."""
+        raise NotImplementedError
+
+    def tattoo(self, item):
+        """The item's tattoo: its identity in the image, kept in XCF files."""
+        raise NotImplementedError
+
+    def is_valid(self, item):
+        """False once the item was deleted (or its image closed)."""
+        raise NotImplementedError
+
+    def image_is_open(self):
+        raise NotImplementedError
+
+    def layers_in(self, parent):
+        """The layers of `parent` (None: the image's top level), top first."""
+        raise NotImplementedError
+
+    def children(self, item):
+        """A group's layers, top first; [] for any other item."""
+        raise NotImplementedError
+
+    def parasite(self, item, name):
+        """The text of the item's parasite `name`, or None."""
+        raise NotImplementedError
+
+    def offer_settings(self, reason):
+        """Interactive only: open the settings dialog saying `reason`; True once the user
+        saved settings (the edit then goes on), False when cancelled or not interactive."""
+        return False
+
     # -- export -------------------------------------------------------------------------
     def layer_pixels(self, layer, region):
         """`region` (a geometry.Box in layer coordinates) of the layer at full size, as
@@ -178,11 +239,6 @@ class Document(object):
         `mode` ("RGBA" or "RGB", R'G'B' values)."""
         raise NotImplementedError
 
-    def add_mask_pixels(self, item, pixels):
-        """Give an inserted layer a mask holding raw 8-bit grey `pixels` of its size, 255
-        where the layer shows."""
-        raise NotImplementedError
-
     def new_group(self, name):
         raise NotImplementedError
 
@@ -199,10 +255,32 @@ class Document(object):
     def move(self, item, x, y):
         raise NotImplementedError
 
-    def add_selection_mask(self, item):
+    def add_mask(self, item):
+        """Give a layer not yet inserted a layer mask (its content comes with fill_mask). Added
+        before the layer enters the image, the mask is part of the layer for undo and redo,
+        and the layer itself, not its mask, stays the one being edited."""
+        raise NotImplementedError
+
+    def fill_mask(self, item, pixels):
+        """Write raw 8-bit grey `pixels` of the item's size into the mask add_mask gave an
+        inserted layer, 255 where the layer shows; no undo step of its own."""
+        raise NotImplementedError
+
+    def set_visible(self, item, visible):
+        raise NotImplementedError
+
+    def new_image(self, width, height):
+        """The image was closed while the edit was pending: make a new image of that size
+        the one results go to (shown by show_new_image)."""
+        raise NotImplementedError
+
+    def show_new_image(self):
+        """Open a window on the image made by new_image."""
         raise NotImplementedError
 
     def attach_parasite(self, item, name, text):
+        """Attach a persistent parasite to an inserted item as an undoable step (inside the
+        edit's undo group), so that undo takes it along without a word."""
         raise NotImplementedError
 
     def select(self, item):
@@ -254,18 +332,17 @@ class Document(object):
         raise NotImplementedError
 
     def wait_for_worker(self, run):
-        """Wait for the worker with GIMP's progress; returns the manifest. An adapter with
-        a window of its own for waiting overrides this."""
-        self.progress_start(u"GPT Image Edit")
-        try:
-            return run.wait(on_tick=lambda current: self.progress_update(
-                progress_text(current), progress_fraction(current)))
-        finally:
-            self.progress_end()
+        """Wait for the worker, its stage and the elapsed time in GIMP's progress; returns
+        the manifest. Every GIMP call stays on this (the plug-in's main) thread."""
+        return run.wait(on_tick=lambda current: self.progress_update(
+            progress_text(current), progress_fraction(current)))
 
 
 def progress_text(run):
-    return u"%s (%d s)" % (run.last_message, int(run.elapsed))
+    """The stage and the seconds since OK: "Sending 1.2 MB to gpt-image-2 (1 s)", "Waiting
+    for gpt-image-2 (14 s)" (the worker's own wait count is left out: one clock only)."""
+    message = WAIT_COUNT.sub(u"", run.last_message)
+    return u"%s (%d s)" % (message, int(run.elapsed))
 
 
 def progress_fraction(run):
@@ -286,10 +363,16 @@ def edit(document, entry_dir):
             return Outcome("cancel")
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
-        with host.Job() as job:
-            mode = export(document, plan, job)
-            manifest = run_job(document, worker, job, plan, arguments, mode)
-            place_results(document, plan, job, manifest, arguments)
+        capture = Capture(document, plan)
+        document.progress_start(u"GPT Image Edit: preparing")
+        try:
+            with host.Job() as job:
+                mode = export(document, plan, capture, job)
+                manifest = run_job(document, worker, job, plan, capture, arguments, mode)
+                document.progress_update(placing_text(manifest), PROGRESS_CEILING)
+                place_results(document, plan, capture, job, manifest, arguments)
+        finally:
+            document.progress_end()
         document.flush()
     except Cancelled:
         return Outcome("cancel")
@@ -354,22 +437,21 @@ def job_layer(plan):
     return {"width": box.width, "height": box.height, "offset_x": box.x, "offset_y": box.y}
 
 
-def export(document, plan, job):
-    """The region for the worker, raw at full size (and the selection over it); returns
-    the source's mode."""
+def export(document, plan, capture, job):
+    """The region for the worker, raw at full size (and the selection captured over it);
+    returns the source's mode."""
     try:
         mode, pixels = document.layer_pixels(plan.layer, plan.region)
         host.write_raw(job.source_path, pixels)
-        del pixels  # up to 96 MB: gone before the selection is read
-        if plan.with_selection:
-            host.write_raw(job.selection_path,
-                           document.selection_pixels(plan.region_in_image()))
+        del pixels  # up to 96 MB: gone before the selection is written
+        if capture.selection is not None:
+            host.write_raw(job.selection_path, capture.selection)
         return mode
     except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
 
 
-def run_job(document, worker, job, plan, arguments, mode):
+def run_job(document, worker, job, plan, capture, arguments, mode):
     """Write the job and run the worker; an estimate above the spending limit is sent only
     when the document confirms it (then with a second worker start). `mode` is the raw
     source's (export)."""
@@ -377,7 +459,8 @@ def run_job(document, worker, job, plan, arguments, mode):
         job.write(arguments.for_job(), job_layer(plan), mode,
                   source_origin=(plan.region.x, plan.region.y),
                   source_size=(plan.region.width, plan.region.height),
-                  with_selection=plan.with_selection, cost_confirmed=cost_confirmed)
+                  with_selection=plan.with_selection, cost_confirmed=cost_confirmed,
+                  image_name=capture.image_name)
 
     write(False)
     try:
@@ -390,6 +473,18 @@ def run_job(document, worker, job, plan, arguments, mode):
 
 
 def run_worker(document, worker, job):
+    """The worker's manifest. A missing key, in an interactive edit, opens the settings
+    (saying why) and the edit goes on once a key is saved."""
+    while True:
+        try:
+            return run_worker_once(document, worker, job)
+        except host.HostError as error:
+            if error.kind != MISSING_KEY_KIND or not document.offer_settings(NO_KEY_REASON):
+                raise
+            job.clear_results()
+
+
+def run_worker_once(document, worker, job):
     try:
         run = host.WorkerRun(worker, job, on_preview=lambda preview: document.show_preview(
             preview.path, preview.placement))
@@ -401,6 +496,11 @@ def run_worker(document, worker, job):
     finally:
         if run.previews:
             document.clear_preview()
+
+
+def placing_text(manifest):
+    count = len(manifest.get("results") or [])
+    return u"Placing %d result%s" % (count, u"" if count == 1 else u"s")
 
 
 def estimate(plan, arguments, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None):
@@ -418,27 +518,38 @@ def estimate(plan, arguments, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None
 # ---------------------------------------------------------------------------------------
 # The results.
 
-def place_results(document, plan, job, manifest, arguments):
-    """In one undo group, the results directly above the source layer (one layer, or a
-    group of variants) at the placement, masked by the selection (or by the worker's mask
-    of a blended result), the top one selected. On any failure nothing stays behind."""
+def place_results(document, plan, capture, job, manifest, arguments):
+    """In one undo group, the results above the source layer and above any earlier result
+    of it (one layer, or a group of variants with the first one showing), at the placement,
+    masked by the selection captured at OK (or by the worker's mask of a blended result),
+    visible, the result selected. A deleted source puts them on top of the image; a closed
+    image, into a new one. On any failure nothing stays behind."""
     results = sorted(manifest.get("results") or [], key=lambda entry: entry["variant"])
     if not results:
         raise host.HostError(NO_RESULT)
+    in_new_image = not document.image_is_open()
+    if in_new_image:
+        document.new_image(*capture.image_size)
     placement = manifest["placement"]
+    masks = [mask_pixels(job, entry, placement) if entry.get("mask") else capture.selection
+             for entry in results]
     loaded = load_results(document, job, results, placement)  # before any change
     name = host.layer_name(arguments.prompt)
-    parent, position = document.parent_and_position(plan.layer)
+    parent, position = where_results_go(document, plan.layer, capture.source)
     floating = [layer for _, layer in loaded]
     inserted = []
     document.undo_group_start()
     try:
+        for mask, (_, layer) in zip(masks, loaded):
+            if mask is not None:
+                document.add_mask(layer)
         top = loaded[0][1] if len(loaded) == 1 else document.new_group(name)
         if top not in floating:
             floating.append(top)
         document.insert(top, parent, position)
         floating.remove(top)
         inserted.append(top)
+        document.set_visible(top, True)
         for index, (entry, layer) in enumerate(loaded):
             if layer is top:
                 document.set_name(layer, name)
@@ -446,15 +557,14 @@ def place_results(document, plan, job, manifest, arguments):
                 document.set_name(layer, u"variant %d" % entry["variant"])
                 document.insert(layer, top, index)
                 floating.remove(layer)
+                document.set_visible(layer, index == 0)
             document.move(layer, placement["x"], placement["y"])
-            if entry.get("mask"):
-                document.add_mask_pixels(layer, mask_pixels(job, entry, placement))
-            elif plan.with_selection:
-                document.add_selection_mask(layer)
+            if masks[index] is not None:
+                document.fill_mask(layer, masks[index])
             document.attach_parasite(layer, host.PARASITE_NAME,
                                      host.provenance(manifest, arguments.for_job(),
-                                                     entry["variant"]))
-        document.select(top)
+                                                     entry["variant"], capture.source))
+        document.select(loaded[0][1])
     except Exception as error:
         if inserted:  # the single layer or the group: it takes the inserted variants along
             document.remove(inserted[0])
@@ -465,6 +575,32 @@ def place_results(document, plan, job, manifest, arguments):
         raise
     finally:
         document.undo_group_end()
+    if in_new_image:
+        document.show_new_image()
+
+
+def where_results_go(document, layer, source):
+    """(parent, position): directly above the source layer, or above the topmost earlier
+    result of it among its neighbours, so that a new result is never hidden under an old
+    one; on top of the image when the source layer is gone."""
+    if not document.is_valid(layer):
+        return None, 0
+    parent, position = document.parent_and_position(layer)
+    for index, item in enumerate(document.layers_in(parent)[:position]):
+        if is_result_of(document, item, source["tattoo"]):
+            return parent, index
+    return parent, position
+
+
+def is_result_of(document, item, tattoo):
+    """Whether `item` (a result layer, or a group of variants) came from the layer with
+    `tattoo`, as its provenance parasite records."""
+    for candidate in [item] + list(document.children(item)):
+        record = host.read_provenance(document.parasite(candidate, host.PARASITE_NAME))
+        source = record.get("source")
+        if isinstance(source, dict) and source.get("tattoo") == tattoo:
+            return True
+    return False
 
 
 def load_results(document, job, results, placement):

@@ -129,7 +129,8 @@ class Job(object):
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def write(self, arguments, layer, mode, source_origin, source_size,
-              with_selection=False, partial_images=None, cost_confirmed=False):
+              with_selection=False, partial_images=None, cost_confirmed=False,
+              image_name=None):
         """Write job.json: the source (and selection) are raw pixels of the region at full
         size (write_raw), and the results come back raw.
 
@@ -139,7 +140,8 @@ class Job(object):
         source_origin: where the region's top-left pixel sits in layer coordinates;
         source_size: (width, height) of the region;
         partial_images: live previews to ask for (None: the worker's setting);
-        cost_confirmed: the user agreed to an estimate above the spending limit.
+        cost_confirmed: the user agreed to an estimate above the spending limit;
+        image_name: the image's name, for the results history.
         """
         source = {"path": "source.raw", "pixels": mode, "x": source_origin[0],
                   "y": source_origin[1], "width": source_size[0], "height": source_size[1]}
@@ -157,12 +159,18 @@ class Job(object):
             "output_dir": "results",
             "result_pixels": "raw",
         }
+        if image_name is not None:
+            job["image_name"] = image_name
         if partial_images is not None:
             job["partial_images"] = int(partial_images)
         if cost_confirmed:
             job["cost_confirmed"] = True
         with open(self.path, "w") as handle:
             json.dump(job, handle)
+
+    def clear_results(self):
+        """Remove a finished run's results folder, so the job can run again."""
+        shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def result_path(self, entry):
         return os.path.join(self.output_dir, entry["path"])
@@ -275,7 +283,7 @@ class WorkerRun(object):
                             "The GPT Image Edit worker stopped unexpectedly (exit code %s); "
                             "see the log in the gpt-image-edit settings folder." % code)
         if not manifest.get("ok"):
-            error = manifest.get("error") or {}
+            error = manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
             raise HostError(error.get("message") or "The edit failed for an unknown reason.",
                             error.get("kind"))
         return manifest
@@ -309,9 +317,11 @@ def layer_name(prompt):
     return LAYER_NAME_PREFIX + text
 
 
-def provenance(manifest, arguments, variant):
+def provenance(manifest, arguments, variant, source=None):
     """The text of the `gpt-image-edit` parasite: what made this result layer (ASCII JSON,
-    the same from both GIMP entries, so a saved XCF remembers it either way)."""
+    the same from both GIMP entries, so a saved XCF remembers it either way). `source`
+    names the source layer and its tattoo, by which a later edit of that layer finds its
+    earlier results."""
     record = {
         "prompt": arguments["prompt"],
         "model": arguments["model"],
@@ -322,7 +332,20 @@ def provenance(manifest, arguments, variant):
         # USD from the usage and the price table; null when unknown.
         "cost_usd": manifest.get("cost_usd"),
     }
+    if source is not None:
+        record["source"] = dict(source)
     return json.dumps(record, sort_keys=True)
+
+
+def read_provenance(text):
+    """The record of a `gpt-image-edit` parasite's text; {} for none or an unreadable one."""
+    if not text:
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _parse(raw):

@@ -219,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
                                "command line")
     settings.set_defaults(run=run_settings)
 
+    history = commands.add_parser(
+        "history", help="list the results history (every picture received), newest first",
+        description="List the results history: every picture the API returned to an edit "
+                    "from GIMP, kept for 7 days (within 500 MB), newest first.")
+    history.add_argument("--json", action="store_true",
+                         help="print one JSON object per picture")
+    history.set_defaults(run=run_history)
+
     job = commands.add_parser("job", help="run a worker job (docs/job-protocol.md)")
     job.add_argument("job_file", metavar="JOBFILE")
     job.set_defaults(run=run_job_command)
@@ -258,6 +266,22 @@ def _settings_changes(text: str) -> dict:
         raise BadInputError("The settings to save must be a JSON object with base_url, "
                             "api_key, timeout, partial_images, max_cost_usd or prices.")
     return changes
+
+
+def run_history(args) -> int:
+    from .history import entries, history_dir
+
+    found = entries()
+    for record in found:
+        if args.json:
+            print(json.dumps(record))
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.get("time", 0)))
+            print(f"{when}  {record['path']}  {record.get('image') or '-'}: "
+                  f"{record.get('prompt', '')}")
+    if not found and not args.json:
+        print(f"The results history in {history_dir()} is empty.", file=sys.stderr)
+    return EXIT_OK
 
 
 def run_check(args) -> int:

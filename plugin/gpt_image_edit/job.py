@@ -87,6 +87,7 @@ class Job:
     raw_selection: bool = False
     raw_results: bool = False
     protocol: int = PROTOCOL
+    image_name: str | None = None  # the host's image, for the results history
 
 
 def run_job(job_path) -> int:
@@ -211,7 +212,9 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
                output_dir=output_dir,
                references=tuple(
                    (name, inside_job_folder(path, f"references[{index}].path", job_path))
-                   for index, (name, path) in enumerate(references)))
+                   for index, (name, path) in enumerate(references)),
+               image_name=(_text(raw, "image_name", job_path, allow_empty=True)
+                           if raw.get("image_name") is not None else None))
 
 
 def _references(raw: dict, job_path: Path) -> list[tuple[str, str]]:
@@ -344,6 +347,7 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
                                partial_images=partial_images, on_preview=previews.write)
     finally:
         ticker.stop()
+    keep_in_history(job, outcome)
     placement = placement_of(job, outcome.region)
     if job.raw_results:
         results = write_raw_results(outcome.layers, job.output_dir,
@@ -411,6 +415,16 @@ class PreviewWriter:
             return
         self._progress.preview(_shown_path(path, self._job.folder / "job.json"), number,
                                placement_of(self._job, region))
+
+
+def keep_in_history(job: Job, outcome) -> None:
+    """The paid results, kept before anything else can lose them (history.py)."""
+    from .history import keep
+
+    received = list(outcome.as_received) or [None] * len(outcome.layers)
+    keep([data if data is not None else layer
+          for layer, data in zip(outcome.layers, received)],
+         job.params.prompt, job.image_name, job.params.model)
 
 
 def _check_source(job: Job, picture, selection) -> None:

@@ -27,6 +27,7 @@ from gimpfu import (
     INDEXED_IMAGE,
     LAYER_MODE_NORMAL,
     PARASITE_PERSISTENT,
+    PARASITE_UNDOABLE,
     PRECISION_U16_GAMMA,
     RGB,
     RGB_IMAGE,
@@ -224,6 +225,7 @@ def describe_layer(item, folder):
              "size": [item.width, item.height], "is_group": is_group,
              "parasite": parasite.data.decode("utf-8") if parasite else None,
              "persistent": bool(parasite and parasite.flags & PARASITE_PERSISTENT),
+             "undoable": bool(parasite and parasite.flags & PARASITE_UNDOABLE),
              "base": base_type(item), "precision": pdb.gimp_image_get_precision(item.image),
              "mask": None, "children": []}
     if is_group:

@@ -24,6 +24,7 @@ shim_menus = {}
 shim_help_domains = {}  # name -> URI, as gimp_plugin_help_register got them
 shim_main = []
 shim_on_progress = []  # callables run on every progress report (a test's "user")
+shim_displays = []
 
 _items = {}
 _state = {"next_id": 1}
@@ -34,7 +35,8 @@ MODES = {E.RGB: ("RGB", "RGBA"), E.GRAY: ("L", "LA")}
 
 
 def shim_reset():
-    for record in (shim_messages, shim_progress, shim_calls, shim_images, shim_main):
+    for record in (shim_messages, shim_progress, shim_calls, shim_images, shim_main,
+                   shim_displays):
         del record[:]
     del shim_on_progress[:]
     shim_installed.clear()
@@ -138,6 +140,7 @@ class Image(object):
         self.undo_log = []
         self.undo_depth = 0
         self.deleted = False
+        self.name = "Untitled"
         self.selection = Channel(self, "Selection Mask", self.width, self.height)
         self.selection.attached = True
         shim_images.append(self)
@@ -195,6 +198,8 @@ class Item(object):
         self.attached = False
         self.deleted = False
         self.parasites = {}
+        self.visible = True
+        self.tattoo = self.ID
 
     def attach_new_parasite(self, name, flags, data):
         """As pygimp 2.10 does it: the data gets a NUL byte appended (size + 1)."""
@@ -251,6 +256,9 @@ class Drawable(Item):
         return PixelRgn(self, box, dirty)
 
     def flush(self):
+        _check_alive(self)
+
+    def update(self, x, y, width, height):
         _check_alive(self)
 
 
@@ -603,6 +611,8 @@ def gimp_image_insert_layer(image, layer, parent, position):
     siblings = image.layers if parent is None else parent.children
     siblings.insert(min(position, len(siblings)), layer)
     layer.parent, layer.attached = parent, True
+    if layer.mask is not None:
+        layer.mask.attached = True
     image.active_layer = layer  # GIMP makes an inserted layer the active one
     image.record("insert layer %s" % layer.name)
 
@@ -654,12 +664,11 @@ def _luminance(rgb):
 
 @procedure
 def gimp_layer_create_mask(layer, mask_type):
-    """ADD_SELECTION_MASK: the selection read at the layer's place in the image;
-    ADD_WHITE_MASK: all white."""
+    """ADD_SELECTION_MASK (the selection read at the layer's place in the image) and
+    ADD_BLACK_MASK."""
     _check(layer, Layer)
-    if int(mask_type) == E.ADD_WHITE_MASK:
-        return LayerMask(layer, _new_pixels("L", (layer.width, layer.height)).point(
-            lambda value: 255))
+    if int(mask_type) == E.ADD_BLACK_MASK:
+        return LayerMask(layer, _new_pixels("L", (layer.width, layer.height)))
     if int(mask_type) != E.ADD_SELECTION_MASK:
         _not_modelled("pdb.gimp_layer_create_mask with mask type %r" % (mask_type,))
     x, y = layer.offsets
@@ -741,6 +750,68 @@ def gimp_file_load_layer(image, filename):
         raise _execution_error()  # noqa: B904 (importable by Python 2.7)
     pixels = _convert(picture, image.base_type, True, False, image.linear)
     return Layer(image, os.path.basename(filename), 0, 0, pixels=pixels)
+
+
+@procedure
+def file_png_load(filename, raw_filename):
+    """A new image holding the PNG as its one layer (as GIMP 2.10's loader does)."""
+    _check_string(filename)
+    _check_string(raw_filename)
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(filename) as picture:
+            size = picture.size
+    except (IOError, OSError, SyntaxError, ValueError):
+        raise _execution_error()  # noqa: B904 (importable by Python 2.7)
+    image = Image(size[0], size[1])
+    layer = gimp_file_load_layer(image, filename)
+    gimp_image_insert_layer(image, layer, None, 0)
+    image.shim_forget_undo()
+    return image
+
+
+@procedure
+def gimp_image_new(width, height, type):
+    return Image(width, height, type)
+
+
+@procedure
+def gimp_display_new(image):
+    _check(image, Image)
+    shim_displays.append(image)
+
+
+@procedure
+def gimp_item_get_tattoo(item):
+    _check_alive(item)
+    return item.tattoo
+
+
+@procedure
+def gimp_item_is_valid(item):
+    return int(item is not None and not getattr(item, "deleted", True))
+
+
+@procedure
+def gimp_image_is_valid(image):
+    return int(image is not None and not image.deleted)
+
+
+@procedure
+def gimp_item_set_visible(item, visible):
+    _check_alive(item)
+    item.visible = bool(visible)
+    if item.attached:
+        item.image.record("visibility of %s" % item.name)
+
+
+@procedure
+def gimp_layer_set_edit_mask(layer, edit_mask):
+    _check(layer, Layer)
+    if layer.mask is None:
+        raise _execution_error()
+    layer.edit_mask = bool(edit_mask)
 
 
 @procedure
@@ -827,6 +898,8 @@ def gimp_layer_scale(layer, new_width, new_height, local_origin):
     factor_x = int(new_width) / float(layer.width)
     factor_y = int(new_height) / float(layer.height)
     layer.pixels = layer.pixels.resize((int(new_width), int(new_height)), PILImage.BICUBIC)
+    if layer.mask is not None:
+        layer.mask.pixels = layer.mask.pixels.resize(layer.pixels.size, PILImage.BICUBIC)
     if not local_origin:
         layer.offsets = (int(round(layer.offsets[0] * factor_x)),
                          int(round(layer.offsets[1] * factor_y)))
