@@ -8,76 +8,11 @@ stored last values. The key is never shown back. Valid Python 2.7; standard libr
 GIMP 2.10's own PyGTK only, imported when the dialog opens.
 """
 
-import json
-import subprocess
 
 import gpt_image_edit_host as host
 
 TITLE = "GPT Image Settings"
-CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
 POLL_MS = 100
-
-
-def worker_settings(worker, changes=None):
-    """The worker's `settings`: the file's values, never the key, and whether edits have a
-    key at all. With changes, the worker first merges them into the file."""
-    argv = [worker.python, "-m", "gpt_image_edit", "settings"]
-    if changes is not None:
-        argv.append("--update-from-stdin")
-    try:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=worker.environment(),
-                                   **host._no_window())
-    except OSError:
-        raise host.HostError(host.NOT_INSTALLED)  # noqa: B904 (Python 2.7)
-    out, err = process.communicate(json.dumps(changes or {}).encode("utf-8"))
-    if process.returncode != 0:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
-        raise host.HostError(lines[-1] if lines else host.NOT_INSTALLED)
-    return json.loads(out.decode("utf-8"))
-
-
-class ConnectionCheck(object):
-    """The worker's `check` with what the dialog holds; a typed key travels on its standard
-    input, never on its command line or in its environment."""
-
-    def __init__(self, worker, changes, default_base_url):
-        env = worker.environment()
-        env["GPT_IMAGE_EDIT_BASE_URL"] = changes["base_url"] or default_base_url
-        env["GPT_IMAGE_EDIT_TIMEOUT"] = str(min(changes["timeout"], CHECK_TIMEOUT))
-        typed_key = changes.get("api_key") or u""
-        try:
-            self.process = subprocess.Popen(
-                [worker.python, "-m", "gpt_image_edit", "check", "--key-from-stdin"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=env, **host._no_window())
-        except OSError:
-            raise host.HostError(host.NOT_INSTALLED)  # noqa: B904 (Python 2.7)
-        self.process.stdin.write((typed_key + u"\n").encode("utf-8"))
-        self.process.stdin.close()
-
-    def running(self):
-        return self.process.poll() is None
-
-    def stop(self):
-        if self.running():
-            self.process.kill()
-        self._collect()
-
-    def _collect(self):
-        out, err = self.process.stdout.read(), self.process.stderr.read()
-        self.process.stdout.close()
-        self.process.stderr.close()
-        self.process.wait()
-        return out, err
-
-    def sentence(self):
-        """The worker's last line: its answer on success, its sentence on failure."""
-        out, err = self._collect()
-        lines = (out or err).decode("utf-8", "replace").strip().splitlines()
-        if lines:
-            return lines[-1]
-        return u"The connection test gave no answer (exit code %d)." % self.process.returncode
 
 
 class SettingsDialog(object):
@@ -94,7 +29,7 @@ class SettingsDialog(object):
         self.gtk, self.gobject = gtk, gobject
         self.worker = worker
         self.check = None  # the running connection test, if any
-        self.stored = stored = worker_settings(worker)
+        self.stored = stored = host.worker_settings(worker)
         self.dialog = gimpui.Dialog(TITLE, role, None, 0, None, role,
                                     (gtk.STOCK_CANCEL, gtk.RESPONSE_CANCEL,
                                      gtk.STOCK_SAVE, gtk.RESPONSE_OK))
@@ -147,7 +82,7 @@ class SettingsDialog(object):
         try:
             saved = self.dialog.run() == self.gtk.RESPONSE_OK
             if saved:
-                worker_settings(self.worker, self.changes())
+                host.worker_settings(self.worker, self.changes())
         finally:
             if self.check is not None:  # closed while testing: stop the test, not GIMP
                 self.check.stop()
@@ -158,7 +93,7 @@ class SettingsDialog(object):
     def on_test(self, button):
         """Run the worker's `check` without freezing the dialog; show its sentence."""
         try:
-            check = ConnectionCheck(self.worker, self.changes(),
+            check = host.ConnectionCheck(self.worker, self.changes(),
                                     self.stored["default_base_url"])
         except host.HostError as error:
             self.status.set_text(error.args[0])

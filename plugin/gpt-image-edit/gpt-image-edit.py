@@ -8,9 +8,7 @@ pictures are edited by the worker (docs/job-protocol.md); only GIMP (gi) and the
 library are used here.
 """
 
-import json
 import os
-import subprocess
 import sys
 
 import gi
@@ -31,29 +29,10 @@ MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = host.SETTINGS_MENU
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
 POLL_MS = 100
-CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
 
 
 # ---------------------------------------------------------------------------------------
 # Settings: the worker owns the settings file (its path rules, format and mode 0600).
-
-def worker_settings(worker, changes=None):
-    """The worker's `settings`: the file's values, never the key, and whether edits have a
-    key at all. With changes, the worker first merges them into the file; the key travels
-    on its standard input, never on a command line."""
-    argv = [worker.python, "-m", "gpt_image_edit", "settings"]
-    if changes is not None:
-        argv.append("--update-from-stdin")
-    try:
-        done = subprocess.run(argv, input=json.dumps(changes or {}).encode("utf-8"),
-                              capture_output=True, env=worker.environment(), timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        raise host.HostError(host.NOT_INSTALLED) from None
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise host.HostError(lines[-1] if lines else host.NOT_INSTALLED)
-    return json.loads(done.stdout.decode("utf-8"))
-
 
 # ---------------------------------------------------------------------------------------
 # The edit procedure: GIMP 3's answers to the core's questions.
@@ -362,7 +341,7 @@ class SettingsDialog:
         self.Gtk = Gtk
         self.worker = worker
         self.check = None  # the running connection test, if any
-        self.stored = stored = worker_settings(worker)
+        self.stored = stored = host.worker_settings(worker)
         self.dialog = GimpUi.Dialog(title="GPT Image Settings", role=SETTINGS_PROCEDURE)
         self.dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
         self.dialog.add_button("_Save", Gtk.ResponseType.OK)
@@ -406,7 +385,7 @@ class SettingsDialog:
         try:
             saved = self.dialog.run() == self.Gtk.ResponseType.OK
             if saved:
-                worker_settings(self.worker, self.changes())
+                host.worker_settings(self.worker, self.changes())
         finally:
             if self.check is not None:  # closed while testing: stop the test, not GIMP
                 self.check.stop()
@@ -417,7 +396,7 @@ class SettingsDialog:
     def on_test(self, button):
         """Run the worker's `check` without freezing the dialog; show its sentence."""
         try:
-            check = ConnectionCheck(self.worker, self.changes(),
+            check = host.ConnectionCheck(self.worker, self.changes(),
                                     self.stored["default_base_url"])
         except host.HostError as error:
             self.status.set_text(str(error))
@@ -437,52 +416,6 @@ class SettingsDialog:
             return False
 
         GLib.timeout_add(POLL_MS, on_tick)
-
-
-class ConnectionCheck:
-    """The worker's `check` run with what the dialog holds. A typed key travels on the
-    worker's standard input, never on its command line or in its environment, where other
-    processes could read it."""
-
-    def __init__(self, worker, changes, default_base_url):
-        env = worker.environment()
-        env["GPT_IMAGE_EDIT_BASE_URL"] = changes["base_url"] or default_base_url
-        env["GPT_IMAGE_EDIT_TIMEOUT"] = str(min(changes["timeout"], CHECK_TIMEOUT))
-        typed_key = changes.get("api_key") or ""
-        try:
-            self.process = subprocess.Popen(
-                [worker.python, "-m", "gpt_image_edit", "check", "--key-from-stdin"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=env)
-        except OSError:
-            raise host.HostError(host.NOT_INSTALLED) from None
-        self.process.stdin.write((typed_key + "\n").encode("utf-8"))
-        self.process.stdin.close()
-
-    def running(self):
-        return self.process.poll() is None
-
-    def stop(self):
-        if self.running():
-            self.process.kill()
-        self._collect()
-
-    def _collect(self):
-        """The worker's output, once it has ended. (communicate() would flush the standard
-        input this class already closed, and fail.)"""
-        out, err = self.process.stdout.read(), self.process.stderr.read()
-        self.process.stdout.close()
-        self.process.stderr.close()
-        self.process.wait()
-        return out, err
-
-    def sentence(self):
-        """The worker's last line: its answer on success, its sentence on failure."""
-        out, err = self._collect()
-        lines = (out or err).decode("utf-8", "replace").strip().splitlines()
-        if lines:
-            return lines[-1]
-        return f"The connection test gave no answer (exit code {self.process.returncode})."
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ PROTOCOL = 2
 # layer costs seconds of compression in the host and in the worker.
 RAW_CHANNELS = {"RGBA": 4, "RGB": 3, "L": 1}
 KILL_GRACE_SECONDS = 2.0
+CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
 
 # Where the retoucher changes the settings, on GIMP 3 and 2.10 alike. The worker's sentences
 # name it (it says what is wrong; the host, through this, where to fix it).
@@ -104,6 +105,73 @@ def _read_worker_file(path):
         return Worker(described["python"], described.get("pythonpath", []))
     except (IOError, OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def worker_settings(worker, changes=None):
+    """The worker's `settings`, as both GIMPs' settings dialogs read and save them: the
+    file's values, never the key, and whether edits have a key at all. With changes, the
+    worker first merges them into the file; the key travels on its standard input, never on
+    a command line. The worker is the one writer of the settings file."""
+    argv = [worker.python, "-m", "gpt_image_edit", "settings"]
+    if changes is not None:
+        argv.append("--update-from-stdin")
+    try:
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=worker.environment(),
+                                   **_no_window())
+    except OSError:
+        raise HostError(NOT_INSTALLED)  # noqa: B904 (Python 2.7)
+    out, err = process.communicate(json.dumps(changes or {}).encode("utf-8"))
+    if process.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        raise HostError(lines[-1] if lines else NOT_INSTALLED)
+    return json.loads(out.decode("utf-8"))
+
+
+class ConnectionCheck(object):
+    """The worker's `check` run with what a settings dialog holds. A typed key travels on
+    the worker's standard input, never on its command line or in its environment, where
+    other processes could read it."""
+
+    def __init__(self, worker, changes, default_base_url):
+        env = worker.environment()
+        env["GPT_IMAGE_EDIT_BASE_URL"] = changes["base_url"] or default_base_url
+        env["GPT_IMAGE_EDIT_TIMEOUT"] = str(min(changes["timeout"], CHECK_TIMEOUT))
+        typed_key = changes.get("api_key") or u""
+        try:
+            self.process = subprocess.Popen(
+                [worker.python, "-m", "gpt_image_edit", "check", "--key-from-stdin"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env, **_no_window())
+        except OSError:
+            raise HostError(NOT_INSTALLED)  # noqa: B904 (Python 2.7)
+        self.process.stdin.write((typed_key + u"\n").encode("utf-8"))
+        self.process.stdin.close()
+
+    def running(self):
+        return self.process.poll() is None
+
+    def stop(self):
+        if self.running():
+            self.process.kill()
+        self._collect()
+
+    def _collect(self):
+        """The worker's output, once it has ended. (communicate() would flush the standard
+        input this class already closed, and fail.)"""
+        out, err = self.process.stdout.read(), self.process.stderr.read()
+        self.process.stdout.close()
+        self.process.stderr.close()
+        self.process.wait()
+        return out, err
+
+    def sentence(self):
+        """The worker's last line: its answer on success, its sentence on failure."""
+        out, err = self._collect()
+        lines = (out or err).decode("utf-8", "replace").strip().splitlines()
+        if lines:
+            return lines[-1]
+        return u"The connection test gave no answer (exit code %d)." % self.process.returncode
 
 
 class Job(object):
