@@ -469,64 +469,61 @@ def _cannot_write(output_dir: Path, error: OSError) -> BadInputError:
 
 def write_results(layers, output_dir: Path, as_received=(), masks=()) -> list[dict]:
     """Each layer as variant-N.png and its mask, when it has one (EditOutcome.masks), as
-    variant-N-mask.png; a mask the same object as an earlier one is written once and named
-    by both. Files are written under a temporary name, then renamed; on any failure the ones
-    already written are removed. A layer whose PNG as received is given
-    (EditOutcome.as_received) is written as those bytes, not encoded again."""
-    written: list[Path] = []
-    results: list[dict] = []
-    mask_files: dict[int, str] = {}
+    variant-N-mask.png. A layer whose PNG as received is given (EditOutcome.as_received) is
+    written as those bytes, not encoded again."""
     received = list(as_received) or [None] * len(layers)
-    masks = list(masks) or [None] * len(layers)
-    try:
-        for number, (layer, data, mask) in enumerate(zip(layers, received, masks), start=1):
-            path = output_dir / f"variant-{number}.png"
-            replace_atomically(path, write_bytes(data) if data is not None else (
-                _png_writer(layer)))
-            written.append(path)
-            result = {"path": path.name, "variant": number}
-            if mask is not None:
-                if id(mask) not in mask_files:
-                    mask_path = output_dir / f"variant-{number}-mask.png"
-                    replace_atomically(mask_path, _png_writer(mask))
-                    written.append(mask_path)
-                    mask_files[id(mask)] = mask_path.name
-                result["mask"] = mask_files[id(mask)]
-            results.append(result)
-    except BaseException as error:
-        for path in written:
-            remove_quietly(path)
-        if isinstance(error, OSError):
-            raise _cannot_write(output_dir, error) from None
-        raise
-    return results
+
+    def layer_file(number, layer):
+        data = received[number - 1]
+        return (f"variant-{number}.png",
+                write_bytes(data) if data is not None else _png_writer(layer), {})
+
+    return _write_variants(layers, masks, output_dir, layer_file,
+                           lambda number, mask: (f"variant-{number}-mask.png",
+                                                 _png_writer(mask)), sync=True)
 
 
 def write_raw_results(layers, output_dir: Path, size: tuple[int, int], masks=()) -> list[dict]:
     """Each layer as raw pixels of `size` (the placement's), variant-N.rgba (or .rgb for an
-    opaque layer, `pixels` says which), and its mask as variant-N-mask.gray, a mask shared
-    by several layers written once; scaled to `size` first when the source was sent scaled
-    down. Written like write_results: temporary names, renamed, all removed on failure."""
+    opaque layer, `pixels` says which), and its mask as variant-N-mask.gray; scaled to
+    `size` first when the source was sent scaled down."""
     from .imaging import raw_writer, to_size
 
+    def layer_file(number, layer):
+        suffix = {"RGBA": "rgba", "RGB": "rgb"}[layer.mode]
+        return (f"variant-{number}.{suffix}", raw_writer(to_size(layer, size)),
+                {"pixels": layer.mode})
+
+    return _write_variants(layers, masks, output_dir, layer_file,
+                           lambda number, mask: (f"variant-{number}-mask.gray",
+                                                 raw_writer(to_size(mask, size))),
+                           sync=False)
+
+
+def _write_variants(layers, masks, output_dir: Path, layer_file, mask_file,
+                    sync: bool) -> list[dict]:
+    """The manifest's result entries, each layer (and its mask) written by the writers
+    `layer_file(number, layer)` and `mask_file(number, mask)` give with their file names.
+    A mask the same object as an earlier one is written once and named by both. Files are
+    written under a temporary name, then renamed; on any failure the ones already written
+    are removed."""
     written: list[Path] = []
     results: list[dict] = []
     mask_files: dict[int, str] = {}
     masks = list(masks) or [None] * len(layers)
     try:
         for number, (layer, mask) in enumerate(zip(layers, masks), start=1):
-            suffix = {"RGBA": "rgba", "RGB": "rgb"}[layer.mode]
-            path = output_dir / f"variant-{number}.{suffix}"
-            replace_atomically(path, raw_writer(to_size(layer, size)), sync=False)
+            name, writer, extra = layer_file(number, layer)
+            path = output_dir / name
+            replace_atomically(path, writer, sync=sync)
             written.append(path)
-            result = {"path": path.name, "variant": number, "pixels": layer.mode}
+            result = dict({"path": name, "variant": number}, **extra)
             if mask is not None:
                 if id(mask) not in mask_files:
-                    mask_path = output_dir / f"variant-{number}-mask.gray"
-                    replace_atomically(mask_path, raw_writer(to_size(mask, size)),
-                                       sync=False)
-                    written.append(mask_path)
-                    mask_files[id(mask)] = mask_path.name
+                    mask_name, mask_writer = mask_file(number, mask)
+                    replace_atomically(output_dir / mask_name, mask_writer, sync=sync)
+                    written.append(output_dir / mask_name)
+                    mask_files[id(mask)] = mask_name
                 result["mask"] = mask_files[id(mask)]
             results.append(result)
     except BaseException as error:
