@@ -293,13 +293,12 @@ class FakeDocument(core.Document):
         return core.Document.wait_for_worker(self, run)
 
     # -- live previews and cost ---------------------------------------------------------
-    def show_preview(self, path, placement):
+    def show_preview(self, preview):
         """Records what a retoucher would see: the preview's pixels (read now, as an
         adapter must: the job folder goes with the edit), where, and when."""
-        with Image.open(path) as picture:
-            picture.load()
-            self.previews.append(("show", picture.copy(), dict(placement),
-                                  time.monotonic(), list(self.image.names())))
+        picture = Image.frombytes(preview.mode, preview.size, preview.pixels())
+        self.previews.append(("show", picture, dict(preview.placement),
+                              time.monotonic(), list(self.image.names())))
 
     def clear_preview(self):
         self.previews.append(("clear", time.monotonic()))

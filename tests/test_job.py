@@ -442,11 +442,11 @@ def test_unexpected_failure_leaves_a_manifest_pointing_to_the_log(tmp_path, wisg
     real_replace = job_module.replace_atomically
     calls = []
 
-    def failing_second_time(path, write):
+    def failing_second_time(path, write, **options):
         calls.append(path.name)
         if len(calls) == 2:
             raise RuntimeError("simulated bug while writing the second result")
-        real_replace(path, write)
+        real_replace(path, write, **options)
 
     monkeypatch.setattr(job_module, "replace_atomically", failing_second_time)
     code, events = run_in_process(job_path, capsys)

@@ -340,6 +340,8 @@ def test_job_writes_previews_and_announces_them(tmp_path, wisgate_env):
     for event in previews:
         assert event["path"] == f"results/preview-{event['index']}.png"
         assert event["placement"] == manifest["placement"]
+        # Never larger than the region (nor than the model's picture): cheap to write.
+        assert (event["width"], event["height"]) == picture.size
         assert Image.open(job_path.parent / event["path"]).size == picture.size
     assert manifest["cost_usd"] == expected_cost(manifest["usage"])
     assert manifest["request"]["partial_images"] == 2

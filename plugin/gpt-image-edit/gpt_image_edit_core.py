@@ -304,12 +304,12 @@ class Document(object):
     def flush(self):
         """Show the changes (GIMP's displays_flush)."""
 
-    # -- live previews and cost (hooks: no-ops until an adapter fills them) ---------------
-    def show_preview(self, path, placement):
-        """Show the live preview at `path` (a PNG the size of a result, to be scaled to
-        `placement`: x, y, width, height in image coordinates) where the result will land,
+    # -- live previews and cost ---------------------------------------------------------
+    def show_preview(self, preview):
+        """Show the live preview (a host.Preview: raw pixels to be scaled to its
+        `placement`, x, y, width, height in image coordinates) where the result will land,
         replacing the one shown before. Called on the host's thread while the worker runs.
-        Never enters the undo history or the saved file."""
+        Never enters the undo history; the default shows nothing."""
 
     def clear_preview(self):
         """Take away whatever show_preview showed (called once the worker ended, whatever
@@ -322,6 +322,13 @@ class Document(object):
         return False
 
     # -- waiting ------------------------------------------------------------------------
+    def run_worker(self, worker, job):
+        """Run the worker on the written job and return its manifest (HostError with the
+        sentence when it failed, Cancelled when the user stopped it). The default watches
+        it here (watch_worker); an adapter whose GIMP ends this process on Cancel runs it
+        in a process of its own instead, so that it can take away what was shown."""
+        return watch_worker(self, worker, job)
+
     def progress_start(self, text):
         raise NotImplementedError
 
@@ -485,9 +492,14 @@ def run_worker(document, worker, job):
 
 
 def run_worker_once(document, worker, job):
+    return document.run_worker(worker, job)
+
+
+def watch_worker(document, worker, job):
+    """Run the worker, its progress and live previews shown by `document`, the previews
+    taken away again whatever the outcome; returns the manifest."""
     try:
-        run = host.WorkerRun(worker, job, on_preview=lambda preview: document.show_preview(
-            preview.path, preview.placement))
+        run = host.WorkerRun(worker, job, on_preview=document.show_preview)
     except OSError:
         raise host.HostError(host.NOT_INSTALLED)
     try:

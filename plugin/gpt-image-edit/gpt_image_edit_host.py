@@ -54,17 +54,25 @@ class HostError(Exception):
 
 
 class Preview(object):
-    """A live preview the worker wrote: `path` (a PNG the size of a result, in the job's
-    results folder), `index` (1, 2, ... in arrival order) and `placement` (where the result
-    will land, image coordinates: x, y, width, height)."""
+    """A live preview the worker wrote: `path` (raw pixels in the job's results folder),
+    `index` (1, 2, ... in arrival order), `size` (width, height: the model's picture or the
+    region's when smaller, never more), `mode` (its raw mode, "RGB") and `placement`
+    (where the result will land, image coordinates: x, y, width, height), to which a host
+    scales it."""
 
-    def __init__(self, path, index, placement):
+    def __init__(self, path, index, placement, size, mode):
         self.path = path
         self.index = index
         self.placement = placement
+        self.size = size
+        self.mode = mode
+
+    def pixels(self):
+        """Its raw pixels (read_raw); IOError or ValueError when gone or cut short."""
+        return read_raw(self.path, self.size[0], self.size[1], self.mode)
 
     def __repr__(self):
-        return "Preview(%r, %r, %r)" % (self.path, self.index, self.placement)
+        return "Preview(%r, %r, %r, %r)" % (self.path, self.index, self.placement, self.size)
 
 
 class Worker(object):
@@ -316,10 +324,13 @@ class WorkerRun(object):
 
     def _preview(self, event):
         path = self.job.inside(event.get("path"))
-        placement = event.get("placement")
-        if path is None or not isinstance(placement, dict) or self._cancelled:
+        placement = _box(event.get("placement"), ("x", "y", "width", "height"))
+        size = _box(event, ("width", "height"))
+        mode = event.get("pixels")
+        if path is None or placement is None or size is None or mode not in RAW_CHANNELS \
+                or self._cancelled:
             return
-        preview = Preview(path, event.get("index"), placement)
+        preview = Preview(path, event.get("index"), placement, size, mode)
         self.previews.append(preview)
         if self.on_preview is not None:
             self.on_preview(preview)
@@ -414,6 +425,18 @@ def read_provenance(text):
     except ValueError:
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _box(values, names):
+    """The integers `names` of a preview event's dict (sizes positive), or None."""
+    if not isinstance(values, dict):
+        return None
+    numbers = [values.get(name) for name in names]
+    if not all(isinstance(number, int) and not isinstance(number, bool) for number in numbers):
+        return None
+    if any(number <= 0 for number in numbers[-2:]):
+        return None
+    return dict(zip(names, numbers)) if len(names) == 4 else tuple(numbers)
 
 
 def _parse(raw):

@@ -485,13 +485,16 @@ class PreviewFiles:
 
     def writer(self, path: Path, picture, selection):
         """on_preview for run_edit; returns (on_preview, paths written)."""
+        from .imaging import to_size
+
         written: list[Path] = []
 
-        def write(number: int, layer, region) -> None:
+        def write(number: int, preview, region) -> None:
             mode = "RGBA" if picture.getchannel("A").getextrema() != (255, 255) else "RGB"
             output = picture.convert(mode)
             blend = selection.crop(region.bounds()) if selection is not None else None
-            output.paste(layer.convert(mode), (region.x, region.y), blend)
+            layer = to_size(preview, (region.width, region.height)).convert(mode)
+            output.paste(layer, (region.x, region.y), blend)
             try:
                 temporary = write_temporary(self.folder, f"{path.stem}-preview.png",
                                             _png_writer(output, PREVIEW_COMPRESS_LEVEL),

@@ -16,7 +16,14 @@ from .blend import DEFAULT_BLEND, Blender, check_blend
 from .client import EditRequest
 from .errors import BadInputError, EditError
 from .geometry import Box, check_size, is_gpt_image, plan_region, request_size
-from .imaging import build_payload, crop, decode_result, place_result, result_as_received
+from .imaging import (
+    build_payload,
+    crop,
+    decode_result,
+    place_result,
+    preview_picture,
+    result_as_received,
+)
 from .pricing import cost_of, estimate
 
 log = logging.getLogger(__name__)
@@ -169,8 +176,10 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     result is blended as `params.blend` says.
 
     `partial_images` previews are asked for (streamed; GPT image models only), and
-    `on_preview(number, layer, region)` gets each as it arrives, placed like a result (RGBA
-    of the region's size, not blended). A preview that cannot be read is skipped."""
+    `on_preview(number, picture, region)` gets each as it arrives: imaging.preview_picture,
+    the partial image's part for the region at the model's size or the region's when
+    smaller (opaque RGB, not blended),
+    for the caller to scale to `region`. A preview that cannot be read is skipped."""
     report = on_event or (lambda stage, message: None)
     bounds = selection_box(selection)
     region, (width, height) = plan_request(picture.size, bounds, params, region_size)
@@ -184,11 +193,12 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
 
     def preview(number: int, data: bytes) -> None:
         try:
-            layer = place_result(decode_result(data), payload, region_picture)
+            picture = preview_picture(decode_result(data), payload,
+                                      (region.width, region.height))
         except EditError as error:
             log.info("Preview %d skipped: %s", number, error)
             return
-        on_preview(number, layer, region)
+        on_preview(number, picture, region)
 
     response = client.edit(request, on_preview=preview if on_preview else None)
     count = len(response.images)

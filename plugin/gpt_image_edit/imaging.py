@@ -234,6 +234,26 @@ def place_result(result: Image.Image, payload: Payload,
     return placed
 
 
+def preview_picture(partial: Image.Image, payload: Payload,
+                    region_size: tuple[int, int]) -> Image.Image:
+    """A live preview as cheaply as it can be shown: the partial image's content box (what
+    maps onto the region), opaque RGB, at the model's own size or the region's when that
+    is smaller. Hosts scale it up to the placement; nothing here scales it up to a 24 MP
+    region or compresses it."""
+    scale_x = partial.width / payload.size[0]
+    scale_y = partial.height / payload.size[1]
+    content = payload.content
+    box = (round(content.x * scale_x), round(content.y * scale_y),
+           round(content.right * scale_x), round(content.bottom * scale_y))
+    picture = partial.convert("RGB")
+    if box != (0, 0) + picture.size:
+        picture = picture.crop(box)
+    width, height = region_size
+    if width * height < picture.width * picture.height:
+        picture = picture.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return picture
+
+
 def result_as_received(data: bytes, result: Image.Image, payload: Payload,
                        region_picture: Image.Image) -> bool:
     """Whether the received bytes (`data`, decoded as `result` by decode_result) already are

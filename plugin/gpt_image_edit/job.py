@@ -48,7 +48,7 @@ TICK_SECONDS = 1.0
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
-PREVIEW_PATTERN = "preview-*.png"
+PREVIEW_PATTERN = "preview-*"
 
 log = logging.getLogger(__name__)
 
@@ -397,24 +397,34 @@ def check_cost_limit(job: Job, picture, selection, partial_images: int, referenc
 
 
 class PreviewWriter:
-    """Each live preview as preview-K.png in the results folder, written whole under a
-    temporary name first, then announced with a `preview` progress line: placed like a
-    result (the source PNG's size, the same placement), so the host can show it where the
-    result will land."""
+    """Each live preview, written whole under a temporary name first, then announced with a
+    `preview` progress line. Kept cheap, since a preview is replaced within seconds: at the
+    model's own size (edit.run_edit's preview picture, opaque RGB), never scaled up to the
+    region or compressed; raw pixels (preview-K.rgb) for a host taking raw results, else a
+    fast PNG (preview-K.png). The host scales it to the placement, where the result will
+    land."""
 
     def __init__(self, job: Job, progress: Progress):
         self._job = job
         self._progress = progress
 
-    def write(self, number: int, layer, region) -> None:
-        path = self._job.output_dir / f"preview-{number}.png"
+    def write(self, number: int, picture, region) -> None:
+        from .imaging import raw_writer
+
+        raw = self._job.raw_results
+        path = self._job.output_dir / f"preview-{number}.{'rgb' if raw else 'png'}"
         try:
-            replace_atomically(path, _png_writer(layer))
+            replace_atomically(path, raw_writer(picture) if raw else _png_writer(picture),
+                               sync=False)
         except OSError as error:
             log.info("Preview %d not written: %s", number, error)  # the result matters more
             return
-        self._progress.preview(_shown_path(path, self._job.folder / "job.json"), number,
-                               placement_of(self._job, region))
+        shown = {"path": _shown_path(path, self._job.folder / "job.json"), "index": number,
+                 "placement": placement_of(self._job, region), "width": picture.width,
+                 "height": picture.height}
+        if raw:
+            shown["pixels"] = picture.mode
+        self._progress.preview(shown)
 
 
 def keep_in_history(job: Job, outcome) -> None:
@@ -585,9 +595,9 @@ class Progress:
         self._emit({"event": "progress", "stage": stage, "elapsed": self.elapsed(),
                     "message": message})
 
-    def preview(self, path: str, index: int, placement: dict) -> None:
-        self._emit({"event": "preview", "path": path, "index": index,
-                    "placement": placement, "elapsed": self.elapsed()})
+    def preview(self, shown: dict) -> None:
+        """`shown`: the preview event's path, index, placement, width, height (and pixels)."""
+        self._emit(dict({"event": "preview"}, **shown, elapsed=self.elapsed()))
 
     def done(self, ok: bool, manifest: str | None) -> None:
         self._emit({"event": "done", "ok": ok, "manifest": manifest})
