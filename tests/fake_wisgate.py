@@ -13,7 +13,10 @@ An edit sent with `stream=true` is answered as the real API streams: server-sent
 and `stream_error` each event comes STREAM_SPACING seconds after the one before, as a model
 takes its time; other scenarios stream without pauses, so the suite stays fast.
 `stream_error` sends one preview, then an `error` event; `plain_router` ignores `stream`
-and answers plain JSON, as some routers do.
+and answers plain JSON, as some routers do. `held_previews` (an invert) streams its
+previews at once and keeps the completed picture back until the test sets `held`, so a
+test can look at a preview on the canvas for as long as it needs (a plain request is held
+before any answer, like `held`).
 
 By hand:  python3 -m tests.fake_wisgate --port 8765 --key test-key --scenario echo
 
@@ -86,7 +89,8 @@ SCENARIOS = ("echo", "invert", "url", "resize", "rate_limit", "rate_limit_ms", "
              "server_error", "unavailable", "html_502", "moderation", "too_large", "forbidden",
              "truncated", "bad_json", "bad_base64", "fewer", "slow", "drop_once",
              "drop_upload_once", "insecure_url", "no_data", "cast", "blur", "square",
-             "cast_square", "drift", "held", "stream_error", "plain_router", "spaced")
+             "cast_square", "drift", "held", "held_previews", "stream_error", "plain_router",
+             "spaced")
 # Scenarios about the server or the account, not about one edit: /models answers the same way.
 SERVER_WIDE = {"server_error", "unavailable", "html_502", "forbidden", "slow"}
 
@@ -392,9 +396,11 @@ class WisGateHandler(BaseHTTPRequestHandler):
             if self._wait_long():
                 return
             scenario = "echo"
-        if scenario == "held":
+        if scenario == "held" or (scenario == "held_previews" and not edit.stream):
             if not self._wait_for_release():
                 return
+            scenario = "invert"
+        if scenario == "held_previews":  # held in _send_events, after the previews
             scenario = "invert"
         answer = ANSWERS.get(scenario)
         if answer is None:
@@ -477,6 +483,8 @@ class WisGateHandler(BaseHTTPRequestHandler):
                         "type": "server_error", "code": "server_error", "param": None,
                         "message": "The server had an error while processing your request."}})
                     return
+            if self.scenario == "held_previews" and not self._wait_for_release():
+                return
             self._event(edit, "image_edit.completed", dict(
                 common, b64_json=base64.b64encode(image).decode("ascii"),
                 created_at=int(time.time()), usage=answer["usage"]))

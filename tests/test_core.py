@@ -395,3 +395,63 @@ def test_a_result_mask_from_the_worker_becomes_the_layer_mask(private_tmp, monke
     placed = image.layers[1]
     assert placed.pixels.tobytes() == result.tobytes() and placed.mask.tobytes() == mask.tobytes()
     assert list(private_tmp.iterdir()) == []
+
+
+# -- live previews -------------------------------------------------------------------------
+def test_previews_arrive_before_the_result_small_and_where_it_lands(private_tmp, wisgate_env):
+    wisgate_env("spaced")
+    image, source = scene()
+    select_ellipse(image, (60, 40, 160, 120))
+    outcome, document = run(image, [source])
+    assert outcome.status == "success", outcome.message
+    shown = [entry for entry in document.previews if entry[0] == "show"]
+    assert len(shown) == 2 and document.previews[-1][0] == "clear"
+    result = next(item for item in image.layers if item.name.startswith("GPT edit: "))
+    placement = {"x": result.offsets[0], "y": result.offsets[1],
+                 "width": result.pixels.width, "height": result.pixels.height}
+    for _, picture, where, _, names in shown:
+        assert where == placement and result.name not in names
+        # Never larger than where it lands: nothing is scaled up for a preview.
+        assert picture.width <= placement["width"] and picture.height <= placement["height"]
+    assert document.previews[-1][1] >= shown[-1][3]
+
+
+def test_a_failure_after_a_preview_takes_it_away_and_changes_nothing(private_tmp,
+                                                                     wisgate_env):
+    wisgate_env("stream_error")
+    image, source = scene()
+    before = image.names()
+    outcome, document = run(image, [source])
+    assert outcome.status == "error"
+    assert "stopped the edit before it was finished" in outcome.message
+    assert [entry[0] for entry in document.previews] == ["show", "clear"]
+    assert image.names() == before
+    assert list(private_tmp.iterdir()) == []
+
+
+class OwnWaitDocument(FakeDocument):
+    """An adapter that runs the worker elsewhere (GIMP 3's wait procedure): the core asks
+    it for the manifest and places what it returns."""
+
+    def __init__(self, *arguments, ending=None):
+        FakeDocument.__init__(self, *arguments)
+        self.ending = ending
+
+    def run_worker(self, worker, job):
+        if self.ending is not None:
+            raise self.ending
+        return core.watch_worker(self, worker, job)
+
+
+@pytest.mark.parametrize("ending, status", [(core.Cancelled(), "cancel"),
+                                            (core.host.HostError("It broke: try again."),
+                                             "error")])
+def test_an_adapter_running_the_worker_elsewhere_ends_the_edit_cleanly(
+        ending, status, private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    before = image.names()
+    document = OwnWaitDocument(image, [source], {"prompt": PROMPT}, ending=ending)
+    outcome = core.edit(document, "/nonexistent-entry-dir")
+    assert outcome.status == status
+    assert image.names() == before and list(private_tmp.iterdir()) == []

@@ -1,16 +1,19 @@
 """A retoucher's session in real GIMP 3.0 and 3.2 (issue #11), played through GIMP's
 windows on Xvfb with openbox and xdotool: GIMP's action search (the / key) reaches
 Filters > AI > GPT Image Edit..., the prompt is typed into the dialog, OK pressed; while the
-edit is pending the selection is cleared, the source layer deleted, the image closed,
-GIMP's status-bar Cancel clicked; Ctrl+Z and Ctrl+Y are pressed. What GIMP holds is
+edit is pending the selection is cleared, the source layer deleted, the image's closing
+tried, GIMP's status-bar Cancel clicked, the image saved; live previews are looked for on
+the canvas (issue #12); Ctrl+Z and Ctrl+Y are pressed. What GIMP holds is
 asked of the session script (tests/gimp3/interactive_session.py); GIMP's messages are
 counted on its console (--console-messages).
 
 One GIMP start per version runs the scenarios in order (each test is one of them), so the
 whole session takes a few minutes. The fake WisGate's `held` scenario keeps an answer back
-until the test has done what the user does while waiting.
+until the test has done what the user does while waiting; `held_previews` streams the
+previews first and keeps the completed picture back.
 
-GPT_IMAGE_EDIT_UPDATE_SCREENSHOT=1 copies GIMP 3.2's progress and result screenshots to
+GPT_IMAGE_EDIT_UPDATE_SCREENSHOT=1 copies GIMP 3.2's progress, preview and result
+screenshots to
 docs/ (docs/dialog.png is tests/test_gimp3_dialog.py's).
 """
 
@@ -101,6 +104,51 @@ class Session:
             time.sleep(0.2)
         time.sleep(1.5)  # the status bar shows a few ticks
 
+    def close_while_waiting(self, name: str) -> None:
+        """Ctrl+W on the image `name` while its edit waits: its window's title goes at once.
+        (GIMP frees the image itself only once the edit's call to its wait procedure
+        returns, since that call holds it: docs/architecture.md, "Live previews".)"""
+        self.press("ctrl+w")
+        deadline = time.monotonic() + WAIT_SECONDS
+        while any(name in title for title in self.gui.visible_windows()):
+            assert time.monotonic() < deadline, f"GIMP never closed {name} while waiting"
+            time.sleep(0.3)
+
+    def wait_for_layers(self, count: int, image: int | None = None) -> dict:
+        """The state once the edit placed its result: `count` layers, no preview among them."""
+        return self.wait_state(lambda state: len(state["layers"]) == count
+                               and PREVIEW not in layer_names(state), image)
+
+    def wait_for_preview(self) -> dict:
+        """The state once a live preview shows, and a moment later (the last one)."""
+        self.wait_state(lambda state: PREVIEW in layer_names(state))
+        time.sleep(1.5)
+        return self.state()
+
+    def click_cancel(self) -> None:
+        window = self.image_window()
+        geometry = self.gui.xdotool("getwindowgeometry", window)
+        width, height = map(int, re.search(r"Geometry: (\d+)x(\d+)", geometry).groups())
+        # GIMP's Cancel at the right end of the status bar, left of the docks.
+        self.gui.click(window, width - CANCEL_FROM_RIGHT[self.version], height - 20)
+
+    def wait_for_no_job(self) -> None:
+        deadline = time.monotonic() + 30
+        while _worker_jobs(self.tmp) or [p for p in self.tmp.iterdir()
+                                         if p.name.startswith("gpt-")]:
+            assert time.monotonic() < deadline, "the worker or its job folder was left behind"
+            time.sleep(0.3)
+
+    def wait_for_messages(self) -> list[str]:
+        deadline = time.monotonic() + WAIT_SECONDS
+        messages = []
+        while not messages:
+            messages = self.new_messages()
+            assert time.monotonic() < deadline, "no message"
+            time.sleep(0.3)
+        time.sleep(2)
+        return messages + self.new_messages()
+
     def image_window(self) -> str:
         self.window = self.gui.window("– GIMP$")
         return self.window
@@ -118,11 +166,11 @@ class Session:
         new, self.messages_seen = found[self.messages_seen:], len(found)
         return new
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, for_docs: bool = True) -> Path:
         """The image window, the pointer off the canvas (its brush outline would show)."""
         self.gui.xdotool("mousemove", "1279", "959")
         path = self.gui.screenshot(self.image_window(), self.shots / name)
-        if os.environ.get(UPDATE_ENV) == "1" and self.version == "3.2":
+        if for_docs and os.environ.get(UPDATE_ENV) == "1" and self.version == "3.2":
             shutil.copyfile(path, DOCS / name)
         return path
 
@@ -173,7 +221,7 @@ def test_the_selection_at_ok_masks_the_result_whatever_happens_meanwhile(session
     assert session.state()["selection"] is None
     session.fake.held.set()
 
-    state = session.wait_state(lambda s: len(s["layers"]) == 2)
+    state = session.wait_for_layers(2)
     result, source = state["layers"]
     assert (result["name"], source["name"]) == (NAME, "Background")
     assert result["visible"] and result["mask"] is not None
@@ -208,7 +256,7 @@ def test_a_second_edit_lands_above_the_first_its_variants_as_a_group(session):
     session.gui.ask("select_layer", image=session.image, name="Background")
     first_id = session.state()["layers"][0]["id"]
     session.start_edit(variants=2)
-    state = session.wait_state(lambda s: len(s["layers"]) == 3)
+    state = session.wait_for_layers(3)
     group, first, source = state["layers"]
     # GIMP numbers a second layer of the same name ("... #1").
     assert group["name"].startswith(NAME) and group["is_group"] and group["visible"]
@@ -228,7 +276,7 @@ def test_a_source_deleted_while_waiting_puts_the_result_on_top(session):
     session.gui.run_action(session.image_window(), "Delete Layer")
     session.wait_state(lambda s: "Background" not in [x["name"] for x in s["layers"]])
     session.fake.held.set()
-    state = session.wait_state(lambda s: len(s["layers"]) == 3)
+    state = session.wait_for_layers(3)
     assert [layer["id"] for layer in state["layers"][1:]] == before[:2]
     top = state["layers"][0]
     assert top["name"].startswith(NAME) and top["id"] not in before
@@ -243,8 +291,7 @@ def test_an_image_closed_while_waiting_opens_the_result_as_a_new_image(session):
     closing = session.open_picture("pond.png")
     session.start_edit()
     session.wait_for_request()
-    session.press("ctrl+w")
-    assert session.state(closing) == {"open": False}
+    session.close_while_waiting("pond")
     session.fake.held.set()
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
@@ -296,7 +343,7 @@ def test_no_key_opens_the_settings_and_the_edit_goes_on(session):
     session.gui.key("Tab")  # from the endpoint to the key
     session.gui.type(session.fake.key)
     session.gui.key("alt+s")
-    state = session.wait_state(lambda s: len(s["layers"]) == before + 1)
+    state = session.wait_for_layers(before + 1)
     assert state["layers"][0]["name"].startswith(NAME)
     assert session.fake.requests[-1].headers["authorization"] == f"Bearer {session.fake.key}"
     assert session.new_messages() == []
@@ -308,19 +355,101 @@ def test_cancel_in_the_status_bar_ends_the_edit_and_leaves_nothing(session):
     session.start_edit()
     session.wait_for_request()
     assert [path.name for path in session.tmp.iterdir() if path.name.startswith("gpt-")]
-    window = session.image_window()
-    geometry = session.gui.xdotool("getwindowgeometry", window)
-    width, height = map(int, re.search(r"Geometry: (\d+)x(\d+)", geometry).groups())
-    # GIMP's Cancel at the right end of the status bar, left of the docks.
-    session.gui.click(window, width - CANCEL_FROM_RIGHT[session.version], height - 20)
-    deadline = time.monotonic() + 30
-    while _worker_jobs(session.tmp) or [p for p in session.tmp.iterdir()
-                                        if p.name.startswith("gpt-")]:
-        assert time.monotonic() < deadline, "the worker or its job folder was left behind"
-        time.sleep(0.3)
+    session.click_cancel()
+    session.wait_for_no_job()
     after = session.state()
     assert after["layers"] == before["layers"]
     assert "Traceback" not in session.gui.log_text()
+    assert session.new_messages() == []
+
+
+def test_a_preview_shows_where_the_result_lands_and_goes_with_one_undo(session):
+    session.endpoint("held_previews")
+    session.open_picture("meadow.png")  # a fresh image: the earlier scenes deleted its source
+    session.gui.xdotool("windowsize", session.image_window(), "1270", "900")
+    session.gui.ask("select_ellipse", image=session.image, box=ELLIPSE)
+    before = session.state()
+    unchanged = session.shot("before-preview.png", for_docs=False)
+    session.start_edit(variants=1)
+    state = session.wait_for_preview()
+    names = [layer["name"] for layer in state["layers"]]
+    # Above the source layer (and above its earlier results), visible, the retoucher's
+    # selected layer still the selected one.
+    assert names.index(PREVIEW) < names.index("Background")
+    assert names[names.index(PREVIEW) + 1:] == [layer["name"] for layer in before["layers"]
+                                                 ][names.index(PREVIEW):]
+    preview = state["layers"][names.index(PREVIEW)]
+    assert preview["visible"] and preview["parasite"] is None
+    assert state["selected"] == before["selected"] and state["undo_enabled"]
+    # On the canvas: the inverted mosaic the stand-in streams, where the ellipse was.
+    changed = canvas_change(unchanged, session.shot("preview.png"))
+    assert changed > 0.02, f"no preview on the canvas ({changed:.3f} of it changed)"
+    # The retoucher's own step while waiting: Select All, undoable as ever.
+    session.press("ctrl+a")
+    assert session.state()["selection"] == [0, 0, *before_size(before)]
+    session.fake.held.set()
+
+    state = session.wait_for_layers(len(before["layers"]) + 1)
+    result = state["layers"][names.index(PREVIEW)]
+    assert result["name"].startswith(NAME) and PREVIEW not in layer_names(state)
+    assert (result["offsets"], result["size"]) == (preview["offsets"], preview["size"])
+    session.press("ctrl+z")  # the whole edit, previews included
+    after_undo = session.state()
+    assert after_undo["layers"] == before["layers"]
+    assert after_undo["selection"] == [0, 0, *before_size(before)]
+    session.press("ctrl+z")  # then the retoucher's Select All
+    assert session.state()["selection"] == [140, 60, 340, 210]
+    assert session.new_messages() == []
+    session.press("ctrl+y", "ctrl+y")
+    assert len(session.state()["layers"]) == len(before["layers"]) + 1
+
+
+def test_cancel_while_a_preview_shows_leaves_nothing(session):
+    session.endpoint("held_previews")
+    before = session.state()
+    session.start_edit()
+    session.wait_for_preview()
+    session.click_cancel()
+    session.wait_for_no_job()
+    after = session.wait_state(lambda s: PREVIEW not in layer_names(s))
+    assert after["layers"] == before["layers"] and after["selected"] == before["selected"]
+    assert after["undo_enabled"]
+    assert "Traceback" not in session.gui.log_text()
+    assert session.new_messages() == []
+    session.press("ctrl+z")  # the undo history is the one before the edit: the last redo
+    assert len(session.state()["layers"]) == len(before["layers"]) - 1
+    session.press("ctrl+y")
+    assert session.state()["layers"] == before["layers"]
+    assert session.new_messages() == []
+
+
+def test_a_failure_after_a_preview_takes_it_away(session):
+    session.endpoint("stream_error")
+    before = session.state()
+    session.start_edit()
+    messages = session.wait_for_messages()
+    assert len(messages) == 1 and "stopped the edit before it was finished" in messages[0]
+    after = session.wait_state(lambda s: PREVIEW not in layer_names(s))
+    assert after["layers"] == before["layers"] and after["undo_enabled"]
+
+
+def test_saving_while_a_preview_shows_keeps_it_in_the_file_as_documented(session):
+    """GIMP saves every layer of the image; GIMP has no canvas-only pictures for plug-ins,
+    so a preview saved while it shows is in that file (docs/architecture.md, "Live
+    previews"). GIMP then marks the image changed once the preview goes."""
+    session.endpoint("held_previews")
+    before = session.state()
+    session.start_edit()
+    session.wait_for_preview()
+    saved = session.folder / "saved-while-waiting.xcf"
+    session.gui.ask("save", image=session.image, path=str(saved))
+    in_file = [layer["name"] for layer in session.gui.ask("file_layers", path=str(saved))[
+        "layers"]]
+    assert in_file == [PREVIEW] + layer_names(before)
+    session.click_cancel()
+    session.wait_for_no_job()
+    after = session.wait_state(lambda s: PREVIEW not in layer_names(s))
+    assert after["layers"] == before["layers"] and after["dirty"]
     assert session.new_messages() == []
 
 
@@ -332,14 +461,36 @@ def test_nothing_of_the_plugin_enters_open_recent_and_results_are_kept(session):
     for path in (recent, documents):
         if path.exists():
             listed += re.findall(r"file://[^\"\s)]+", path.read_text())
-    assert all(Path(url).name in ("lake.png", "pond.png") for url in listed), listed
+    # The retoucher's own pictures and the file saved while waiting, nothing of the plug-in.
+    assert all(Path(url).name in ("lake.png", "pond.png", "meadow.png",
+                                  "saved-while-waiting.xcf") for url in listed), listed
     kept = sorted((session.folder / "data" / "gpt-image-edit" / "history").glob("*.png"))
-    # Every picture an answer brought (2 variants once), the closed image's included.
-    assert len(kept) == 6
+    # Every picture an answer brought (2 variants once), the closed image's included; live
+    # previews are not results.
+    assert len(kept) == 7
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in kept)
 
 
+PREVIEW = "GPT preview (goes away by itself)"
 CANCEL_FROM_RIGHT = {"3.0": 281, "3.2": 281}
+
+
+def layer_names(state: dict) -> list[str]:
+    return [layer["name"] for layer in state["layers"]]
+
+
+def before_size(state: dict) -> list[int]:
+    return [state["layers"][-1]["size"][0], state["layers"][-1]["size"][1]]
+
+
+def canvas_change(before: Path, during: Path) -> float:
+    """The share of the window's pixels that changed clearly between two screenshots."""
+    with Image.open(before) as first, Image.open(during) as second:
+        first, second = first.convert("L"), second.convert("L")
+        if first.size != second.size:
+            return 1.0
+        changed = sum(1 for a, b in zip(first.getdata(), second.getdata()) if abs(a - b) > 40)
+        return changed / (first.width * first.height)
 
 
 def _worker_jobs(folder: Path) -> list[int]:

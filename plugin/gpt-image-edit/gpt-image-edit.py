@@ -24,6 +24,13 @@ import gpt_image_edit_host as host  # noqa: E402
 
 EDIT_PROCEDURE = "plug-in-gpt-image-edit"
 SETTINGS_PROCEDURE = "plug-in-gpt-image-edit-settings"
+# The edit's own helper (no menu): runs the worker with the progress and the live previews
+# in a process of its own, so that GIMP's Cancel, which ends that process at once, leaves
+# the edit's process alive to take the previews away (docs/architecture.md, "Live
+# previews").
+WAIT_PROCEDURE = "plug-in-gpt-image-edit-wait"
+PREVIEW_PARASITE = "gpt-image-edit-preview"  # marks a preview layer: never persistent
+PREVIEW_NAME = "GPT preview (goes away by itself)"
 HELP_DOMAIN = "gpt-image-edit"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = host.SETTINGS_MENU
@@ -39,8 +46,10 @@ POLL_MS = 100
 
 def run_edit(procedure, run_mode, image, drawables, config, data):
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
-    outcome = core.edit(Gimp3Document(procedure, image, drawables, config, interactive),
-                        ENTRY_DIR)
+    document = Gimp3Document(procedure, image, drawables, config, interactive)
+    # A retoucher's run (not a script's, which has no window to watch) shows live previews.
+    document.shows_previews = run_mode != Gimp.RunMode.NONINTERACTIVE
+    outcome = core.edit(document, ENTRY_DIR)
     if outcome.status == "cancel":
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     if outcome.status == "error":
@@ -61,12 +70,15 @@ def fail(procedure, sentence):
 
 
 class Gimp3Document(core.Document):
+    shows_previews = False
+
     def __init__(self, procedure, image, drawables, config, interactive):
         self.procedure = procedure
         self.image = image
         self.chosen = list(drawables)
         self.config = config
         self.interactive = interactive
+        self.source = None  # the layer being edited, once the core asked for its pixels
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -140,6 +152,7 @@ class Gimp3Document(core.Document):
         # An 8-bit perceptual RGB layer is read as it is stored (a conversion costs GEGL a
         # quarter of a second to set up in every plug-in process); GEGL converts any other
         # base type, precision and bit depth to 8-bit R'G'B'A.
+        self.source = layer
         mode = "RGBA"
         if (layer.is_rgb() and not layer.has_alpha()
                 and self.image.get_precision() == Gimp.Precision.U8_NON_LINEAR):
@@ -231,6 +244,39 @@ class Gimp3Document(core.Document):
         Gimp.displays_flush()
 
     # -- waiting ------------------------------------------------------------------------
+    def run_worker(self, worker, job):
+        """With previews, the worker runs in the wait procedure's process, which owns the
+        progress (and so GIMP's Cancel) and the previews; this process waits for it and,
+        whatever became of it, takes away every preview it left."""
+        if not self.shows_previews or not self.image.is_valid():
+            return core.watch_worker(self, worker, job)
+        procedure = Gimp.get_pdb().lookup_procedure(WAIT_PROCEDURE)
+        config = procedure.create_config()
+        config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+        config.set_property("image", self.image)
+        if self.source is not None and self.source.is_valid():
+            config.set_property("source", self.source)
+        config.set_property("job-folder", job.folder)
+        undo_was_enabled = self.image.undo_is_enabled()
+        # Its Cancel is the wait procedure's alone: GIMP ends every process that started
+        # a progress on this display.
+        Gimp.progress_end()
+        try:
+            status = procedure.run(config).index(0)
+        finally:
+            if self.image.is_valid():
+                if undo_was_enabled and not self.image.undo_is_enabled():
+                    self.image.undo_thaw()  # it was ended between freeze and thaw
+                remove_previews(self.image, job.folder)
+                Gimp.displays_flush()
+            Gimp.progress_init("GPT Image Edit")
+        if status == Gimp.PDBStatusType.CANCEL:
+            raise core.Cancelled()
+        manifest = job.load_outcome()
+        if manifest is None:
+            raise host.HostError(core.UNEXPECTED)
+        return manifest
+
     def progress_start(self, text):
         Gimp.progress_init(text)
 
@@ -242,6 +288,131 @@ class Gimp3Document(core.Document):
 
     def progress_end(self):
         Gimp.progress_end()
+
+
+class PreviewDocument(Gimp3Document):
+    """The wait procedure's side: the worker's progress in the status bar and each live
+    preview as a layer where the result will land (above the source layer and its earlier
+    results), inserted and removed with the image's undo frozen for just those calls, so
+    it never enters the undo history while the retoucher's own steps do."""
+
+    def __init__(self, image, source, job_folder):
+        Gimp3Document.__init__(self, None, image, [], None, False)
+        self.source = source
+        self.job_folder = job_folder
+        self.shown = None
+
+    def show_preview(self, preview):
+        if not self.image.is_valid():
+            return
+        try:
+            pixels = preview.pixels()
+        except (OSError, ValueError):
+            return  # gone with a job that ended meanwhile: the result matters more
+        width, height = preview.size
+        layer = Gimp.Layer.new(self.image, PREVIEW_NAME, width, height,
+                               layer_type(self.image.get_base_type(), False), 100,
+                               Gimp.LayerMode.NORMAL)
+        try:
+            write_pixels(layer, width, height, PIXEL_FORMATS[preview.mode], pixels)
+        except core.GimpCallFailed:
+            layer.delete()
+            return
+        del pixels
+        selected = [item for item in self.image.get_selected_layers() if item.is_valid()]
+        place = preview.placement
+        self.image.undo_freeze()
+        try:
+            if self.shown is not None and self.shown.is_valid():
+                self.image.remove_layer(self.shown)  # first: the new one keeps the name
+            parent, position = self.where()
+            layer.attach_parasite(Gimp.Parasite.new(
+                PREVIEW_PARASITE, 0, list(self.job_folder.encode("utf-8"))))
+            self.image.insert_layer(layer, parent, position)
+            if (width, height) != (place["width"], place["height"]):
+                scale(layer, place["width"], place["height"])
+            layer.set_offsets(place["x"], place["y"])
+            layer.set_lock_content(True)  # nothing of the retoucher's goes into it
+            layer.set_lock_position(True)
+            self.image.set_selected_layers(selected)  # inserting selected the preview
+        finally:
+            self.image.undo_thaw()
+        self.shown = layer
+        Gimp.displays_flush()
+
+    def where(self):
+        if self.source is None or not self.source.is_valid():
+            return None, 0
+        return core.where_results_go(self, self.source, {"tattoo": self.source.get_tattoo()})
+
+    def clear_preview(self):
+        if self.image.is_valid():
+            remove_previews(self.image, self.job_folder)
+            Gimp.displays_flush()
+        self.shown = None
+
+
+def remove_previews(image, job_folder):
+    """Every preview layer of the job `job_folder` in the image (its parasite says which),
+    removed with the image's undo frozen for just that."""
+    tag = job_folder.encode("utf-8")
+    found = [layer for layer in all_layers(image.get_layers())
+             if parasite_bytes(layer, PREVIEW_PARASITE) == tag]
+    if not found:
+        return
+    image.undo_freeze()
+    try:
+        for layer in found:
+            if layer.is_valid():
+                image.remove_layer(layer)
+    finally:
+        image.undo_thaw()
+
+
+def all_layers(layers):
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Gimp.GroupLayer):
+            yield from all_layers(layer.get_children())
+
+
+def parasite_bytes(item, name):
+    found = item.get_parasite(name)
+    if found is None:
+        return None
+    data = found.get_data()  # a list of byte values (a tuple with its length on 3.0)
+    return bytes(data[0] if isinstance(data, tuple) else data)
+
+
+def scale(layer, width, height):
+    """A preview scaled up to its placement: linear, fast even to 24 MP, and good enough
+    for a picture that is replaced within seconds."""
+    Gimp.context_push()
+    try:
+        Gimp.context_set_interpolation(Gimp.InterpolationType.LINEAR)
+        layer.scale(width, height, False)
+    finally:
+        Gimp.context_pop()
+
+
+def run_wait(procedure, config, data):
+    """The wait procedure: the worker on the job the edit wrote, its progress and previews
+    shown here; how it ended is left in the job's folder for the edit (Job.load_outcome)."""
+    image = config.get_property("image")
+    try:
+        job = host.Job(config.get_property("job-folder"))
+    except (TypeError, ValueError) as error:
+        return fail(procedure, str(error))
+    document = PreviewDocument(image, config.get_property("source"), job.folder)
+    document.progress_start("GPT Image Edit: starting")
+    try:
+        core.watch_worker(document, host.find_worker(ENTRY_DIR), job)
+        job.save_outcome()
+    except host.HostError as error:
+        job.save_outcome(error)
+    finally:
+        document.progress_end()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
 def gimp_call(function, *arguments):
@@ -427,7 +598,7 @@ class GptImageEdit(Gimp.PlugIn):
         # (help/en/gimp-help.xml maps each procedure's help id to docs/manual.html).
         help_folder = Gio.File.new_for_path(os.path.join(ENTRY_DIR, "help"))
         self.set_help_domain(HELP_DOMAIN, help_folder)
-        return [EDIT_PROCEDURE, SETTINGS_PROCEDURE]
+        return [EDIT_PROCEDURE, SETTINGS_PROCEDURE, WAIT_PROCEDURE]
 
     def do_set_i18n(self, name):
         return False
@@ -435,6 +606,8 @@ class GptImageEdit(Gimp.PlugIn):
     def do_create_procedure(self, name):
         if name == EDIT_PROCEDURE:
             return create_edit_procedure(self, name)
+        if name == WAIT_PROCEDURE:
+            return create_wait_procedure(self, name)
         return create_settings_procedure(self, name)
 
 
@@ -489,6 +662,25 @@ def create_settings_procedure(plug_in, name):
     procedure.set_attribution("GPT Image Edit for GIMP", "GPT Image Edit for GIMP", "2026")
     procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode,
                                 Gimp.RunMode.INTERACTIVE, GObject.ParamFlags.READWRITE)
+    return procedure
+
+
+def create_wait_procedure(plug_in, name):
+    procedure = Gimp.Procedure.new(plug_in, name, Gimp.PDBProcType.PLUGIN, run_wait, None)
+    procedure.set_documentation(
+        "GPT Image Edit's wait for the worker, with its live previews (internal)",
+        "Called by " + EDIT_PROCEDURE + " only: runs the worker on the job in job-folder, "
+        "shows its progress and live previews on the image, and leaves how it ended in the "
+        "job folder.", name)
+    procedure.set_attribution("GPT Image Edit for GIMP", "GPT Image Edit for GIMP", "2026")
+    flags = GObject.ParamFlags.READWRITE
+    procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode,
+                                Gimp.RunMode.NONINTERACTIVE, flags)
+    procedure.add_image_argument("image", "Image", "The edited image", False, flags)
+    procedure.add_layer_argument("source", "Source", "The edited layer (previews go above "
+                                 "it)", True, flags)
+    procedure.add_string_argument("job-folder", "Job folder", "The edit's job folder", "",
+                                  flags)
     return procedure
 
 

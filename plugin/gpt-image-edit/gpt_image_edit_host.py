@@ -36,6 +36,10 @@ CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
 SETTINGS_MENU = "Filters > AI > GPT Image Settings..."
 SETTINGS_PLACE_ENV = "GPT_IMAGE_EDIT_SETTINGS_PLACE"
 
+# How a worker run ended, written into the job's folder by a host process that watched it
+# for another one (GIMP 3's preview process, see docs/architecture.md).
+OUTCOME_FILE = "worker-outcome.json"
+
 PARASITE_NAME = "gpt-image-edit"
 LAYER_NAME_PREFIX = "GPT edit: "
 LAYER_NAME_PROMPT_CHARS = 40
@@ -183,13 +187,19 @@ class ConnectionCheck(object):
 
 
 class Job(object):
-    """A private folder holding one job; use as a context manager so it is always removed."""
+    """A private folder holding one job; use as a context manager so it is always removed.
+    Job(folder) is a job another process of the host made (and removes): a folder that
+    is not one of ours is refused with ValueError."""
 
-    def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="gpt-image-edit-")
-        # Tells the worker this folder is the job's alone: a worker whose host died
-        # removes it (docs/job-protocol.md, "Cancel").
-        open(os.path.join(self.folder, JOB_FOLDER_MARKER), "w").close()
+    def __init__(self, folder=None):
+        if folder is None:
+            folder = tempfile.mkdtemp(prefix="gpt-image-edit-")
+            # Tells the worker this folder is the job's alone: a worker whose host died
+            # removes it (docs/job-protocol.md, "Cancel").
+            open(os.path.join(folder, JOB_FOLDER_MARKER), "w").close()
+        elif not os.path.isfile(os.path.join(folder, JOB_FOLDER_MARKER)):
+            raise ValueError("%s is not a GPT Image Edit job folder" % folder)
+        self.folder = folder
         self.source_path = os.path.join(self.folder, "source.raw")
         self.selection_path = os.path.join(self.folder, "selection.gray")
         self.path = os.path.join(self.folder, "job.json")
@@ -244,9 +254,41 @@ class Job(object):
         with open(self.path, "w") as handle:
             json.dump(job, handle)
 
+    def save_outcome(self, error=None):
+        """How a worker run watched by another process of the host ended (see
+        load_outcome): None for a manifest ready in the results folder, else the
+        HostError."""
+        outcome = {"ok": error is None}
+        if error is not None:
+            outcome.update(message=error.args[0] if error.args else u"", kind=error.kind)
+        with open(os.path.join(self.folder, OUTCOME_FILE), "w") as handle:
+            json.dump(outcome, handle)
+
+    def load_outcome(self):
+        """The manifest of a worker run another process of the host watched; HostError
+        with its sentence when it failed, or when that process left no outcome (None is
+        returned only by a process that was stopped: the caller knows)."""
+        try:
+            with open(os.path.join(self.folder, OUTCOME_FILE)) as handle:
+                outcome = json.load(handle)
+        except (IOError, OSError, ValueError):
+            return None
+        if not isinstance(outcome, dict) or not outcome.get("ok"):
+            message = outcome.get("message") if isinstance(outcome, dict) else None
+            raise HostError(message or "The edit failed for an unknown reason.",
+                            outcome.get("kind") if isinstance(outcome, dict) else None)
+        manifest = _read_manifest(self.output_dir)
+        if manifest is None or not manifest.get("ok"):
+            raise HostError("The edit failed for an unknown reason.")
+        return manifest
+
     def clear_results(self):
-        """Remove a finished run's results folder, so the job can run again."""
+        """Remove a finished run's results folder (and outcome), so the job can run again."""
         shutil.rmtree(self.output_dir, ignore_errors=True)
+        try:
+            os.remove(os.path.join(self.folder, OUTCOME_FILE))
+        except OSError:
+            pass
 
     def result_path(self, entry):
         return os.path.join(self.output_dir, entry["path"])

@@ -5,8 +5,8 @@ cancelled and undone through GIMP's windows.
 
 The test writes OUT/command-N.json ({"do": ..., ...}); this script answers in
 OUT/answer-N.json. Commands: open (a picture, in a window), state (an image's layers,
-masks, selection and selected layers), images (every open image), select_ellipse,
-select_layer, quit.
+masks, selection, selected layers and whether undo is on), images (every open image),
+select_ellipse, select_layer, save (as XCF), file_layers (of a saved file), quit.
 
 Environment: GIMP_TEST_OUT (the folder of commands and answers).
 """
@@ -76,6 +76,7 @@ def state(command):
         return {"open": False}
     _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
     return {"open": True, "name": image.get_name(), "dirty": image.is_dirty(),
+            "undo_enabled": image.undo_is_enabled(),
             "layers": [describe_layer(layer) for layer in image.get_layers()],
             "selected": [item.get_name() for item in image.get_selected_layers()],
             "selected_drawables": [
@@ -115,8 +116,26 @@ def select_layer(command):
     return {"selected": len(chosen)}
 
 
+def save(command):
+    """What File > Save does: the image as XCF (a retoucher saving while an edit waits)."""
+    image = image_by_id(command["image"])
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(command["path"]),
+                   None)
+    return {}
+
+
+def file_layers(command):
+    """The layers a saved file holds, top first (the file opened without a window)."""
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(command["path"]))
+    try:
+        return {"layers": [describe_layer(layer) for layer in image.get_layers()]}
+    finally:
+        image.delete()
+
+
 COMMANDS = {"state": state, "images": images, "open": open_picture,
-            "select_ellipse": select_ellipse, "select_layer": select_layer}
+            "select_ellipse": select_ellipse, "select_layer": select_layer, "save": save,
+            "file_layers": file_layers}
 
 
 def serve():
