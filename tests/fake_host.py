@@ -293,6 +293,8 @@ class FakeDocument(core.Document):
         return core.Document.wait_for_worker(self, run)
 
     # -- live previews and cost ---------------------------------------------------------
+    shows_previews = True  # records them, as a retoucher would see them
+
     def show_preview(self, preview):
         """Records what a retoucher would see: the preview's pixels (read now, as an
         adapter must: the job folder goes with the edit), where, and when."""

@@ -455,3 +455,15 @@ def test_an_adapter_running_the_worker_elsewhere_ends_the_edit_cleanly(
     outcome = core.edit(document, "/nonexistent-entry-dir")
     assert outcome.status == status
     assert image.names() == before and list(private_tmp.iterdir()) == []
+
+
+def test_a_document_that_shows_no_previews_asks_for_none(private_tmp, wisgate_env,
+                                                         fake_wisgate):
+    wisgate_env("echo")
+    image, source = scene()
+    document = FakeDocument(image, [source], {"prompt": PROMPT})
+    document.shows_previews = False  # GIMP 2.10, or a script's non-interactive call
+    outcome = core.edit(document, "/nonexistent-entry-dir")
+    assert outcome.status == "success", outcome.message
+    assert "stream" not in fake_wisgate.requests[-1].fields  # a plain request: no previews
+    assert document.previews == []

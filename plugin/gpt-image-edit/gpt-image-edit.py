@@ -70,8 +70,6 @@ def fail(procedure, sentence):
 
 
 class Gimp3Document(core.Document):
-    shows_previews = False
-
     def __init__(self, procedure, image, drawables, config, interactive):
         self.procedure = procedure
         self.image = image

@@ -305,6 +305,10 @@ class Document(object):
         """Show the changes (GIMP's displays_flush)."""
 
     # -- live previews and cost ---------------------------------------------------------
+    # Whether this run shows live previews (show_preview does something): without, the job
+    # asks for none (partial_images 0), since each costs output tokens.
+    shows_previews = False
+
     def show_preview(self, preview):
         """Show the live preview (a host.Preview: raw pixels to be scaled to its
         `placement`, x, y, width, height in image coordinates) where the result will land,
@@ -467,7 +471,9 @@ def run_job(document, worker, job, plan, capture, arguments, mode):
                   source_origin=(plan.region.x, plan.region.y),
                   source_size=(plan.region.width, plan.region.height),
                   with_selection=plan.with_selection, cost_confirmed=cost_confirmed,
-                  image_name=capture.image_name)
+                  image_name=capture.image_name,
+                  # Previews cost output tokens: none is asked for that nobody would see.
+                  partial_images=None if document.shows_previews else 0)
 
     write(False)
     try:
