@@ -54,11 +54,21 @@ if prompt == "fail":
               "error": {"kind": "quota", "message": u"Quota used up \u2014 top it up."}})
     sys.exit(3)
 os.mkdir(output)
-open(os.path.join(output, "preview-1.png"), "wb").close()
-for path in ("results/preview-1.png", "../../etc/passwd", "/etc/passwd"):
+with open(os.path.join(output, "preview-1.rgb"), "wb") as handle:
+    handle.write(b"\x40" * (2 * 2 * 3))
+for path in ("results/preview-1.rgb", "../../etc/passwd", "/etc/passwd"):
     sys.stdout.write(json.dumps({"event": "preview", "path": path, "index": 1,
                                  "placement": {"x": 1, "y": 2, "width": 3, "height": 4},
+                                 "width": 2, "height": 2, "pixels": "RGB",
                                  "elapsed": 0.2}) + "\n")
+# Not a preview a host can show: no size, or a size that is no number.
+sys.stdout.write(json.dumps({"event": "preview", "path": "results/preview-1.rgb",
+                             "index": 2, "placement": {"x": 1, "y": 2, "width": 3,
+                                                       "height": 4}}) + "\n")
+sys.stdout.write(json.dumps({"event": "preview", "path": "results/preview-1.rgb",
+                             "index": 3, "placement": {"x": 1, "y": 2, "width": 3,
+                                                       "height": 4},
+                             "width": "2", "height": 2, "pixels": "RGB"}) + "\n")
 say("finish", u"Placing 1 result \u2713")
 with open(os.path.join(output, "variant-1.rgb"), "wb") as handle:
     handle.write(b"\x80" * (3 * 4 * 3))
@@ -138,7 +148,7 @@ def run(prompt, cancel=False):
         with job:
             current = host.WorkerRun(worker, job, on_preview=lambda preview: previews.append(
                 [os.path.relpath(preview.path, folder), preview.index, preview.placement,
-                 os.path.exists(preview.path)]))
+                 list(preview.size), preview.mode, len(preview.pixels())]))
             ticks = []
             def tick(active):
                 ticks.append(active.last_message)
@@ -411,8 +421,10 @@ def test_prices_and_estimates_are_the_same_under_python_2_7(python27):
 
 def test_host_hands_previews_on_and_keeps_to_the_job_folder_under_python_2_7(python27):
     # Announced paths outside the job folder are never opened nor handed on.
+    # Only a preview with its size and raw mode is handed on, its pixels readable.
     assert python27["ok"]["previews"] == [
-        ["results/preview-1.png", 1, {"x": 1, "y": 2, "width": 3, "height": 4}, True]]
+        ["results/preview-1.rgb", 1, {"x": 1, "y": 2, "width": 3, "height": 4}, [2, 2], "RGB",
+         12]]
     assert python27["fail"]["kind"] == "quota"
     status, log, job = python27["whole"]
     parasite = next(entry for entry in log if entry[0] == "parasite")

@@ -246,9 +246,9 @@ class Gimp3Document(core.Document):
         """With previews, the worker runs in the wait procedure's process, which owns the
         progress (and so GIMP's Cancel) and the previews; this process waits for it and,
         whatever became of it, takes away every preview it left."""
-        if not self.shows_previews or not self.image.is_valid():
-            return core.watch_worker(self, worker, job)
         procedure = Gimp.get_pdb().lookup_procedure(WAIT_PROCEDURE)
+        if not self.shows_previews or procedure is None or not self.image.is_valid():
+            return core.watch_worker(self, worker, job)
         config = procedure.create_config()
         config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
         config.set_property("image", self.image)
