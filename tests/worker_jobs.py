@@ -16,7 +16,8 @@ GIMP_SETTINGS_PLACE = {"GPT_IMAGE_EDIT_SETTINGS_PLACE": "Filters > AI > GPT Imag
 
 def worker_failure_sentence(env: dict, folder: Path, prompt: str, variants: int = 1) -> str:
     """The sentence the worker's own failure manifest holds for a small job run in `env`, as
-    a GIMP host starts it."""
+    a GIMP host that shows no live previews (a script's call, GIMP 2.10) starts it: asking
+    for none, so the answer is not streamed."""
     folder.mkdir()
     Image.new("RGB", (64, 48), "gray").save(folder / "source.png")
     (folder / "job.json").write_text(json.dumps({
@@ -24,7 +25,7 @@ def worker_failure_sentence(env: dict, folder: Path, prompt: str, variants: int 
         "quality": "high", "variants": variants,
         "layer": {"width": 64, "height": 48, "offset_x": 0, "offset_y": 0},
         "source": {"path": "source.png", "x": 0, "y": 0}, "selection": None,
-        "output_dir": "results"}))
+        "output_dir": "results", "partial_images": 0}))
     subprocess.run([sys.executable, "-m", "gpt_image_edit", "job", str(folder / "job.json")],
                    env={**env, **GIMP_SETTINGS_PLACE}, stdin=subprocess.DEVNULL,
                    capture_output=True, timeout=300)
