@@ -330,8 +330,11 @@ class PreviewDocument(Gimp3Document):
             if (width, height) != (place["width"], place["height"]):
                 scale(layer, place["width"], place["height"])
             layer.set_offsets(place["x"], place["y"])
-            layer.set_lock_content(True)  # nothing of the retoucher's goes into it
+            # Nothing of the retoucher's goes into it or changes it: no undo step of theirs
+            # ever names a layer that goes away by itself.
+            layer.set_lock_content(True)
             layer.set_lock_position(True)
+            layer.set_lock_visibility(True)
             self.image.set_selected_layers(selected)  # inserting selected the preview
         finally:
             self.image.undo_thaw()
