@@ -128,6 +128,7 @@ class FakeDocument(core.Document):
         self.calls: list[str] = []
         self.previews: list[tuple] = []
         self.cost_questions: list[str] = []
+        self.notes: list[str] = []  # show_note's lines, as a retoucher would read them
         self.confirm = False  # the answer confirm_cost gives (an interactive user's)
 
     def _call(self, name):
@@ -307,6 +308,9 @@ class FakeDocument(core.Document):
     def confirm_cost(self, message):
         self.cost_questions.append(message)
         return self.confirm
+
+    def show_note(self, text):
+        self.notes.append(text)
 
 
 def layer(name: str, pixels: Image.Image, offsets=(0, 0)) -> Item:
