@@ -441,7 +441,7 @@ def test_a_failed_edit_shows_no_cost(private_tmp, wisgate_env):
     assert outcome.status == "error" and document.notes == []
 
 
-@pytest.mark.parametrize("confirm", [False, True])
+@pytest.mark.parametrize("confirm", [False, True, "cancel"])
 def test_above_the_limit_asks_once_and_sends_only_when_confirmed(private_tmp, wisgate_env,
                                                                   fake_wisgate, monkeypatch,
                                                                   confirm):
@@ -458,12 +458,13 @@ def test_above_the_limit_asks_once_and_sends_only_when_confirmed(private_tmp, wi
     assert question == (f"This edit would cost about {estimate}, above the spending limit of "
                         "$0.01: nothing was sent; choose fewer variants or a lower quality, "
                         f"or raise the limit in {core.host.SETTINGS_MENU}.")
-    if confirm:
+    if confirm is True:
         assert outcome.status == "success", outcome.message
         assert len(fake_wisgate.requests) == 1 and len(image.layers) == 4
         assert document.notes[0].startswith("GPT Image Edit: 2 results placed, cost $0.")
-    else:
-        assert (outcome.status, outcome.message) == ("error", question)
+    else:  # a non-interactive run fails with the sentence; a user who said no, silently
+        assert (outcome.status, outcome.message) == (
+            ("error", question) if confirm is False else ("cancel", ""))
         assert image.snapshot() == before and fake_wisgate.requests == []
         assert document.notes == [] and list(private_tmp.iterdir()) == []
 
@@ -507,8 +508,8 @@ def test_the_dialog_estimate_follows_variants_quality_previews_and_the_selection
 def test_the_dialog_says_the_limit_unknown_costs_and_what_other_models_miss():
     image, source = scene()
     above = dialog_line(image, source, core.host.CostSettings(max_cost_usd=0.01), variants=4)
-    assert above.split("\n")[1] == ("Above your spending limit of $0.01: GPT Image Edit will "
-                                    "ask before sending it.")
+    assert above.split("\n")[1] == ("Above your spending limit of $0.01: you will be asked "
+                                    "before it is sent.")
     assert "\n" not in dialog_line(image, source, core.host.CostSettings(max_cost_usd=5.0))
     assert dialog_line(image, source, model="dall-e-2", size="256x256").split("\n") == [
         "Estimated cost: unknown (no price for dall-e-2 in the price table).",

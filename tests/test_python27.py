@@ -463,7 +463,7 @@ def test_the_estimate_line_and_the_cost_note_under_python_2_7(python27):
     assert python27["dialog"][:3] == [
         f"Estimated cost: {cost(1, 'high')} ({width}x{height}, high, 1 variant, 1 preview).",
         f"Estimated cost: {cost(3, 'high')} ({width}x{height}, high, 3 variants, 1 preview).\n"
-        "Above your spending limit of $0.50: GPT Image Edit will ask before sending it.",
+        "Above your spending limit of $0.50: you will be asked before it is sent.",
         f"Estimated cost: {cost(3, 'low')} ({width}x{height}, low, 3 variants, 1 preview)."]
     assert python27["dialog"][3].startswith("Estimated cost: $0.0")
     assert python27["dialog"][3].endswith("(512x512, high, 1 variant).\ndall-e-2 gets no live "

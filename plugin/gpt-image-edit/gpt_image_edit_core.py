@@ -62,8 +62,7 @@ UNEXPECTED = (u"GPT Image Edit failed unexpectedly: the image is unchanged; plea
               u"this with the text GIMP printed on its console.")
 NOT_GPT_IMAGE = (u"%s gets no live previews and no reference pictures: only the GPT image "
                  u"models (gpt-image-2, gpt-image-1.5, gpt-image-1) send them.")
-ABOVE_LIMIT = (u"Above your spending limit of $%.2f: GPT Image Edit will ask before sending "
-               u"it.")
+ABOVE_LIMIT = u"Above your spending limit of $%.2f: you will be asked before it is sent."
 NO_PRICE = u"no price for %s in the price table"
 BAD_PRICES = u"the prices setting is not usable"
 NO_KEY_REASON = (u"GPT Image Edit needs your WisGate API key before it can edit: enter it "
@@ -323,7 +322,8 @@ class Document(object):
 
     def confirm_cost(self, message):
         """The worker refused an edit estimated above the spending limit; `message` says so.
-        True to send it all the same (an interactive run asks the user), False to stop with
+        True to send it all the same (an interactive run asks the user, and raises Cancelled
+        when the user says no: the edit ends without another message), False to stop with
         that message (non-interactive runs)."""
         return False
 
