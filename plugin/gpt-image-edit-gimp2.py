@@ -40,7 +40,9 @@ from gimpfu import (
     RGB,
     RGB_IMAGE,
     RGBA_IMAGE,
+    RUN_INTERACTIVE,
     RUN_NONINTERACTIVE,
+    RUN_WITH_LAST_VALS,
     gimp,
     pdb,
     register,
@@ -53,6 +55,7 @@ from gimpfu import (
 LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt-image-edit-gimp2-lib")
 sys.path.insert(0, LIB_DIR)
 import gpt_image_edit_core as core  # noqa: E402
+import gpt_image_edit_cost2 as cost_dialog  # noqa: E402
 import gpt_image_edit_settings2 as settings_dialog  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
@@ -77,7 +80,9 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
     # "Calling error" message.
     pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
     try:
-        outcome = core.edit(Gimp2Document(image, drawable, values), LIB_DIR)
+        # Filters > Repeat runs with the last values, no dialog, but a person is there.
+        attended = RunMode.current in (RUN_INTERACTIVE, RUN_WITH_LAST_VALS)
+        outcome = core.edit(Gimp2Document(image, drawable, values, attended), LIB_DIR)
     finally:
         pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_INTERNAL)
     if outcome.status == "error":
@@ -100,10 +105,11 @@ def call(procedure, *arguments):
 
 
 class Gimp2Document(core.Document):
-    def __init__(self, image, drawable, values):
+    def __init__(self, image, drawable, values, attended=False):
         self.image = image
         self.drawable = drawable
         self.values = values
+        self.attended = attended
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -158,6 +164,20 @@ class Gimp2Document(core.Document):
     def parasite(self, item, name):
         found = item.parasite_find(name)
         return text(found.data) if found else None
+
+    def confirm_cost(self, message):
+        if not self.attended:
+            return False
+        if not cost_dialog.ask_to_send(native(message), PROCEDURE):
+            raise core.Cancelled()  # the retoucher read the sentence: no message again
+        return True
+
+    def show_note(self, text_):
+        # From an image window GIMP shows a one-line message in its status bar for a few
+        # seconds (a dialog only when it does not fit); a script's runs keep it in the
+        # result's parasite only.
+        if self.attended:
+            gimp.message(native(text_))
 
     # -- pixels both ways: raw, through pixel regions -------------------------------------
     def layer_pixels(self, layer, region):
@@ -389,7 +409,8 @@ register(
 # The settings procedure.
 
 class RunMode(object):
-    """gimpfu hands a procedure without arguments no run mode: run() below notes it."""
+    """gimpfu hands its procedures no run mode: run() below notes it (the settings
+    procedure refuses scripts; an edit asks and shows its cost only with a person there)."""
     current = None
 
 

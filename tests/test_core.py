@@ -453,11 +453,9 @@ def test_above_the_limit_asks_once_and_sends_only_when_confirmed(private_tmp, wi
     document = FakeDocument(image, [source], values)
     document.confirm = confirm
     outcome = core.edit(document, "/x")
-    estimate = pricing.format_usd(expected_estimate((200, 150), variants=2)["cost_usd"])
     [question] = document.cost_questions
-    assert question == (f"This edit would cost about {estimate}, above the spending limit of "
-                        "$0.01: nothing was sent; choose fewer variants or a lower quality, "
-                        f"or raise the limit in {core.host.SETTINGS_MENU}.")
+    assert question == policies.above_limit(
+        expected_estimate((200, 150), variants=2)["cost_usd"], 0.01)
     if confirm is True:
         assert outcome.status == "success", outcome.message
         assert len(fake_wisgate.requests) == 1 and len(image.layers) == 4

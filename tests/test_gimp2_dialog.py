@@ -31,11 +31,14 @@ from tests import real_gimp
 from tests.fake_wisgate import DEFAULT_KEY
 from tests.test_gimp3_dialog import (  # noqa: F401 (display is a fixture)
     POLL_SECONDS,
+    STATUS_BAR_ROWS,
     UPDATE_ENV,
     WAIT_SECONDS,
     Session,
     _connection_checks,
     _ends,
+    bands,
+    changed_rows,
     display,
     landscape,
 )
@@ -260,3 +263,56 @@ def test_f1_in_a_dialog_opens_the_installed_manual(start_gimp, home, tmp_path, a
     assert f'id="{part}"' in manual.read_text()
     gimp.process.wait(timeout=60)
     assert "Traceback" not in gimp.log.read_text()
+
+
+def test_above_the_limit_gimp_asks_and_the_cost_shows_in_the_status_bar(start_gimp,
+                                                                         fake_wisgate,
+                                                                         tmp_path):
+    """The spending limit's question (PyGTK) answered both ways; the estimate in the status
+    bar's progress while waiting, the cost there once placed."""
+    gimp = start_gimp("cost", {"base_url": fake_wisgate.url_for("held"),
+                               "api_key": fake_wisgate.key, "max_cost_usd": 0.05})
+    fake_wisgate.server.held.clear()
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for answer in ("alt+c", "alt+s"):
+        run_from_action_search(gimp, "GPT Image Edit")
+        dialog = gimp.window("^python-fu-gpt-image-edit$")
+        time.sleep(0.5)
+        click_prompt_box(gimp, dialog)
+        gimp.key("ctrl+a")
+        gimp.type(PROMPT)
+        gimp.key("alt+o")
+        question = gimp.window("above the spending limit$")
+        time.sleep(0.5)
+        gimp.screenshot(question, shots / f"question-{answer}.png")
+        gimp.key(answer)
+        if answer == "alt+c":  # Cancel: nothing sent, no message, the image as it was
+            wait_closed(gimp, dialog)
+            (gimp.out / "cancelled").write_text("")
+            assert gimp.report("cancelled.json") == {"layers": ["Background"],
+                                                     "dirty": False}
+            assert fake_wisgate.requests == []
+            assert "GIMP Message" not in [
+                gimp.xdotool("getwindowname", window) for window in
+                gimp.xdotool("search", "--onlyvisible", "--name", ".").split()]
+    wait_for_request(fake_wisgate)
+    window = gimp.window("480x320 – GIMP$")
+    time.sleep(1.5)  # a few ticks of the progress
+    gimp.screenshot(window, shots / "progress-with-estimate.png")
+    fake_wisgate.server.held.set()
+    wait_closed(gimp, dialog)
+    time.sleep(0.5)
+    placed = gimp.screenshot(gimp.window("480x320 – GIMP$"), shots / "cost-in-status-bar.png")
+    (gimp.out / "confirmed").write_text("")
+    edited = gimp.report("edited.json")
+    assert edited["layers"] == [f"GPT edit: {PROMPT}", "Background"]
+    assert len(fake_wisgate.requests) == 1
+    assert edited["record"]["cost_usd"] > 0.05
+    time.sleep(10)  # GIMP's status bar shows a plug-in's message for a few seconds
+    later = gimp.screenshot(gimp.window("480x320 – GIMP$"), shots / "status-bar-later.png")
+    (gimp.out / "finished").write_text("")
+    changed = changed_rows(placed, later)
+    with Image.open(placed) as picture:
+        height = picture.size[1]
+    assert changed and min(changed) > height - STATUS_BAR_ROWS, bands(changed)
