@@ -509,6 +509,11 @@ def test_the_dialog_says_the_limit_unknown_costs_and_what_other_models_miss():
     assert above.split("\n")[1] == ("Above your spending limit of $0.01: you will be asked "
                                     "before it is sent.")
     assert "\n" not in dialog_line(image, source, core.host.CostSettings(max_cost_usd=5.0))
+    assert dialog_line(image, source, core.host.CostSettings(max_cost_usd=5.0),
+                       model="dall-e-2", size="256x256").split("\n")[:2] == [
+        "Estimated cost: unknown (no price for dall-e-2 in the price table).",
+        "Your spending limit of $5.00 cannot be checked without a price: you will be asked "
+        "before it is sent."]
     assert dialog_line(image, source, model="dall-e-2", size="256x256").split("\n") == [
         "Estimated cost: unknown (no price for dall-e-2 in the price table).",
         "dall-e-2 gets no live previews and no reference pictures: only the GPT image models "

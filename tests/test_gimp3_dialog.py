@@ -5,10 +5,16 @@
 - (cancelling while the worker waits, with GIMP's own status-bar Cancel, is in
   tests/test_gimp3_interactive.py);
 - GPT Image Settings: Test connection reaches the endpoint typed, Save writes the settings
-  file with mode 0600, and the key lands nowhere else.
+  file with mode 0600, and the key lands nowhere else;
+- cost, run from the image window as a retoucher does (GIMP's messages where a retoucher
+  sees them): the dialog's estimate line follows variants and quality; above the spending
+  limit GIMP asks, Cancel sends nothing and says nothing more, Send anyway sends once; the
+  cost of the placed edit shows in the status bar for a few seconds, no window over the
+  canvas.
 
 GPT_IMAGE_EDIT_UPDATE_SCREENSHOT=1 also copies the edit dialog's screenshot to
-docs/dialog.png.
+docs/dialog.png, the spending limit's question to docs/limit-question.png and the status
+bar with the cost to docs/cost-status-bar.png.
 """
 
 from __future__ import annotations
@@ -371,14 +377,11 @@ def test_the_dialog_estimates_the_limit_asks_and_the_cost_shows_in_the_status_ba
     assert bands(by_quality - by_variants)[0][1] < line[0]  # the quality's box, above
     assert not rows & changed_rows(three, high_again)
     assert rows & changed_rows(medium, high_again)
-    with Image.open(three) as picture:
-        if os.environ.get(UPDATE_ENV) == "1":
-            picture.save(SCREENSHOT)
 
     # Above the limit: GIMP asks; Cancel sends nothing.
     gui.key("alt+o")
     question = gui.window("above the spending limit$")
-    gui.screenshot(question, shots / "limit-question.png")
+    asked = gui.screenshot(question, shots / "limit-question.png")
     gui.key("alt+c")
     gui.wait_gone("above the spending limit$")
     time.sleep(2.0)
@@ -419,3 +422,8 @@ def test_the_dialog_estimates_the_limit_asks_and_the_cost_shows_in_the_status_ba
         height = picture.size[1]
     changed = changed_rows(placed, later)
     assert changed and min(changed) > height - STATUS_BAR_ROWS, bands(changed)
+    if os.environ.get(UPDATE_ENV) == "1":
+        shutil.copyfile(asked, real_gimp.REPO / "docs" / "limit-question.png")
+        with Image.open(placed) as picture:
+            picture.crop((0, height - STATUS_BAR_ROWS, picture.size[0], height)).save(
+                real_gimp.REPO / "docs" / "cost-status-bar.png")

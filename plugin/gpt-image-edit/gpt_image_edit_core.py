@@ -63,6 +63,8 @@ UNEXPECTED = (u"GPT Image Edit failed unexpectedly: the image is unchanged; plea
 NOT_GPT_IMAGE = (u"%s gets no live previews and no reference pictures: only the GPT image "
                  u"models (gpt-image-2, gpt-image-1.5, gpt-image-1) send them.")
 ABOVE_LIMIT = u"Above your spending limit of $%.2f: you will be asked before it is sent."
+UNCHECKED_LIMIT = (u"Your spending limit of $%.2f cannot be checked without a price: you "
+                   u"will be asked before it is sent.")
 NO_PRICE = u"no price for %s in the price table"
 BAD_PRICES = u"the prices setting is not usable"
 NO_KEY_REASON = (u"GPT Image Edit needs your WisGate API key before it can edit: enter it "
@@ -381,8 +383,9 @@ def edit(document, entry_dir):
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
         capture = Capture(document, plan)
-        note = document.progress_note = estimate_note(plan, arguments, host.cost_settings())
-        document.progress_start(u"GPT Image Edit: preparing (%s)" % note)
+        estimated, _ = estimated_cost(plan, arguments, host.cost_settings())
+        document.progress_note = estimate_note(estimated)
+        document.progress_start(u"GPT Image Edit: preparing (%s)" % document.progress_note)
         try:
             with host.Job() as job:
                 mode = export(document, plan, capture, job)
@@ -392,7 +395,7 @@ def edit(document, entry_dir):
         finally:
             document.progress_end()
         document.flush()
-        document.show_note(cost_text(manifest, note))
+        document.show_note(cost_text(manifest, estimated))
     except Cancelled:
         return Outcome("cancel")
     except host.HostError as error:
@@ -549,11 +552,11 @@ def estimated_cost(plan, arguments, settings):
     return estimate(plan, arguments, settings.partial_images, prices)["cost_usd"], False
 
 
-def estimate_note(plan, arguments, settings):
-    """The estimate in a few words, for the progress text: "estimate $0.2100", or "cost
-    unknown"."""
-    cost, _ = estimated_cost(plan, arguments, settings)
-    return u"cost unknown" if cost is None else u"estimate %s" % pricing.format_usd(cost)
+def estimate_note(estimated):
+    """The estimate (USD or None) in a few words, for the progress text: "estimate
+    $0.2100", or "cost unknown"."""
+    return u"cost unknown" if estimated is None else u"estimate %s" % pricing.format_usd(
+        estimated)
 
 
 def dialog_estimate(document, values, settings):
@@ -570,6 +573,8 @@ def dialog_estimate(document, values, settings):
     if cost is None:
         why = BAD_PRICES if unusable_prices else NO_PRICE % arguments.model
         lines = [u"Estimated cost: unknown (%s)." % why]
+        if settings.max_cost_usd is not None:  # the worker cannot keep the limit: it asks
+            lines.append(UNCHECKED_LIMIT % settings.max_cost_usd)
     else:
         size = geometry.request_size(plan.region.width, plan.region.height, arguments.model,
                                      arguments.size)
@@ -589,16 +594,15 @@ def counted(number, noun):
     return u"%d %s%s" % (number, noun, u"" if number == 1 else u"s")
 
 
-def cost_text(manifest, note):
-    """What a placed edit cost, from the manifest's `cost_usd`, beside the estimate `note`
-    ("GPT Image Edit: 1 result placed, cost $0.2134 (estimate $0.2100).")."""
+def cost_text(manifest, estimated):
+    """What a placed edit cost, from the manifest's `cost_usd`, beside the estimate (USD or
+    None): "GPT Image Edit: 1 result placed, cost $0.2134 (estimate $0.2100)."."""
     cost = manifest.get("cost_usd")
-    count = len(manifest.get("results") or [])
+    placed = counted(len(manifest.get("results") or []), u"result")
     spent = u"cost unknown" if cost is None else u"cost %s" % pricing.format_usd(cost)
-    placed = counted(count, u"result")
-    if note.startswith(u"estimate"):
-        return u"GPT Image Edit: %s placed, %s (%s)." % (placed, spent, note)
-    return u"GPT Image Edit: %s placed, %s." % (placed, spent)
+    if estimated is None:
+        return u"GPT Image Edit: %s placed, %s." % (placed, spent)
+    return u"GPT Image Edit: %s placed, %s (%s)." % (placed, spent, estimate_note(estimated))
 
 
 # ---------------------------------------------------------------------------------------
