@@ -12,6 +12,7 @@ standard library are used.
 
 import os
 import sys
+import time
 
 try:  # Python 2.7, GIMP 2.10's
     from urllib import pathname2url
@@ -63,6 +64,7 @@ SETTINGS_PROCEDURE = "python-fu-gpt-image-edit-settings"
 HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_DIR/help/
 MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
+NOTE_SECONDS = 3.0  # how long the cost stays in the progress before the dialog closes
 DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
 
 
@@ -173,11 +175,15 @@ class Gimp2Document(core.Document):
         return True
 
     def show_note(self, text_):
-        # From an image window GIMP shows a one-line message in its status bar for a few
-        # seconds (a dialog only when it does not fit); a script's runs keep it in the
-        # result's parasite only.
+        # The progress's last words, held for a moment: run from gimpfu's dialog, the
+        # progress is that dialog's bar, and a message from inside it makes GIMP 2.10 open
+        # two windows (the message, and "Unable to run GimpPdbProgress callback"). The
+        # result is on the canvas and GIMP usable meanwhile. A script's runs keep the cost
+        # in the result's parasite only.
         if self.attended:
-            gimp.message(native(text_))
+            gimp.progress_init(native(text_))
+            gimp.progress_update(1.0)
+            time.sleep(NOTE_SECONDS)
 
     # -- pixels both ways: raw, through pixel regions -------------------------------------
     def layer_pixels(self, layer, region):
