@@ -96,7 +96,7 @@ def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
     plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the entry adds its own folder
     for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry",
-                   "gpt_image_edit_settings2"):
+                   "gpt_image_edit_settings2", "gpt_image_edit_cost2"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
     gimp.shim_reset()

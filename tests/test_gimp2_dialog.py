@@ -273,7 +273,9 @@ def test_above_the_limit_gimp_asks_and_the_progress_says_estimate_and_cost(start
     shots = tmp_path / "shots"
     shots.mkdir()
     for answer in ("alt+c", "alt+s"):
-        run_from_action_search(gimp, "GPT Image Edit")
+        # The procedure's blurb: after the other tests (the same GIMP folder) the search
+        # would put a recent GPT Image Settings first, whose blurb names GPT Image Edit.
+        run_from_action_search(gimp, "Edit the layer, or the selected part")
         dialog = gimp.window("^python-fu-gpt-image-edit$")
         time.sleep(0.5)
         click_prompt_box(gimp, dialog)
