@@ -452,7 +452,16 @@ def test_above_the_limit_asks_once_and_sends_only_when_confirmed(private_tmp, wi
     values = {"prompt": PROMPT, "variants": 2}
     document = FakeDocument(image, [source], values)
     document.confirm = confirm
+    starts = []
+    start = core.host.WorkerRun.__init__
+
+    def counted_start(run, *args, **kwargs):
+        starts.append(run)
+        start(run, *args, **kwargs)
+
+    monkeypatch.setattr(core.host.WorkerRun, "__init__", counted_start)
     outcome = core.edit(document, "/x")
+    assert len(starts) == (2 if confirm is True else 1)  # one more start, only to send
     [question] = document.cost_questions
     assert question == policies.above_limit(
         expected_estimate((200, 150), variants=2)["cost_usd"], 0.01)
