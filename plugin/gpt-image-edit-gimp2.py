@@ -12,6 +12,7 @@ standard library are used.
 
 import os
 import sys
+import time
 
 try:  # Python 2.7, GIMP 2.10's
     from urllib import pathname2url
@@ -40,7 +41,9 @@ from gimpfu import (
     RGB,
     RGB_IMAGE,
     RGBA_IMAGE,
+    RUN_INTERACTIVE,
     RUN_NONINTERACTIVE,
+    RUN_WITH_LAST_VALS,
     gimp,
     pdb,
     register,
@@ -53,6 +56,7 @@ from gimpfu import (
 LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpt-image-edit-gimp2-lib")
 sys.path.insert(0, LIB_DIR)
 import gpt_image_edit_core as core  # noqa: E402
+import gpt_image_edit_cost2 as cost_dialog  # noqa: E402
 import gpt_image_edit_settings2 as settings_dialog  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
@@ -60,6 +64,7 @@ SETTINGS_PROCEDURE = "python-fu-gpt-image-edit-settings"
 HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_DIR/help/
 MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
+NOTE_SECONDS = 3.0  # how long the cost stays in the progress before the dialog closes
 DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
 
 
@@ -77,7 +82,9 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
     # "Calling error" message.
     pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
     try:
-        outcome = core.edit(Gimp2Document(image, drawable, values), LIB_DIR)
+        # Filters > Repeat runs with the last values, no dialog, but a person is there.
+        attended = RunMode.current in (RUN_INTERACTIVE, RUN_WITH_LAST_VALS)
+        outcome = core.edit(Gimp2Document(image, drawable, values, attended), LIB_DIR)
     finally:
         pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_INTERNAL)
     if outcome.status == "error":
@@ -100,10 +107,11 @@ def call(procedure, *arguments):
 
 
 class Gimp2Document(core.Document):
-    def __init__(self, image, drawable, values):
+    def __init__(self, image, drawable, values, attended=False):
         self.image = image
         self.drawable = drawable
         self.values = values
+        self.attended = attended
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -158,6 +166,24 @@ class Gimp2Document(core.Document):
     def parasite(self, item, name):
         found = item.parasite_find(name)
         return text(found.data) if found else None
+
+    def confirm_cost(self, message):
+        if not self.attended:
+            return False
+        if not cost_dialog.ask_to_send(native(message), PROCEDURE):
+            raise core.Cancelled()  # the retoucher read the sentence: no message again
+        return True
+
+    def show_note(self, text_):
+        # The progress's last words, held for a moment: run from gimpfu's dialog, the
+        # progress is that dialog's bar, and a message from inside it makes GIMP 2.10 open
+        # two windows (the message, and "Unable to run GimpPdbProgress callback"). The
+        # result is on the canvas and GIMP usable meanwhile. A script's runs keep the cost
+        # in the result's parasite only.
+        if self.attended:
+            gimp.progress_init(native(text_))
+            gimp.progress_update(1.0)
+            time.sleep(NOTE_SECONDS)
 
     # -- pixels both ways: raw, through pixel regions -------------------------------------
     def layer_pixels(self, layer, region):
@@ -389,7 +415,8 @@ register(
 # The settings procedure.
 
 class RunMode(object):
-    """gimpfu hands a procedure without arguments no run mode: run() below notes it."""
+    """gimpfu hands its procedures no run mode: run() below notes it (the settings
+    procedure refuses scripts; an edit asks and shows its cost only with a person there)."""
     current = None
 
 

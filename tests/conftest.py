@@ -11,7 +11,8 @@ from tests.fake_wisgate import DEFAULT_KEY, FakeWisGate, RecordedRequest
 
 # Settings the user's own shell may carry; no test may see (or send) a real key.
 SETTING_ENVS = ("GPT_IMAGE_EDIT_API_KEY", "WISDOM_GATE_KEY", "GPT_IMAGE_EDIT_BASE_URL",
-                "GPT_IMAGE_EDIT_TIMEOUT", "GPT_IMAGE_EDIT_CONFIG")
+                "GPT_IMAGE_EDIT_TIMEOUT", "GPT_IMAGE_EDIT_CONFIG", "GPT_IMAGE_EDIT_PARTIAL_IMAGES",
+                "GPT_IMAGE_EDIT_MAX_COST")
 
 
 @pytest.fixture(autouse=True)

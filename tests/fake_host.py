@@ -128,7 +128,10 @@ class FakeDocument(core.Document):
         self.calls: list[str] = []
         self.previews: list[tuple] = []
         self.cost_questions: list[str] = []
-        self.confirm = False  # the answer confirm_cost gives (an interactive user's)
+        self.notes: list[str] = []  # show_note's lines, as a retoucher would read them
+        # confirm_cost's answer: True (send), False (a non-interactive run), "cancel" (a
+        # user who says no)
+        self.confirm = False
 
     def _call(self, name):
         self.calls.append(name)
@@ -307,7 +310,12 @@ class FakeDocument(core.Document):
 
     def confirm_cost(self, message):
         self.cost_questions.append(message)
+        if self.confirm == "cancel":
+            raise core.Cancelled()
         return self.confirm
+
+    def show_note(self, text):
+        self.notes.append(text)
 
 
 def layer(name: str, pixels: Image.Image, offsets=(0, 0)) -> Item:

@@ -4,7 +4,8 @@ with xdotool as a retoucher would: keys, GIMP's action search, dialogs, screensh
 GIMP runs tests/gimp3/interactive_session.py as its batch script: it opens pictures and
 reports what GIMP holds (layers, masks, the selection, the selected layers) when asked;
 everything else goes through GIMP's windows. GIMP's messages go to its console
-(--console-messages), so every message it shows is counted in its log.
+(--console-messages), so every message it shows is counted in its log; without it
+(console_messages=False) they go where a retoucher sees them.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Gui:
     """One GIMP with its windows, the script serving commands, and xdotool."""
 
     def __init__(self, gimp: real_gimp.RealGimp, desktop: Desktop, home: Path,
-                 folder: Path, env: dict[str, str], binds=()):
+                 folder: Path, env: dict[str, str], binds=(), console_messages=True):
         self.gimp, self.display, self.folder = gimp, desktop.display, folder
         self.out = folder / "out"
         self.out.mkdir()
@@ -69,7 +70,8 @@ class Gui:
             self.process = gimp.start_gui_script(
                 real_gimp.SCRIPTS / "interactive_session.py", home=home,
                 display=self.display, env={"GIMP_TEST_OUT": str(self.out), **env},
-                binds=[folder, *binds], stdout=stream, extra_args=["--console-messages"])
+                binds=[folder, *binds], stdout=stream,
+                extra_args=["--console-messages"] if console_messages else [])
 
     # -- the script -------------------------------------------------------------------
     def ask(self, do: str, **arguments) -> dict:

@@ -35,3 +35,22 @@ NO_KEY = ("No API key is set: enter it in Filters > AI > GPT Image Settings... o
 # How each refusal case is set up: the arguments it changes, or what the user chose.
 REFUSAL_ARGUMENTS = {"empty_prompt": {"prompt": "  \n "}, "variants": {"variants": 11},
                      "bad_size": {"size": "1000x1000"}}
+
+
+def above_limit(cost: float, limit: float) -> str:
+    """The worker's sentence for an edit estimated at `cost` above the spending limit, as a
+    non-interactive run in either GIMP ends with it (nothing sent)."""
+    return (f"This edit would cost about ${cost:.4f}, above the spending limit of "
+            f"${limit:.2f}: nothing was sent; choose fewer variants or a lower quality, or "
+            "raise the limit in Filters > AI > GPT Image Settings....")
+
+
+def estimated_cost(layer_size, prompt: str, variants: int = 1, quality: str = "high",
+                   previews: int = 2) -> float:
+    """The estimate of a whole-layer gpt-image-2 edit of a layer of `layer_size`."""
+    from gpt_image_edit import pricing
+    from gpt_image_edit.geometry import request_size
+
+    width, height = request_size(*layer_size, "gpt-image-2", "auto")
+    return pricing.estimate("gpt-image-2", width, height, quality, variants, previews,
+                            len(prompt))["cost_usd"]

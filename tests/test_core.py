@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
+from gpt_image_edit import pricing
 from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
 from tests import host_policies as policies
 from tests.fake_host import FakeDocument, FakeImage, Item, core, layer, mask_of
@@ -145,7 +146,7 @@ def test_whole_layer_lands_above_the_source_selected_in_one_undo_step(private_tm
     log = image.undo_log
     assert log[0] == ("group-start",) and log[-1] == ("group-end",)
     assert all(entry[2] for entry in log[1:-1]) and image.undo_depth == 0
-    assert document.progress[0] == ("start", "GPT Image Edit: preparing")
+    assert document.progress[0][1].startswith("GPT Image Edit: preparing (estimate $0.")
     assert document.progress[-1] == ("end",)
     assert list(private_tmp.iterdir()) == []
 
@@ -467,3 +468,191 @@ def test_a_document_that_shows_no_previews_asks_for_none(private_tmp, wisgate_en
     assert outcome.status == "success", outcome.message
     assert "stream" not in fake_wisgate.requests[-1].fields  # a plain request: no previews
     assert document.previews == []
+
+
+# -- cost: the estimate before, the cost after, the spending limit -----------------------
+
+def expected_estimate(size, quality="high", variants=1, previews=2, prompt=PROMPT,
+                      model="gpt-image-2"):
+    """pricing's estimate for a region of `size` as the API gets it."""
+    width, height = request_size(*size, model, "auto")
+    return pricing.estimate(model, width, height, quality, variants, previews, len(prompt))
+
+
+def test_the_progress_carries_the_estimate_and_the_note_the_cost(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    outcome, document = run(image, [source])
+    assert outcome.status == "success", outcome.message
+    estimate = pricing.format_usd(expected_estimate((200, 150))["cost_usd"])
+    assert estimate.startswith("$0.")
+    assert document.progress[0] == ("start", f"GPT Image Edit: preparing (estimate {estimate})")
+    waiting = [entry[1] for entry in document.progress if entry[0] == "update"][:-1]
+    assert waiting and all(text.endswith(f" s, estimate {estimate})") for text in waiting)
+    record = json.loads(image.layers[1].parasites["gpt-image-edit"])
+    cost = pricing.cost_of(record["usage"], "gpt-image-2")
+    assert cost is not None and record["cost_usd"] == cost
+    assert document.notes == [f"GPT Image Edit: 1 result placed, cost "
+                              f"{pricing.format_usd(cost)} (estimate {estimate})."]
+
+
+def test_an_unpriced_model_says_cost_unknown_before_and_after(private_tmp, wisgate_env):
+    wisgate_env("echo")
+    image, source = scene()
+    outcome, document = run(image, [source], model="dall-e-2")
+    assert outcome.status == "success", outcome.message
+    assert document.progress[0] == ("start", "GPT Image Edit: preparing (cost unknown)")
+    assert json.loads(image.layers[1].parasites["gpt-image-edit"])["cost_usd"] is None
+    assert document.notes == ["GPT Image Edit: 1 result placed, cost unknown."]
+
+
+def test_a_failed_edit_shows_no_cost(private_tmp, wisgate_env):
+    wisgate_env("moderation")
+    image, source = scene()
+    outcome, document = run(image, [source])
+    assert outcome.status == "error" and document.notes == []
+
+
+@pytest.mark.parametrize("confirm", [False, True, "cancel"])
+def test_above_the_limit_asks_once_and_sends_only_when_confirmed(private_tmp, wisgate_env,
+                                                                  fake_wisgate, monkeypatch,
+                                                                  confirm):
+    wisgate_env("echo")
+    monkeypatch.setenv("GPT_IMAGE_EDIT_MAX_COST", "0.01")
+    image, source = scene()
+    before = image.snapshot()
+    values = {"prompt": PROMPT, "variants": 2}
+    document = FakeDocument(image, [source], values)
+    document.confirm = confirm
+    starts = []
+    start = core.host.WorkerRun.__init__
+
+    def counted_start(run, *args, **kwargs):
+        starts.append(run)
+        start(run, *args, **kwargs)
+
+    monkeypatch.setattr(core.host.WorkerRun, "__init__", counted_start)
+    outcome = core.edit(document, "/x")
+    assert len(starts) == (2 if confirm is True else 1)  # one more start, only to send
+    [question] = document.cost_questions
+    assert question == policies.above_limit(
+        expected_estimate((200, 150), variants=2)["cost_usd"], 0.01)
+    if confirm is True:
+        assert outcome.status == "success", outcome.message
+        assert len(fake_wisgate.requests) == 1 and len(image.layers) == 4
+        assert document.notes[0].startswith("GPT Image Edit: 2 results placed, cost $0.")
+    else:  # a non-interactive run fails with the sentence; a user who said no, silently
+        assert (outcome.status, outcome.message) == (
+            ("error", question) if confirm is False else ("cancel", ""))
+        assert image.snapshot() == before and fake_wisgate.requests == []
+        assert document.notes == [] and list(private_tmp.iterdir()) == []
+
+
+def dialog_line(image, source, settings=None, **values):
+    document = FakeDocument(image, [source], None)
+    return core.dialog_estimate(document, {"prompt": "", "model": "gpt-image-2",
+                                           "size": "auto", "quality": "high", "variants": 1,
+                                           "use-selection": True, **values},
+                                settings or core.host.CostSettings())
+
+
+def test_the_dialog_estimate_follows_variants_quality_previews_and_the_selection():
+    image, source = scene()
+    one = expected_estimate((200, 150), prompt="")["cost_usd"]
+    size = "x".join(map(str, request_size(200, 150, "gpt-image-2", "auto")))
+    assert dialog_line(image, source) == (
+        f"Estimated cost: {pricing.format_usd(one)} ({size}, high, 1 variant, 2 previews).")
+    three = expected_estimate((200, 150), variants=3, prompt="")["cost_usd"]
+    assert three > one
+    assert dialog_line(image, source, variants=3) == (
+        f"Estimated cost: {pricing.format_usd(three)} ({size}, high, 3 variants, 2 previews).")
+    low = expected_estimate((200, 150), quality="low", prompt="")["cost_usd"]
+    assert low < one
+    assert dialog_line(image, source, quality="low") == (
+        f"Estimated cost: {pricing.format_usd(low)} ({size}, low, 1 variant, 2 previews).")
+    none = expected_estimate((200, 150), previews=0, prompt="")["cost_usd"]
+    assert dialog_line(image, source, core.host.CostSettings(partial_images=0)) == (
+        f"Estimated cost: {pricing.format_usd(none)} ({size}, high, 1 variant).")
+    square = expected_estimate((1024, 1024), prompt="")["cost_usd"]
+    assert dialog_line(image, source, size="1024x1024").startswith(
+        f"Estimated cost: {pricing.format_usd(square)} (1024x1024,")
+    select_ellipse(image, (60, 50, 100, 80))  # a small selection sends a smaller region
+    region = plan_region(200, 150, Box.from_bounds(20, 20, 60, 50))
+    small = expected_estimate((region.width, region.height), prompt="")["cost_usd"]
+    assert dialog_line(image, source).startswith(f"Estimated cost: {pricing.format_usd(small)} (")
+    assert dialog_line(image, source, **{"use-selection": False}).startswith(
+        f"Estimated cost: {pricing.format_usd(one)} (")
+
+
+def test_the_dialog_says_the_limit_unknown_costs_and_what_other_models_miss():
+    image, source = scene()
+    above = dialog_line(image, source, core.host.CostSettings(max_cost_usd=0.01), variants=4)
+    assert above.split("\n")[1] == ("Above your spending limit of $0.01: you will be asked "
+                                    "before it is sent.")
+    assert "\n" not in dialog_line(image, source, core.host.CostSettings(max_cost_usd=5.0))
+    assert dialog_line(image, source, core.host.CostSettings(max_cost_usd=5.0),
+                       model="dall-e-2", size="256x256").split("\n")[:2] == [
+        "Estimated cost: unknown (no price for dall-e-2 in the price table).",
+        "Your spending limit of $5.00 cannot be checked without a price: you will be asked "
+        "before it is sent."]
+    assert dialog_line(image, source, model="dall-e-2", size="256x256").split("\n") == [
+        "Estimated cost: unknown (no price for dall-e-2 in the price table).",
+        "dall-e-2 gets no live previews and no reference pictures: only the GPT image models "
+        "(gpt-image-2, gpt-image-1.5, gpt-image-1) send them."]
+    priced = core.host.CostSettings(prices={"dall-e-2": {"text_input": 1, "image_input": 1,
+                                                         "image_output": 1}})
+    assert dialog_line(image, source, priced, model="dall-e-2", size="256x256").startswith(
+        "Estimated cost: $0.0")  # priced by the setting, and no previews counted
+    broken = core.host.CostSettings(prices={"gpt-image-2": {"image_output": "cheap"}})
+    assert dialog_line(image, source, broken) == (
+        "Estimated cost: unknown (the prices setting is not usable).")
+    # What the edit would refuse, the line says already.
+    assert dialog_line(image, source, size="100x100").startswith(
+        "gpt-image-2 does not take the size 100x100")
+    assert dialog_line(image, source, variants=0) == core.BAD_VARIANTS
+
+
+# -- the cost settings, read in the host without the worker and without the key ----------
+
+def test_cost_settings_are_the_workers_and_never_hold_the_key(tmp_path, monkeypatch):
+    from gpt_image_edit import settings as worker_settings
+
+    config = tmp_path / "settings.json"
+    monkeypatch.setenv("GPT_IMAGE_EDIT_CONFIG", str(config))
+    assert vars(core.host.cost_settings()) == {"partial_images": 2, "prices": None,
+                                                "max_cost_usd": None}
+    stored = {"api_key": "sk-secret-key", "partial_images": 1, "max_cost_usd": 0.25,
+              "prices": {"gpt-image-2": {"image_output": 20}}}
+    config.write_text(json.dumps(stored))
+    config.chmod(0o600)
+    read = core.host.cost_settings()
+    assert "sk-secret-key" not in repr(vars(read))
+    worker = worker_settings.load_settings()
+    assert (read.partial_images, read.max_cost_usd) == (worker.partial_images,
+                                                       worker.max_cost_usd) == (1, 0.25)
+    monkeypatch.setenv("GPT_IMAGE_EDIT_PARTIAL_IMAGES", " 3 ")
+    monkeypatch.setenv("GPT_IMAGE_EDIT_MAX_COST", "1.5")
+    read, worker = core.host.cost_settings(), worker_settings.load_settings()
+    assert (read.partial_images, read.max_cost_usd) == (worker.partial_images,
+                                                       worker.max_cost_usd) == (3, 1.5)
+    config.write_text(json.dumps({"prices": {"gpt-image-2": {"image_output": 20}}}))
+    assert pricing.merged_prices(core.host.cost_settings().prices) == (
+        worker_settings.load_settings().prices)
+    # A value the worker refuses counts as not set: the job says what is wrong with it.
+    monkeypatch.setenv("GPT_IMAGE_EDIT_PARTIAL_IMAGES", "7")
+    monkeypatch.setenv("GPT_IMAGE_EDIT_MAX_COST", "-1")
+    assert (core.host.cost_settings().partial_images,
+            core.host.cost_settings().max_cost_usd) == (2, None)
+    config.write_text("{not json")
+    assert vars(core.host.cost_settings())["prices"] is None
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
+@pytest.mark.parametrize("environ", [{}, {"XDG_CONFIG_HOME": "/x/config",
+                                          "APPDATA": "/x/appdata"},
+                                     {"GPT_IMAGE_EDIT_CONFIG": "/y/mine.json"}])
+def test_the_host_finds_the_settings_file_where_the_worker_does(platform, environ):
+    from gpt_image_edit import settings as worker_settings
+
+    assert core.host.settings_path(environ, platform, "/home/u") == str(
+        worker_settings.config_path(environ, platform, Path("/home/u")))

@@ -96,7 +96,7 @@ def entry(tmp_path, monkeypatch, private_tmp) -> Entry:
     plug_ins = lay_out_plug_ins(tmp_path / "plug-ins")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the entry adds its own folder
     for module in ("gpt_image_edit_host", "gpt_image_edit_core", "gpt_image_edit_geometry",
-                   "gpt_image_edit_settings2"):
+                   "gpt_image_edit_settings2", "gpt_image_edit_cost2"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("GPT_IMAGE_EDIT_WORKER", sys.executable)
     gimp.shim_reset()
@@ -274,7 +274,8 @@ def test_whole_layer_edit_lands_directly_above_the_source(entry, wisgate_env, pr
     assert image.active_layer is layer  # the result is the selected layer
     assert_one_undo_step(image)
     assert gimp.shim_images == [image] and list(private_tmp.iterdir()) == []
-    assert ("init", "GPT Image Edit: preparing") in gimp.shim_progress
+    assert any(event[0] == "init" and event[1].startswith(
+        "GPT Image Edit: preparing (estimate $0.") for event in gimp.shim_progress)
     assert any(event[0] == "update" for event in gimp.shim_progress)
     assert gimp.shim_progress[-1] == ("end",)
 

@@ -260,3 +260,59 @@ def test_f1_in_a_dialog_opens_the_installed_manual(start_gimp, home, tmp_path, a
     assert f'id="{part}"' in manual.read_text()
     gimp.process.wait(timeout=60)
     assert "Traceback" not in gimp.log.read_text()
+
+
+def test_above_the_limit_gimp_asks_and_the_progress_says_estimate_and_cost(start_gimp,
+                                                                           fake_wisgate,
+                                                                           tmp_path):
+    """The spending limit's question (PyGTK) answered both ways; the estimate in the
+    progress (gimpfu's dialog's bar) while waiting, the cost there once placed."""
+    gimp = start_gimp("cost", {"base_url": fake_wisgate.url_for("held"),
+                               "api_key": fake_wisgate.key, "max_cost_usd": 0.05})
+    fake_wisgate.server.held.clear()
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for answer in ("alt+c", "alt+s"):
+        # The procedure's blurb: after the other tests (the same GIMP folder) the search
+        # would put a recent GPT Image Settings first, whose blurb names GPT Image Edit.
+        run_from_action_search(gimp, "Edit the layer, or the selected part")
+        dialog = gimp.window("^python-fu-gpt-image-edit$")
+        time.sleep(0.5)
+        click_prompt_box(gimp, dialog)
+        gimp.key("ctrl+a")
+        gimp.type(PROMPT)
+        gimp.key("alt+o")
+        question = gimp.window("above the spending limit$")
+        time.sleep(0.5)
+        gimp.screenshot(question, shots / f"question-{answer}.png")
+        gimp.key(answer)
+        if answer == "alt+c":  # Cancel: nothing sent, no message, the image as it was
+            wait_closed(gimp, dialog)
+            (gimp.out / "cancelled").write_text("")
+            assert gimp.report("cancelled.json") == {"layers": ["Background"],
+                                                     "dirty": False}
+            assert fake_wisgate.requests == []
+            time.sleep(3)
+            assert "GIMP Message" not in [
+                gimp.xdotool("getwindowname", window) for window in
+                gimp.xdotool("search", "--onlyvisible", "--name", ".").split()]
+    wait_for_request(fake_wisgate)
+    gimp.window("480x320 – GIMP$")
+    time.sleep(1.5)  # a few ticks of the progress, in gimpfu's dialog
+    gimp.screenshot(dialog, shots / "progress-with-estimate.png")
+    fake_wisgate.server.held.set()
+    (gimp.out / "confirmed").write_text("")
+    edited = gimp.report("edited.json")  # placed: the dialog holds the cost a moment
+    assert edited["layers"] == [f"GPT edit: {PROMPT}", "Background"]
+    time.sleep(0.5)
+    gimp.screenshot(dialog, shots / "cost-in-the-progress.png")
+    wait_closed(gimp, dialog)
+    time.sleep(1.0)
+    assert len(fake_wisgate.requests) == 1
+    assert edited["record"]["cost_usd"] > 0.05
+    (gimp.out / "finished").write_text("")
+    # The cost was said without a window of its own (nor GIMP's complaint about a
+    # progress callback that a message from inside gimpfu's dialog brings).
+    assert "GIMP Message" not in [
+        gimp.xdotool("getwindowname", window) for window in
+        gimp.xdotool("search", "--onlyvisible", "--name", ".").split()]

@@ -52,8 +52,10 @@ SETTINGS_SENTENCE = ("GPT Image Settings can only be changed in its dialog: open
 
 
 def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
-    def settings(scenario, key=DEFAULT_KEY, timeout=None):
+    def settings(scenario, key=DEFAULT_KEY, timeout=None, limit=None):
         stored = {"base_url": server.url_for(scenario), "api_key": key}
+        if limit is not None:
+            stored["max_cost_usd"] = limit
         return dict(stored, timeout=timeout) if timeout else stored
 
     def image(mode="rgb", picture="opaque", above=False, offsets=OFFSETS):
@@ -61,10 +63,10 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
                 "mode": mode, "above": above}
 
     def case(name, scenario="echo", prompt=LONG_PROMPT, selection=None, key=DEFAULT_KEY,
-             timeout=None, drawables="layer", save_xcf=False, **spec):
+             timeout=None, drawables="layer", save_xcf=False, limit=None, **spec):
         arguments = {"prompt": prompt, **spec.pop("arguments", {})}
         return {"name": name, "image": image(**spec), "selection": selection,
-                "settings": settings(scenario, key, timeout), "drawables": drawables,
+                "settings": settings(scenario, key, timeout, limit), "drawables": drawables,
                 "arguments": arguments, "save_xcf": save_xcf}
 
     ellipse = {"ellipse": ELLIPSE}
@@ -98,6 +100,7 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         # The refusals every host gives alike (tests/host_policies.py).
         *[case(REFUSED + name, **refusal_spec(name)) for name in policies.REFUSALS],
         case("no_key", key=None),
+        case("above_limit", limit=0.01),  # a script's run above the spending limit
         case("channel", drawables="channel"),
     ]
 
@@ -404,6 +407,12 @@ def test_failure_leaves_the_image_as_it_was_with_the_workers_sentence(
 ])
 def test_refusals_say_why(report, case, sentence):
     assert one_sentence(report, case) == sentence
+
+
+def test_a_script_above_the_spending_limit_is_refused_before_sending(report):
+    assert one_sentence(report, "above_limit") == policies.above_limit(
+        # A script's run shows no live previews, so it asks for (and counts) none.
+        policies.estimated_cost(LAYER, LONG_PROMPT, previews=0), 0.01)
 
 
 def test_no_temporary_folder_is_left_behind(report):

@@ -54,8 +54,10 @@ def source_pictures(folder: Path) -> dict[str, Path]:
 
 
 def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
-    def settings(scenario, key=DEFAULT_KEY, timeout=None):
+    def settings(scenario, key=DEFAULT_KEY, timeout=None, limit=None):
         stored = {"base_url": server.url_for(scenario), "api_key": key}
+        if limit is not None:
+            stored["max_cost_usd"] = limit
         return dict(stored, timeout=timeout) if timeout else stored
 
     def image(mode="rgb", picture="opaque", above=False, offsets=OFFSETS, canvas=CANVAS):
@@ -63,10 +65,10 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
                 "mode": mode, "above": above}
 
     def case(name, scenario="echo", prompt=LONG_PROMPT, selection=None, key=DEFAULT_KEY,
-             timeout=None, drawables="layer", **spec):
+             timeout=None, drawables="layer", limit=None, **spec):
         arguments = {"prompt": prompt, **spec.pop("arguments", {})}
         return {"name": name, "image": image(**spec), "selection": selection,
-                "settings": settings(scenario, key, timeout), "drawables": drawables,
+                "settings": settings(scenario, key, timeout, limit), "drawables": drawables,
                 "arguments": arguments}
 
     ellipse = {"ellipse": ELLIPSE}
@@ -98,6 +100,7 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         case("empty_prompt", prompt="   "),
         case("bad_size", arguments={"size": "1000x1000"}),
         case("no_key", key=None),
+        case("above_limit", limit=0.01),  # a script's run above the spending limit
         case("no_layer", drawables="none"),
         case("two_layers", drawables="two"),
         case("layer_group", drawables="group"),
@@ -392,6 +395,15 @@ def test_refusals_say_why(report, case, sentence):
     result = report.case(case)
     assert result["status"] == "execution-error"
     assert result["message"] == sentence
+    unchanged(result)
+
+
+def test_a_script_above_the_spending_limit_is_refused_before_sending(report):
+    result = report.case("above_limit")
+    assert result["status"] == "execution-error"
+    assert result["message"] == policies.above_limit(
+        # A script's run shows no live previews, so it asks for (and counts) none.
+        policies.estimated_cost(LAYER, LONG_PROMPT, previews=0), 0.01)
     unchanged(result)
 
 

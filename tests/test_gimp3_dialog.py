@@ -5,10 +5,16 @@
 - (cancelling while the worker waits, with GIMP's own status-bar Cancel, is in
   tests/test_gimp3_interactive.py);
 - GPT Image Settings: Test connection reaches the endpoint typed, Save writes the settings
-  file with mode 0600, and the key lands nowhere else.
+  file with mode 0600, and the key lands nowhere else;
+- cost in GIMP 3.0 and 3.2, run from the image window as a retoucher does (GIMP's
+  messages where a retoucher sees them): the dialog's estimate line follows variants and
+  quality; above the spending limit GIMP asks, Cancel sends nothing and says nothing more,
+  Send anyway sends once; the cost of the placed edit shows in the status bar for a few
+  seconds, no window over the canvas.
 
 GPT_IMAGE_EDIT_UPDATE_SCREENSHOT=1 also copies the edit dialog's screenshot to
-docs/dialog.png.
+docs/dialog.png, the spending limit's question to docs/limit-question.png and the status
+bar with the cost to docs/cost-status-bar.png.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
+from gpt_image_edit import pricing
+from gpt_image_edit.geometry import request_size
 from tests import real_gimp
 from tests.fake_wisgate import DEFAULT_KEY
+from tests.gimp_gui import Desktop, Gui
 
 PROMPT = "add a small red boat on the lake"
 SCREENSHOT = real_gimp.REPO / "docs" / "dialog.png"
@@ -273,3 +282,150 @@ def _ends(pid: int, within: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+# -- cost: the dialog's estimate, the spending limit's question, the cost once placed ------
+
+def estimate(variants: int, quality: str, prompt: str = PROMPT) -> float:
+    """The core's estimate of an edit of the whole 480x320 landscape (2 live previews)."""
+    width, height = request_size(480, 320, "gpt-image-2", "auto")
+    return pricing.estimate("gpt-image-2", width, height, quality, variants, 2,
+                            len(prompt))["cost_usd"]
+
+
+STATUS_MESSAGE_SECONDS = 8  # how long GIMP's status bar shows a plug-in's message
+STATUS_BAR_ROWS = 40
+
+
+def changed_rows(before: Path, after: Path) -> set[int]:
+    with Image.open(before) as first, Image.open(after) as second:
+        assert first.size == second.size
+        difference = ImageChops.difference(first.convert("RGB"), second.convert("RGB"))
+    width, height = difference.size
+    return {y for y in range(height) if difference.crop((0, y, width, y + 1)).getbbox()}
+
+
+def bands(rows: set[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive rows: (first, last)."""
+    found: list[tuple[int, int]] = []
+    for row in sorted(rows):
+        if found and row == found[-1][1] + 1:
+            found[-1] = (found[-1][0], row)
+        else:
+            found.append((row, row))
+    return found
+
+
+@pytest.fixture(params=real_gimp.VERSIONS)
+def cost_gui(request, tmp_path, tmp_path_factory, fake_wisgate):
+    """GIMP 3.0 or 3.2 with its windows and a window manager, its messages where a
+    retoucher sees them (no --console-messages), the fake WisGate's echo and a spending
+    limit."""
+    version = request.param
+    gimp = real_gimp.provide(version)
+    installed = real_gimp.installed_home(gimp, tmp_path_factory.mktemp)
+    home = tmp_path / "home"
+    shutil.copytree(installed / ".config", home / ".config", symlinks=True)
+    (home / ".config" / "GIMP" / version / "gimprc").write_text("(show-welcome-dialog no)\n")
+    for name in ("tmp", "data", "shots"):
+        (tmp_path / name).mkdir()
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"base_url": fake_wisgate.url_for("echo"),
+                                  "api_key": fake_wisgate.key}))
+    limit = 0.05  # below every edit of the test: the dialog says so in each of them
+    assert limit < min(estimate(1, "high"), estimate(3, "medium"))
+    env = {"GPT_IMAGE_EDIT_CONFIG": str(config), "TMPDIR": str(tmp_path / "tmp"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "GPT_IMAGE_EDIT_MAX_COST": str(limit)}
+    desktop = Desktop()
+    gui = Gui(gimp, desktop, home, tmp_path, env, binds=[installed], console_messages=False)
+    try:
+        yield gui, limit
+    finally:
+        gui.quit()
+        desktop.close()
+
+
+def test_the_dialog_estimates_the_limit_asks_and_the_cost_shows_in_the_status_bar(
+        cost_gui, fake_wisgate, tmp_path):
+    gui, limit = cost_gui
+    shots = tmp_path / "shots"
+    image = gui.ask("open", path=str(landscape(tmp_path / "lake.png")))["image"]
+    window = gui.window("– GIMP$")
+    if gui.find_window("^Welcome to GIMP"):  # shown once after an install
+        gui.window("^Welcome to GIMP")
+        gui.key("Escape")
+    gui.xdotool("windowsize", window, "1270", "900")
+
+    gui.run_action(window, "GPT Image Edit")
+    dialog = gui.window("^GPT Image Edit$")
+    gui.key("ctrl+a")
+    gui.type(PROMPT)
+    one = gui.screenshot(dialog, shots / "estimate-1-high.png")
+    gui.key("alt+v", "ctrl+a")
+    gui.type("3")
+    gui.key("Tab")
+    three = gui.screenshot(dialog, shots / "estimate-3-high.png")
+    gui.key("alt+q", "Up")  # High -> Medium
+    medium = gui.screenshot(dialog, shots / "estimate-3-medium.png")
+    gui.key("Down")  # back to High
+    high_again = gui.screenshot(dialog, shots / "estimate-3-high-again.png")
+    # The estimate line is the lowest band of rows that both changes redraw (the variants'
+    # spin button and the quality's box each have rows of their own, above it); it shows
+    # the same pixels again when the values come back, and other ones for other values.
+    by_variants, by_quality = changed_rows(one, three), changed_rows(three, medium)
+    line = bands(by_variants & by_quality)[-1]
+    rows = set(range(line[0], line[1] + 1))
+    assert [band for band in bands(by_variants - by_quality) if band[0] > line[1]] == []
+    assert bands(by_quality - by_variants)[0][1] < line[0]  # the quality's box, above
+    assert not rows & changed_rows(three, high_again)
+    assert rows & changed_rows(medium, high_again)
+
+    # Above the limit: GIMP asks; Cancel sends nothing.
+    gui.key("alt+o")
+    question = gui.window("above the spending limit$")
+    asked = gui.screenshot(question, shots / "limit-question.png")
+    gui.key("alt+c")
+    gui.wait_gone("above the spending limit$")
+    time.sleep(2.0)
+    assert fake_wisgate.requests == []
+    assert [layer["name"] for layer in gui.ask("state", image=image)["layers"]] == [
+        "Background"]
+    assert [name for name in gui.visible_windows() if "GPT" in name or "Message" in name] == []
+
+    # Again (a cancelled edit leaves GIMP's remembered values as they were): Send anyway
+    # sends once, and the cost is shown.
+    gui.run_action(window, "GPT Image Edit")
+    gui.window("^GPT Image Edit$")
+    gui.key("ctrl+a")
+    gui.type(PROMPT)
+    gui.key("alt+v", "ctrl+a")
+    gui.type("3")
+    gui.key("Tab", "alt+o")
+    gui.window("above the spending limit$")
+    gui.key("alt+s")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(gui.ask("state", image=image)["layers"]) != 2:
+        assert time.monotonic() < deadline, "the edit was not placed"
+        time.sleep(0.3)
+    assert len(fake_wisgate.requests) == 1
+    group = gui.ask("state", image=image)["layers"][0]
+    records = [json.loads(child["parasite"]["text"]) for child in group["children"]]
+    assert len(records) == 3 and records[0]["cost_usd"] > limit
+    gui.xdotool("mousemove", "1279", "959")
+    window = gui.window("– GIMP$")
+    placed = gui.screenshot(window, shots / "cost-in-status-bar.png")
+    # The cost is a line in the image window's status bar for a few seconds ("GPT Image
+    # Edit: 3 results placed, cost $0.41 (estimate $0.40)." in the screenshot), no window
+    # over the canvas; then the status bar shows what it showed before.
+    assert [name for name in gui.visible_windows() if "GPT" in name or "Message" in name] == []
+    time.sleep(STATUS_MESSAGE_SECONDS + 2)
+    later = gui.screenshot(window, shots / "status-bar-later.png")
+    with Image.open(placed) as picture:
+        height = picture.size[1]
+    changed = changed_rows(placed, later)
+    assert changed and min(changed) > height - STATUS_BAR_ROWS, bands(changed)
+    if os.environ.get(UPDATE_ENV) == "1" and gui.gimp.version == "3.0":
+        shutil.copyfile(asked, real_gimp.REPO / "docs" / "limit-question.png")
+        with Image.open(placed) as picture:
+            picture.crop((0, height - STATUS_BAR_ROWS, picture.size[0], height)).save(
+                real_gimp.REPO / "docs" / "cost-status-bar.png")

@@ -40,6 +40,7 @@ UPDATE_ENV = "GPT_IMAGE_EDIT_UPDATE_SCREENSHOT"
 DOCS = real_gimp.REPO / "docs"
 # A message GIMP shows, as --console-messages prints it ("GIMP-Warning: Can't undo ...").
 MESSAGE = re.compile(r"^[\w .'-]+-(Error|Warning|Info|Message): ", re.MULTILINE)
+COST_NOTE = re.compile(r"^[\w .'-]+-Warning: GPT Image Edit: \d+ results? placed, cost ")
 ELLIPSE = [140, 60, 200, 150]
 MODERATION = ("WisGate's safety system refused this edit: change the prompt or the picture "
               "and try again.")
@@ -55,6 +56,7 @@ class Session:
         self.image = None
         self.window = None
         self.messages_seen = 0
+        self.cost_notes = []
 
     # -- set-up -------------------------------------------------------------------------
     def endpoint(self, scenario: str, key: bool = True) -> None:
@@ -159,12 +161,24 @@ class Session:
         time.sleep(1.0)  # key presses reach GIMP's core asynchronously
 
     def new_messages(self) -> list[str]:
-        """The messages GIMP showed since the last call: one line each."""
+        """The messages GIMP showed since the last call: one line each. The cost note of a
+        placed edit (run from the image window, it shows in the status bar, not in a
+        window) goes to `cost_notes` instead."""
         log = self.gui.log_text()
         found = [match.group(0) + log[match.end():].split("\n\n", 1)[0]
                  for match in MESSAGE.finditer(log)]
         new, self.messages_seen = found[self.messages_seen:], len(found)
-        return new
+        self.cost_notes += [line.split(": ", 1)[1] for line in new if COST_NOTE.match(line)]
+        return [line for line in new if not COST_NOTE.match(line)]
+
+    def wait_cost_note(self) -> str:
+        """The cost note of the edit just placed (it follows the layers by a moment)."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not self.cost_notes:
+            assert self.new_messages() == []
+            assert time.monotonic() < deadline, "no cost note"
+            time.sleep(0.3)
+        return self.cost_notes.pop()
 
     def shot(self, name: str, for_docs: bool = True) -> Path:
         """The image window, the pointer off the canvas (its brush outline would show)."""
@@ -236,6 +250,9 @@ def test_the_selection_at_ok_masks_the_result_whatever_happens_meanwhile(session
     assert record["source"]["name"] == "Background" and record["prompt"] == PROMPT
     assert result["parasite"]["flags"] & 2, "the parasite is attached undoably"
     assert session.new_messages() == []
+    note = session.wait_cost_note()
+    assert re.fullmatch(r"GPT Image Edit: 1 result placed, cost (\S+) \(estimate \$0\.\d{4}\)\.",
+                        note).group(1) == f"${record['cost_usd']:.4f}", note
     with Image.open(session.shot("result.png")) as picture:
         assert picture.size[0] >= 1200 and picture.size[1] >= 850
 

@@ -364,9 +364,9 @@ def test_install_puts_entries_with_run_bits_and_a_worker_that_starts(
         "gpt-image-edit-gimp2-lib", "gpt-image-edit-gimp2.py"]
     assert os.access(plug_ins2 / "gpt-image-edit-gimp2.py", os.X_OK)
     assert sorted(p.name for p in lib2.iterdir()) == [
-        "gpt-image-edit-worker.json", "gpt_image_edit_core.py", "gpt_image_edit_geometry.py",
-        "gpt_image_edit_host.py", "gpt_image_edit_pricing.py", "gpt_image_edit_settings2.py",
-        "help"]
+        "gpt-image-edit-worker.json", "gpt_image_edit_core.py", "gpt_image_edit_cost2.py",
+        "gpt_image_edit_geometry.py", "gpt_image_edit_host.py", "gpt_image_edit_pricing.py",
+        "gpt_image_edit_settings2.py", "help"]
     assert not any(p.stem == lib2.name or (p.is_file() and os.access(p, os.X_OK))
                for p in lib2.iterdir())
     assert worker_file(lib2) == expected

@@ -88,6 +88,7 @@ for path in ("/tmp/src/plugin/gpt-image-edit-gimp2.py",
              "/tmp/src/plugin/gpt-image-edit/gpt_image_edit_core.py",
              "/tmp/src/plugin/gpt_image_edit/geometry.py",
              "/tmp/src/plugin/gpt-image-edit-gimp2-lib/gpt_image_edit_settings2.py",
+             "/tmp/src/plugin/gpt-image-edit-gimp2-lib/gpt_image_edit_cost2.py",
              "/tmp/src/tests/gimp2/run_cases.py", "/tmp/src/tests/gimp2/read_parasites.py",
              "/tmp/src/plugin/gpt_image_edit/pricing.py",
              "/tmp/src/tests/gimpfu_shim/gimp.py", "/tmp/src/tests/gimpfu_shim/gimpfu.py",
@@ -228,9 +229,11 @@ class Document(core.Document):
     def select(self, item): self.log.append(["select", item["name"]])
     def undo_group_start(self): self.log.append(["undo-start"])
     def undo_group_end(self): self.log.append(["undo-end"])
-    def progress_start(self, text): pass
+    shown = ()  # what the retoucher reads: the progress's first text, the note at the end
+    def progress_start(self, text): self.shown += (["progress", text],)
     def progress_update(self, text, fraction): pass
     def progress_end(self): pass
+    def show_note(self, text): self.shown += (["note", text],)
 
 def edit(values, **document):
     done = core.edit(Document(values, **document), lib)
@@ -243,6 +246,7 @@ seen["core_refusals"] = [
     edit({"prompt": "sky", "size": "1000x1000"})]
 whole = Document({"prompt": u"ciel d\u2019orage", "quality": entry.quality_name(1)})
 seen["whole"] = [core.edit(whole, lib).status, whole.log, whole.job]
+seen["shown"] = whole.shown
 selected = Document({"prompt": "sky"}, bounds=(3000, 2000, 3400, 2300))
 seen["selected"] = [core.edit(selected, lib).status, selected.log, selected.job]
 arguments = core.Arguments({"prompt": entry.text("ciel d\xe2\x80\x99orage"),
@@ -264,6 +268,22 @@ seen["pricing"] = {
                                     False),
                           core.Arguments({"prompt": "sky", "variants": 2})),
 }
+# The cost settings read by the host (never the key) and the dialog's estimate line.
+with open("/tmp/work/settings.json", "w") as handle:
+    json.dump({"api_key": "sk-py27-secret", "partial_images": 1, "max_cost_usd": 0.05,
+               "prices": {"dall-e-2": {"text_input": 1, "image_input": 1,
+                                       "image_output": 1}}}, handle)
+settings = host.cost_settings({"GPT_IMAGE_EDIT_CONFIG": "/tmp/work/settings.json",
+                               "GPT_IMAGE_EDIT_MAX_COST": " 0.5 "})
+seen["cost_settings"] = vars(settings)
+seen["dialog"] = [core.dialog_estimate(Document(None), {"prompt": "", "variants": variants,
+                                                       "quality": quality}, settings)
+                  for variants, quality in ((1, "high"), (3, "high"), (3, "low"))]
+seen["dialog"].append(core.dialog_estimate(Document(None), {"model": "dall-e-2",
+                                                            "size": "512x512"}, settings))
+seen["settings_paths"] = [host.settings_path(environ, platform, "/home/u") for environ, platform
+                          in (({}, "linux"), ({"APPDATA": "C:/x"}, "win32"), ({}, "darwin"),
+                              ({"GPT_IMAGE_EDIT_CONFIG": "/y.json"}, "linux"))]
 sys.stdout.write(json.dumps(seen))
 '''
 
@@ -429,3 +449,42 @@ def test_host_hands_previews_on_and_keeps_to_the_job_folder_under_python_2_7(pyt
     status, log, job = python27["whole"]
     parasite = next(entry for entry in log if entry[0] == "parasite")
     assert parasite[3] == 0.25  # the manifest's cost_usd, into the provenance record
+
+
+def test_host_reads_the_cost_settings_without_the_key_under_python_2_7(python27, tmp_path):
+    from gpt_image_edit import settings as worker_settings
+
+    assert python27["cost_settings"] == {
+        "partial_images": 1, "max_cost_usd": 0.5,
+        "prices": {"dall-e-2": {"text_input": 1, "image_input": 1, "image_output": 1}}}
+    assert [str(worker_settings.config_path(environ, platform, Path("/home/u")))
+            for environ, platform in (({}, "linux"), ({"APPDATA": "C:/x"}, "win32"),
+                                      ({}, "darwin"),
+                                      ({"GPT_IMAGE_EDIT_CONFIG": "/y.json"}, "linux"))
+            ] == python27["settings_paths"]
+
+
+def test_the_estimate_line_and_the_cost_note_under_python_2_7(python27):
+    """The dialog's line, the progress's estimate and the note after placing, from the same
+    core under Python 2.7 as under 3 (a 6000x4000 layer, 1 preview from the settings)."""
+    width, height = request_size(6000, 4000, "gpt-image-2")
+
+    def cost(variants, quality, previews=1, prompt=""):
+        return pricing.format_usd(pricing.estimate("gpt-image-2", width, height, quality,
+                                                   variants, previews, len(prompt))["cost_usd"])
+
+    assert python27["dialog"][:3] == [
+        f"Estimated cost: {cost(1, 'high')} ({width}x{height}, high, 1 variant, 1 preview).",
+        f"Estimated cost: {cost(3, 'high')} ({width}x{height}, high, 3 variants, 1 preview).\n"
+        "Above your spending limit of $0.50: you will be asked before it is sent.",
+        f"Estimated cost: {cost(3, 'low')} ({width}x{height}, low, 3 variants, 1 preview)."]
+    assert python27["dialog"][3].startswith("Estimated cost: $0.0")
+    assert python27["dialog"][3].endswith("(512x512, high, 1 variant).\ndall-e-2 gets no live "
+                                          "previews and no reference pictures: only the GPT "
+                                          "image models (gpt-image-2, gpt-image-1.5, "
+                                          "gpt-image-1) send them.")
+    # A document that shows no live previews asks for none, and counts none.
+    estimate = cost(1, "low", previews=0, prompt="ciel d\u2019orage")
+    assert python27["shown"] == [
+        ["progress", f"GPT Image Edit: preparing (estimate {estimate})"],
+        ["note", f"GPT Image Edit: 1 result placed, cost $0.2500 (estimate {estimate})."]]

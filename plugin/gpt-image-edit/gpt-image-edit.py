@@ -35,6 +35,8 @@ HELP_DOMAIN = "gpt-image-edit"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = host.SETTINGS_MENU
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
+ARGUMENTS = ("prompt", "model", "size", "quality", "variants", "use-selection")
+LINE_CHARS = 72  # the estimate line's width: "Estimated cost: $0.1234 (1536x1024, ...)."
 POLL_MS = 100
 
 
@@ -47,8 +49,9 @@ POLL_MS = 100
 def run_edit(procedure, run_mode, image, drawables, config, data):
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     document = Gimp3Document(procedure, image, drawables, config, interactive)
-    # A retoucher's run (not a script's, which has no window to watch) shows live previews.
-    document.shows_previews = run_mode != Gimp.RunMode.NONINTERACTIVE
+    # A person runs it (the dialog, or Filters > Repeat with the last values): someone to
+    # ask, and to show live previews to; a script's call has no window to watch.
+    document.attended = document.shows_previews = run_mode != Gimp.RunMode.NONINTERACTIVE
     outcome = core.edit(document, ENTRY_DIR)
     if outcome.status == "cancel":
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -77,6 +80,7 @@ class Gimp3Document(core.Document):
         self.config = config
         self.interactive = interactive
         self.source = None  # the layer being edited, once the core asked for its pixels
+        self.attended = interactive
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -104,11 +108,18 @@ class Gimp3Document(core.Document):
         return (x1, y1, x2, y2) if non_empty else None
 
     def ask_arguments(self):
-        if self.interactive and not show_edit_dialog(self.procedure, self.config):
-            return None
-        return {name: self.config.get_property(name)
-                for name in ("prompt", "model", "size", "quality", "variants",
-                             "use-selection")}
+        if self.interactive:
+            settings = host.cost_settings()  # once: the line follows every change
+
+            def estimate_line():
+                return core.dialog_estimate(self, self.values(), settings)
+
+            if not show_edit_dialog(self.procedure, self.config, estimate_line):
+                return None
+        return self.values()
+
+    def values(self):
+        return {name: self.config.get_property(name) for name in ARGUMENTS}
 
     def image_size(self):
         return self.image.get_width(), self.image.get_height()
@@ -144,6 +155,20 @@ class Gimp3Document(core.Document):
         if not self.interactive:
             return False
         return SettingsDialog(host.find_worker(ENTRY_DIR), reason).run()
+
+    def confirm_cost(self, message):
+        if not self.attended:
+            return False
+        if not ask_to_send(message):
+            raise core.Cancelled()  # the retoucher read the sentence: no message again
+        return True
+
+    def show_note(self, text):
+        # From an image window GIMP shows a one-line message in its status bar for a few
+        # seconds (a dialog only when it does not fit); a script's runs keep it in the
+        # result's parasite only.
+        if self.attended:
+            Gimp.message(text)
 
     # -- pixels both ways: raw, read and written through GEGL buffers --------------------
     def layer_pixels(self, layer, region):
@@ -255,6 +280,7 @@ class Gimp3Document(core.Document):
         if self.source is not None and self.source.is_valid():
             config.set_property("source", self.source)
         config.set_property("job-folder", job.folder)
+        config.set_property("progress-note", self.progress_note)
         undo_was_enabled = self.image.undo_is_enabled()
         # Its Cancel is the wait procedure's alone: GIMP ends every process that started
         # a progress on this display.
@@ -405,6 +431,7 @@ def run_wait(procedure, config, data):
     except (TypeError, ValueError) as error:
         return fail(procedure, str(error))
     document = PreviewDocument(image, config.get_property("source"), job.folder)
+    document.progress_note = config.get_property("progress-note")  # the edit's estimate
     document.progress_start("GPT Image Edit: starting")
     try:
         core.watch_worker(document, host.find_worker(ENTRY_DIR), job)
@@ -428,7 +455,7 @@ def gimp_call(function, *arguments):
     return done
 
 
-def show_edit_dialog(procedure, config):
+def show_edit_dialog(procedure, config, estimate_line):
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi, Gtk
 
@@ -441,10 +468,58 @@ def show_edit_dialog(procedure, config):
     dialog.get_label("prompt-label", "_Prompt: what should change?", False, True)
     dialog.fill_frame("prompt-frame", "prompt-label", False, "prompt")
     dialog.fill(["prompt-frame", "model", "size", "quality", "variants", "use-selection"])
+    follow = EstimateLine(dialog, config, estimate_line)
     prompt.grab_focus()  # the prompt is what one types first
     confirmed = dialog.run()
+    follow.stop()
     dialog.destroy()
     return confirmed
+
+
+class EstimateLine:
+    """Below the dialog's fields, the estimate for the values it holds (estimate_line(),
+    computed in this process), following every change of the config until stop()."""
+
+    def __init__(self, dialog, config, estimate_line):
+        from gi.repository import Gtk
+
+        self.config = config
+        # As wide as its longest usual line, so the dialog keeps its size as numbers change.
+        label = Gtk.Label(label=estimate_line(), xalign=0, wrap=True, width_chars=LINE_CHARS,
+                          max_width_chars=LINE_CHARS, margin_top=6)
+        dialog.get_content_area().pack_start(label, False, False, 0)
+        label.show()
+        self.handlers = [config.connect("notify::" + name,
+                                        lambda *_: label.set_text(estimate_line()))
+                         for name in ARGUMENTS]
+
+    def stop(self):
+        for handler in self.handlers:
+            self.config.disconnect(handler)
+
+
+def ask_to_send(message):
+    """The spending limit's question: the worker's sentence (the estimate and the limit),
+    Send anyway or Cancel; True to send. Cancel is the default: it costs nothing."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi, Gtk
+
+    GimpUi.init(EDIT_PROCEDURE)
+    dialog = GimpUi.Dialog(title="GPT Image Edit: above the spending limit",
+                           role=EDIT_PROCEDURE + "-cost")
+    dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
+    dialog.add_button("_Send anyway", Gtk.ResponseType.OK)
+    dialog.set_default_response(Gtk.ResponseType.CANCEL)
+    box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=12, border_width=12)
+    for text in (message, "Send this edit all the same?"):
+        box.pack_start(Gtk.Label(label=text, xalign=0, wrap=True, max_width_chars=60),
+                       False, False, 0)
+    dialog.get_content_area().pack_start(box, True, True, 0)
+    dialog.show_all()
+    try:
+        return dialog.run() == Gtk.ResponseType.OK
+    finally:
+        dialog.destroy()
 
 
 PIXEL_FORMATS = {"RGBA": "R'G'B'A u8", "RGB": "R'G'B' u8"}  # raw modes as GEGL names them
@@ -682,6 +757,8 @@ def create_wait_procedure(plug_in, name):
                                  "it)", True, flags)
     procedure.add_string_argument("job-folder", "Job folder", "The edit's job folder", "",
                                   flags)
+    procedure.add_string_argument("progress-note", "Progress note", "Words after the "
+                                  "seconds in the progress text (the estimate)", "", flags)
     return procedure
 
 

@@ -32,7 +32,7 @@ DEFAULT_QUALITY = "high"
 MAX_VARIANTS = 10
 # The worker's default for the partial_images setting (its settings.py), for estimates made
 # before the worker runs.
-DEFAULT_PARTIAL_IMAGES = 2
+DEFAULT_PARTIAL_IMAGES = host.DEFAULT_PARTIAL_IMAGES
 COST_LIMIT_KIND = "cost_limit"
 MISSING_KEY_KIND = "missing_key"
 # The worker reports no fraction, only elapsed time: the bar creeps towards this so it
@@ -60,6 +60,13 @@ NOT_INSERTED = (u"GIMP could not insert the edited layers, so the image is uncha
                 u"again.")
 UNEXPECTED = (u"GPT Image Edit failed unexpectedly: the image is unchanged; please report "
               u"this with the text GIMP printed on its console.")
+NOT_GPT_IMAGE = (u"%s gets no live previews and no reference pictures: only the GPT image "
+                 u"models (gpt-image-2, gpt-image-1.5, gpt-image-1) send them.")
+ABOVE_LIMIT = u"Above your spending limit of $%.2f: you will be asked before it is sent."
+UNCHECKED_LIMIT = (u"Your spending limit of $%.2f cannot be checked without a price: you "
+                   u"will be asked before it is sent.")
+NO_PRICE = u"no price for %s in the price table"
+BAD_PRICES = u"the prices setting is not usable"
 NO_KEY_REASON = (u"GPT Image Edit needs your WisGate API key before it can edit: enter it "
                  u"here and save, and the edit goes on.")
 
@@ -89,14 +96,14 @@ class Arguments(object):
     """The procedure's arguments, checked. Built from the same keys on both GIMPs: the
     spec's argument names (prompt, model, size, quality, variants, use-selection)."""
 
-    def __init__(self, values):
+    def __init__(self, values, require_prompt=True):
         self.prompt = (values.get("prompt") or u"").strip()
         self.model = (values.get("model") or u"").strip() or DEFAULT_MODEL
         self.size = (values.get("size") or u"").strip() or u"auto"
         self.quality = values.get("quality") or DEFAULT_QUALITY
         self.variants = values.get("variants", 1)
         self.use_selection = bool(values.get("use-selection", True))
-        if not self.prompt:
+        if require_prompt and not self.prompt:
             raise host.HostError(EMPTY_PROMPT)
         if self.quality not in QUALITIES:
             raise host.HostError(BAD_QUALITY)
@@ -321,9 +328,15 @@ class Document(object):
 
     def confirm_cost(self, message):
         """The worker refused an edit estimated above the spending limit; `message` says so.
-        True to send it all the same (an interactive run asks the user), False to stop with
+        True to send it all the same (an interactive run asks the user, and raises Cancelled
+        when the user says no: the edit ends without another message), False to stop with
         that message (non-interactive runs)."""
         return False
+
+    def show_note(self, text):
+        """A short line for the retoucher that needs no answer (what a placed edit cost):
+        where it is seen without getting in the way, and not at all in a non-interactive
+        run (the result's parasite keeps it)."""
 
     # -- waiting ------------------------------------------------------------------------
     def run_worker(self, worker, job):
@@ -342,18 +355,24 @@ class Document(object):
     def progress_end(self):
         raise NotImplementedError
 
+    # What the core adds to every progress text while the worker runs: the estimate.
+    progress_note = u""
+
     def wait_for_worker(self, run):
-        """Wait for the worker, its stage and the elapsed time in GIMP's progress; returns
-        the manifest. Every GIMP call stays on this (the plug-in's main) thread."""
+        """Wait for the worker, its stage, the elapsed time and the progress note in GIMP's
+        progress; returns the manifest. Every GIMP call stays on this (the plug-in's main)
+        thread."""
         return run.wait(on_tick=lambda current: self.progress_update(
-            progress_text(current), progress_fraction(current)))
+            progress_text(current, self.progress_note), progress_fraction(current)))
 
 
-def progress_text(run):
-    """The stage and the seconds since OK: "Sending 1.2 MB to gpt-image-2 (1 s)", "Waiting
-    for gpt-image-2 (14 s)" (the worker's own wait count is left out: one clock only)."""
+def progress_text(run, note=u""):
+    """The stage, the seconds since OK and the estimate: "Sending 1.2 MB to gpt-image-2
+    (1 s, estimate $0.2100)", "Waiting for gpt-image-2 (14 s, estimate $0.2100)" (the
+    worker's own wait count is left out: one clock only)."""
     message = WAIT_COUNT.sub(u"", run.last_message)
-    return u"%s (%d s)" % (message, int(run.elapsed))
+    seconds = u"%d s" % int(run.elapsed)
+    return u"%s (%s)" % (message, u", ".join([seconds, note]) if note else seconds)
 
 
 def progress_fraction(run):
@@ -375,7 +394,9 @@ def edit(document, entry_dir):
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
         capture = Capture(document, plan)
-        document.progress_start(u"GPT Image Edit: preparing")
+        estimated, _ = estimated_cost(plan, arguments, cost_settings_of(document))
+        document.progress_note = estimate_note(estimated)
+        document.progress_start(u"GPT Image Edit: preparing (%s)" % document.progress_note)
         try:
             with host.Job() as job:
                 mode = export(document, plan, capture, job)
@@ -385,6 +406,7 @@ def edit(document, entry_dir):
         finally:
             document.progress_end()
         document.flush()
+        document.show_note(cost_text(manifest, estimated))
     except Cancelled:
         return Outcome("cancel")
     except host.HostError as error:
@@ -527,10 +549,87 @@ def estimate(plan, arguments, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None
     progress text. `prices` is the merged price table (None: the built-in one)."""
     width, height = geometry.request_size(plan.region.width, plan.region.height,
                                           arguments.model, arguments.size)
-    previews = partial_images if geometry.is_gpt_image(arguments.model) else 0
     return pricing.estimate(arguments.model, width, height, arguments.quality,
-                            arguments.variants, previews, len(arguments.prompt),
-                            prices=prices)
+                            arguments.variants, previews_of(arguments, partial_images),
+                            len(arguments.prompt), prices=prices)
+
+
+def previews_of(arguments, partial_images):
+    """The live previews an edit asks for: only the GPT image models stream them."""
+    return partial_images if geometry.is_gpt_image(arguments.model) else 0
+
+
+def cost_settings_of(document):
+    """The cost settings as this edit uses them: a document that shows no live previews
+    asks for none (run_job), so none is counted."""
+    settings = host.cost_settings()
+    if not document.shows_previews:
+        settings.partial_images = 0
+    return settings
+
+
+def estimated_cost(plan, arguments, settings):
+    """(USD or None, whether the `prices` setting is unusable) with the cost settings
+    (host.cost_settings): a price table the worker would refuse leaves the cost unknown,
+    never a wrong number."""
+    try:
+        prices = pricing.merged_prices(settings.prices)
+    except pricing.PriceError:
+        return None, True
+    return estimate(plan, arguments, settings.partial_images, prices)["cost_usd"], False
+
+
+def estimate_note(estimated):
+    """The estimate (USD or None) in a few words, for the progress text: "estimate
+    $0.2100", or "cost unknown"."""
+    return u"cost unknown" if estimated is None else u"estimate %s" % pricing.format_usd(
+        estimated)
+
+
+def dialog_estimate(document, values, settings):
+    """The edit dialog's estimate line for the values it holds now (the spec's argument
+    names; the prompt may still be empty): the cost, what it is made of, the spending limit
+    when above it, and what a model outside the GPT image families does not get. A value
+    the edit would refuse gives the sentence it would say."""
+    try:
+        arguments = Arguments(values, require_prompt=False)
+        plan = plan_edit(document, choose_layer(document), arguments)
+    except host.HostError as error:
+        return error.args[0]
+    cost, unusable_prices = estimated_cost(plan, arguments, settings)
+    if cost is None:
+        why = BAD_PRICES if unusable_prices else NO_PRICE % arguments.model
+        lines = [u"Estimated cost: unknown (%s)." % why]
+        if settings.max_cost_usd is not None:  # the worker cannot keep the limit: it asks
+            lines.append(UNCHECKED_LIMIT % settings.max_cost_usd)
+    else:
+        size = geometry.request_size(plan.region.width, plan.region.height, arguments.model,
+                                     arguments.size)
+        parts = [u"%dx%d" % size, arguments.quality, counted(arguments.variants, u"variant")]
+        previews = previews_of(arguments, settings.partial_images)
+        if previews:
+            parts.append(counted(previews, u"preview"))
+        lines = [u"Estimated cost: %s (%s)." % (pricing.format_usd(cost), u", ".join(parts))]
+        if settings.max_cost_usd is not None and cost > settings.max_cost_usd:
+            lines.append(ABOVE_LIMIT % settings.max_cost_usd)
+    if not geometry.is_gpt_image(arguments.model):
+        lines.append(NOT_GPT_IMAGE % arguments.model)
+    return u"\n".join(lines)
+
+
+def counted(number, noun):
+    return u"%d %s%s" % (number, noun, u"" if number == 1 else u"s")
+
+
+def cost_text(manifest, estimated):
+    """What a placed edit cost, from the manifest's `cost_usd`, beside the estimate (USD or
+    None): "GPT Image Edit: 1 result placed, cost $0.2134 (estimate $0.2100)."."""
+    cost = manifest.get("cost_usd")
+    placed = counted(len(manifest.get("results") or []), u"result")
+    spent = u"cost unknown" if cost is None else u"cost %s" % pricing.format_usd(cost)
+    if estimated is None:
+        return u"GPT Image Edit: %s placed, %s." % (placed, spent)
+    return u"GPT Image Edit: %s placed, %s (%s)." % (placed, spent, estimate_note(estimated))
 
 
 # ---------------------------------------------------------------------------------------

@@ -44,6 +44,17 @@ PARASITE_NAME = "gpt-image-edit"
 LAYER_NAME_PREFIX = "GPT edit: "
 LAYER_NAME_PROMPT_CHARS = 40
 
+# The settings an estimate needs (the worker's settings.py names them the same; a test pins
+# them equal), read here without starting the worker.
+CONFIG_ENV = "GPT_IMAGE_EDIT_CONFIG"
+PARTIAL_IMAGES_ENV = "GPT_IMAGE_EDIT_PARTIAL_IMAGES"
+MAX_COST_ENV = "GPT_IMAGE_EDIT_MAX_COST"
+APP_NAME = "gpt-image-edit"
+SETTINGS_FILE = "settings.json"
+DEFAULT_PARTIAL_IMAGES = 2
+MAX_PARTIAL_IMAGES = 3
+SECRET_KEY = "api_key"
+
 NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
                  "from the plug-in's download, then restart GIMP.")
 
@@ -138,6 +149,105 @@ def worker_settings(worker, changes=None):
         lines = err.decode("utf-8", "replace").strip().splitlines()
         raise HostError(lines[-1] if lines else NOT_INSTALLED)
     return json.loads(out.decode("utf-8"))
+
+
+class CostSettings(object):
+    """What an estimate needs from the settings: `partial_images` (live previews per edit),
+    `prices` (the `prices` setting as written: model name prefixes over the built-in table;
+    None without one) and `max_cost_usd` (None: no spending limit)."""
+
+    def __init__(self, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None, max_cost_usd=None):
+        self.partial_images = partial_images
+        self.prices = prices
+        self.max_cost_usd = max_cost_usd
+
+    def __repr__(self):
+        return "CostSettings(%r, %r, %r)" % (self.partial_images, self.prices,
+                                             self.max_cost_usd)
+
+
+def cost_settings(environ=None):
+    """The cost settings as the worker will use them (environment first, then the settings
+    file, then defaults), read in-process: a dialog's estimate follows each change without
+    starting the worker. The key is never kept: it is dropped as the file is parsed. A
+    value the worker would refuse counts as not set here; the worker says what is wrong
+    with it when the edit runs."""
+    environ = os.environ if environ is None else environ
+    stored = _read_settings_file(settings_path(environ))
+    partial_images = _first_valid(_parse_partial_images, _env(environ, PARTIAL_IMAGES_ENV),
+                                  stored.get("partial_images"))
+    max_cost = _first_valid(_parse_max_cost, _env(environ, MAX_COST_ENV),
+                            stored.get("max_cost_usd"))
+    prices = stored.get("prices")
+    return CostSettings(DEFAULT_PARTIAL_IMAGES if partial_images is None else partial_images,
+                        prices, max_cost)
+
+
+def settings_path(environ=None, platform=None, home=None):
+    """$GPT_IMAGE_EDIT_CONFIG, else settings.json in the platform's configuration folder
+    for gpt-image-edit: the worker's rule (settings.config_path)."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    home = os.path.expanduser("~") if home is None else home
+    override = environ.get(CONFIG_ENV)
+    if override:
+        return os.path.expanduser(override)
+    if platform == "win32":
+        base = environ.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
+    elif platform == "darwin":
+        base = os.path.join(home, "Library", "Application Support")
+    else:
+        base = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return os.path.join(base, APP_NAME, SETTINGS_FILE)
+
+
+def _read_settings_file(path):
+    """The settings file's values without the key ({} when there is no usable file)."""
+    try:
+        with open(path, "rb") as handle:
+            stored = json.loads(handle.read().decode("utf-8"), object_pairs_hook=_without_key)
+    except (IOError, OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _without_key(pairs):
+    return dict((name, value) for name, value in pairs if name != SECRET_KEY)
+
+
+def _env(environ, name):
+    """An environment setting; an empty or blank variable counts as not set (as in the
+    worker)."""
+    value = (environ.get(name) or "").strip()
+    return value or None
+
+
+def _first_valid(parse, *candidates):
+    """The first candidate given (not None), parsed; None when it is unusable."""
+    for candidate in candidates:
+        if candidate is not None:
+            return parse(candidate)
+    return None
+
+
+def _parse_partial_images(value):
+    if isinstance(value, bool) or not isinstance(value, (int, type(u""), str)):
+        return None
+    text = u"%s" % value
+    text = text.strip()
+    if not text.isdigit() or not 0 <= int(text) <= MAX_PARTIAL_IMAGES:
+        return None
+    return int(text)
+
+
+def _parse_max_cost(value):
+    if isinstance(value, bool):
+        return None
+    try:
+        cost = float(value)
+    except (TypeError, ValueError):
+        return None
+    return cost if 0 < cost < float("inf") else None
 
 
 class ConnectionCheck(object):

@@ -7,7 +7,10 @@ shows no dialog). This script opens the picture, then reports what the test asks
 - edit: open a picture (opened.json); once the test has seen the dialog close after its OK
   ("confirmed"), report the layers (edited.json); once it has pressed Ctrl+Z
   ("undo-pressed"), report again (undone.json);
-- settings: open the picture (opened.json) and stay until the test is done ("finished").
+- settings: open the picture (opened.json) and stay until the test is done ("finished");
+- cost: open the picture (opened.json); report the layers once the test has cancelled an
+  edit above the spending limit (cancelled.json) and once the one it sent all the same is
+  placed, with the result's provenance record (edited.json); stay until "finished".
 
 Environment: GIMP_TEST_STEP, GIMP_TEST_PICTURE (PNG to open), GIMP_TEST_OUT (reports).
 """
@@ -74,4 +77,16 @@ def step_settings():
     wait_until(marker("finished"))
 
 
-{"edit": step_edit, "settings": step_settings}[os.environ["GIMP_TEST_STEP"]]()
+def step_cost():
+    image = open_picture()
+    wait_until(marker("cancelled"))
+    write("cancelled.json", state(image))
+    wait_until(marker("confirmed"))
+    wait_until(lambda: len(image.layers) == 2)  # the edit sent all the same, placed
+    found = image.layers[0].parasite_find("gpt-image-edit")
+    write("edited.json", dict(state(image), record=json.loads(found.data) if found else None))
+    wait_until(marker("finished"))
+
+
+{"edit": step_edit, "settings": step_settings, "cost": step_cost}[
+    os.environ["GIMP_TEST_STEP"]]()
