@@ -28,6 +28,10 @@ HELP_DOMAIN = "gpt-image-edit"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = host.SETTINGS_MENU
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
+BLENDS = (("none", "None: the result as sent, the bare selection as mask"),
+          ("feather", "Feather: a soft mask edge inside the selection"),
+          ("seamless", "Seamless: feather, the model's colour drift corrected"))
+NO_REFERENCE = "No reference"
 POLL_MS = 100
 
 
@@ -38,8 +42,7 @@ POLL_MS = 100
 # The edit procedure: GIMP 3's answers to the core's questions.
 
 def run_edit(procedure, run_mode, image, drawables, config, data):
-    interactive = run_mode == Gimp.RunMode.INTERACTIVE
-    outcome = core.edit(Gimp3Document(procedure, image, drawables, config, interactive),
+    outcome = core.edit(Gimp3Document(procedure, image, drawables, config, run_mode),
                         ENTRY_DIR)
     if outcome.status == "cancel":
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -61,12 +64,13 @@ def fail(procedure, sentence):
 
 
 class Gimp3Document(core.Document):
-    def __init__(self, procedure, image, drawables, config, interactive):
+    def __init__(self, procedure, image, drawables, config, run_mode):
         self.procedure = procedure
         self.image = image
         self.chosen = list(drawables)
         self.config = config
-        self.interactive = interactive
+        self.run_mode = run_mode
+        self.interactive = run_mode == Gimp.RunMode.INTERACTIVE
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -96,9 +100,14 @@ class Gimp3Document(core.Document):
     def ask_arguments(self):
         if self.interactive and not show_edit_dialog(self.procedure, self.config):
             return None
-        return {name: self.config.get_property(name)
-                for name in ("prompt", "model", "size", "quality", "variants",
-                             "use-selection")}
+        values = {name: self.config.get_property(name)
+                  for name in ("prompt", "model", "size", "quality", "variants",
+                               "use-selection", "blend", "reference")}
+        if self.run_mode == Gimp.RunMode.WITH_LAST_VALS:
+            # Filters > Repeat: a reference is sent only when chosen for this edit, never
+            # remembered from an earlier one (perhaps of another image).
+            values["reference"] = None
+        return values
 
     def image_size(self):
         return self.image.get_width(), self.image.get_height()
@@ -108,6 +117,9 @@ class Gimp3Document(core.Document):
 
     def tattoo(self, item):
         return item.get_tattoo()
+
+    def item_id(self, item):
+        return item.get_id()
 
     def is_valid(self, item):
         return item.is_valid()
@@ -137,12 +149,15 @@ class Gimp3Document(core.Document):
 
     # -- pixels both ways: raw, read and written through GEGL buffers --------------------
     def layer_pixels(self, layer, region):
-        # An 8-bit perceptual RGB layer is read as it is stored (a conversion costs GEGL a
-        # quarter of a second to set up in every plug-in process); GEGL converts any other
-        # base type, precision and bit depth to 8-bit R'G'B'A.
+        # The layer's buffer carries its image's colour space (its profile) and precision;
+        # babl formats named without a space are sRGB, so GEGL converts whatever the image
+        # holds (another profile, linear light, 16/32 bits, grey, indexed) to 8-bit sRGB
+        # R'G'B'(A), what the model works in. An 8-bit perceptual RGB layer is read as RGB
+        # (converting to RGBA costs GEGL a quarter of a second to set up in every plug-in
+        # process). The layer may be a reference in another image.
         mode = "RGBA"
         if (layer.is_rgb() and not layer.has_alpha()
-                and self.image.get_precision() == Gimp.Precision.U8_NON_LINEAR):
+                and layer.get_image().get_precision() == Gimp.Precision.U8_NON_LINEAR):
             mode = "RGB"
         return mode, read_pixels(layer, region.x, region.y, region.width, region.height,
                                  PIXEL_FORMATS[mode])
@@ -268,11 +283,55 @@ def show_edit_dialog(procedure, config):
     prompt.set_size_request(420, 110)
     dialog.get_label("prompt-label", "_Prompt: what should change?", False, True)
     dialog.fill_frame("prompt-frame", "prompt-label", False, "prompt")
-    dialog.fill(["prompt-frame", "model", "size", "quality", "variants", "use-selection"])
+    dialog.fill(["prompt-frame", "model", "size", "quality", "variants", "use-selection",
+                 "blend"])
+    reference = ReferenceChooser(Gtk)
+    dialog.get_content_area().pack_start(reference.box, False, False, 0)
     prompt.grab_focus()  # the prompt is what one types first
     confirmed = dialog.run()
+    if confirmed:
+        config.set_property("reference", reference.chosen())
     dialog.destroy()
     return confirmed
+
+
+class ReferenceChooser:
+    """The dialog's reference field: "No reference" (always the first entry and the one
+    shown when the dialog opens, whatever an earlier edit chose, so that a reference is sent
+    only when chosen for this edit), then every layer of every open image."""
+
+    def __init__(self, Gtk):
+        self.layers = [None]
+        self.combo = Gtk.ComboBoxText()
+        self.combo.append_text(NO_REFERENCE)
+        for image in Gimp.get_images():
+            for layer in all_layers(image.get_layers()):
+                self.layers.append(layer)
+                self.combo.append_text(f"{image.get_name()}: {layer.get_name()}")
+        self.combo.set_active(0)
+        self.combo.set_tooltip_text("Another layer sent with the picture, for \"make it "
+                                    "look like this\"; it is only looked at, never edited")
+        label = Gtk.Label(label="_Reference", use_underline=True, xalign=0,
+                          mnemonic_widget=self.combo)
+        self.box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+        self.box.pack_start(label, False, False, 0)
+        self.box.pack_start(self.combo, True, True, 0)
+        self.box.show_all()
+
+    def chosen(self):
+        index = self.combo.get_active()
+        return self.layers[index] if index > 0 else None
+
+
+def all_layers(items):
+    """The layers (not groups) among `items` and inside their groups, top first."""
+    found = []
+    for item in items:
+        if item.is_group():
+            found.extend(all_layers(item.get_children()))
+        else:
+            found.append(item)
+    return found
 
 
 PIXEL_FORMATS = {"RGBA": "R'G'B'A u8", "RGB": "R'G'B' u8"}  # raw modes as GEGL names them
@@ -460,19 +519,27 @@ def create_edit_procedure(plug_in, name):
     procedure.add_string_argument("size", "S_ize",
                                   "auto, or WIDTHxHEIGHT for the request", "auto", flags)
     procedure.add_choice_argument("quality", "_Quality", "Quality passed to the API",
-                                  quality_choice(), "high", flags)
+                                  choice_of(QUALITIES), "high", flags)
     procedure.add_int_argument("variants", "_Variants",
                                "How many results (more than one gives a layer group)",
                                1, 10, 1, flags)
     procedure.add_boolean_argument("use-selection", "_Use selection",
                                    "Edit only the selected area, when there is a selection",
                                    True, flags)
+    # Added at the end (product.md): scripts written for the arguments above get seamless
+    # and no reference.
+    procedure.add_choice_argument("blend", "_Blend", "How the result meets the picture",
+                                  choice_of(BLENDS), core.DEFAULT_BLEND, flags)
+    procedure.add_drawable_argument("reference", "_Reference",
+                                    "Another layer (of any open image) sent as a reference "
+                                    "picture after the edited one; none by default", True,
+                                    flags)
     return procedure
 
 
-def quality_choice():
+def choice_of(entries):
     choice = Gimp.Choice.new()
-    for index, (nick, label) in enumerate(QUALITIES):
+    for index, (nick, label) in enumerate(entries):
         choice.add(nick, index, label, "")
     return choice
 
