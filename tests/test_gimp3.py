@@ -167,15 +167,6 @@ class Report:
     stderr: str
     requests: list = ()  # what the stand-in server received during the run
 
-    def request(self, prompt: str):
-        """The one request of the case with this prompt."""
-        [found] = [request for request in self.requests if request.fields.get("prompt") == prompt]
-        return found
-
-    def srgb(self, case: str, name: str, size) -> Image.Image:
-        """A drawable's pixels as GEGL converts them to 8-bit sRGB (run_cases.dump_srgb)."""
-        return Image.frombytes("RGBA", tuple(size), (self.out / case / name).read_bytes())
-
     def case(self, name: str) -> dict:
         result = self.data["cases"][name]
         assert "crash" not in result, result["crash"]
@@ -478,8 +469,22 @@ def test_missing_worker_is_explained(installed, fake_wisgate_server, tmp_path):
 
 
 # -- blending, references and colour (issue 13) ----------------------------------------
+# The checks take a report of either GIMP (this file's or tests/test_gimp2_real.py's): its
+# `out` folder, its PNGs and the requests the stand-in server received during the run.
 
-def composited(report: Report, case: str) -> tuple[Image.Image, Image.Image]:
+def request_of(report, prompt: str):
+    """The one request of the case with this prompt."""
+    [found] = [request for request in report.requests
+               if request.fields.get("prompt") == prompt]
+    return found
+
+
+def srgb_of(report, case: str, name: str, size) -> Image.Image:
+    """A drawable's pixels as its GIMP converts them to 8-bit sRGB (run_cases.dump_srgb)."""
+    return Image.frombytes("RGBA", tuple(size), (report.out / case / name).read_bytes())
+
+
+def composited(report, case: str) -> tuple[Image.Image, Image.Image]:
     """The image as the retoucher saw it before and sees it after (the projection: the
     result layer through its mask over the source)."""
     return (report.picture(case, "visible-before.png").convert("RGB"),
@@ -492,7 +497,7 @@ def inside_circle(nearest: float, furthest: float) -> Image.Image:
                                BLEND_CANVAS, CIRCLE_CENTRE)
 
 
-def mask_and_selection(report: Report, case: str, layer: dict) -> tuple[Image.Image, Image.Image]:
+def mask_and_selection(report, case: str, layer: dict) -> tuple[Image.Image, Image.Image]:
     """The result's layer mask and the selection under it, as GIMP had them."""
     left, top = layer["offsets"]
     width, height = layer["size"]
@@ -505,10 +510,9 @@ def record_of(layer: dict) -> dict:
     return json.loads(layer["parasite"])
 
 
-def test_seamless_is_the_default_corrects_the_drift_and_keeps_the_change(report):
-    """The model painted the square asked for, blurred everything and shifted its colours."""
-    case = "blend_default"
-    layer = only_new_layer(report.case(case))
+def check_seamless_default(report, case: str, layer: dict, prompt: str) -> None:
+    """The model painted the square asked for, blurred everything and shifted its colours;
+    the blend was left out, as by a script written before it."""
     assert (record_of(layer)["blend"], record_of(layer)["reference"]) == ("seamless", None)
     before, after = composited(report, case)
     selection = report.picture(case, "selection-before.png").convert("L")
@@ -524,12 +528,10 @@ def test_seamless_is_the_default_corrects_the_drift_and_keeps_the_change(report)
     mask, under = mask_and_selection(report, case, layer)
     assert ImageChops.subtract(mask, under).getextrema()[1] == 0
     assert mask.tobytes() != under.tobytes()
-    assert "image" in report.request("blend default").files  # one picture: no reference
+    assert "image" in request_of(report, prompt).files  # one picture: no reference
 
 
-def test_blend_none_keeps_the_models_cast_near_the_edge_and_a_hard_mask(report):
-    case = "blend_none"
-    layer = only_new_layer(report.case(case))
+def check_blend_none(report, case: str, layer: dict) -> None:
     assert record_of(layer)["blend"] == "none"
     before, after = composited(report, case)
     band = inside_circle(1, 20)
@@ -537,15 +539,13 @@ def test_blend_none_keeps_the_models_cast_near_the_edge_and_a_hard_mask(report):
     assert max(abs(value) for value in expected) >= 8
     assert blend_pictures.mean_shift(after, before, band) == pytest.approx(expected, abs=1.5)
     mask, under = mask_and_selection(report, case, layer)
-    assert max_difference(mask, under) == 0  # the selection as it was
+    assert max_difference(mask, under) <= 1  # the selection as it was: a hard edge
 
 
-def test_blend_feather_has_a_soft_edge_of_3_px_or_more_inside_the_selection(report):
-    case = "blend_feather"
-    layer = only_new_layer(report.case(case))
+def check_blend_feather(report, case: str, layer: dict) -> None:
     assert record_of(layer)["blend"] == "feather"
     mask, under = mask_and_selection(report, case, layer)
-    assert ImageChops.subtract(mask, under).getextrema()[1] == 0
+    assert ImageChops.subtract(mask, under).getextrema()[1] <= 1
     row = CIRCLE_CENTRE[1] - layer["offsets"][1]
     first = next(x for x in range(mask.width) if under.getpixel((x, row)) == 255)
     profile = [mask.getpixel((x, row)) for x in range(first, first + 30)]
@@ -557,13 +557,10 @@ def test_blend_feather_has_a_soft_edge_of_3_px_or_more_inside_the_selection(repo
     assert blend_pictures.largest_difference(after, before, outside) == 0
 
 
-def test_seamless_whole_layer_edit_keeps_full_detail_away_from_the_change(report):
-    case = "seamless_whole"
-    layer = only_new_layer(report.case(case))
+def check_seamless_whole(report, case: str, layer: dict, prompt: str) -> None:
     assert layer["mask"] is not None and record_of(layer)["blend"] == "seamless"
     before, after = composited(report, case)
-    canvas = tuple(int(side) for side in
-                   report.request("seamless whole").fields["size"].split("x"))
+    canvas = tuple(int(side) for side in request_of(report, prompt).fields["size"].split("x"))
     content = letterbox(*PHOTO, *canvas)
     x1, y1, x2, y2 = square_box(canvas, None)
 
@@ -582,30 +579,32 @@ def test_seamless_whole_layer_edit_keeps_full_detail_away_from_the_change(report
     assert blend_pictures.largest_difference(after, painted, inner) <= 4
 
 
-def test_a_reference_layer_of_another_image_goes_as_the_second_picture(report):
-    layer = only_new_layer(report.case("reference"))
+def check_reference(report, layer: dict, prompt: str) -> None:
     assert record_of(layer)["reference"] == "look"
-    request = report.request("with a reference")
+    request = request_of(report, prompt)
     assert "image" not in request.files and len(request.files["image[]"]) == 2
     second = Image.open(io.BytesIO(request.files["image[]"][1]))
     assert second.size == LOOK and second.convert("RGB").getpixel((45, 30)) == LOOK_COLOUR
 
 
-@pytest.mark.parametrize("case", sorted(COLOUR_CASES))
-def test_the_model_gets_srgb_and_the_result_returns_in_the_images_colours(report, case):
+def check_no_reference(report, layer: dict, prompt: str) -> None:
+    assert record_of(layer)["reference"] is None
+    assert "image" in request_of(report, prompt).files  # the picture edited, alone
+
+
+def check_colour(report, case: str, layer: dict) -> None:
     """Another profile, linear light, 16 and 32 bits: the picture sent is the sRGB picture
-    the image shows, and an unchanged answer comes back as the source (both read as GEGL
-    converts them to sRGB)."""
-    layer = only_new_layer(report.case(case))
+    the image shows, and an unchanged answer comes back as the source (both read as the
+    GIMP converts them to sRGB)."""
     original = Image.open(report.out.parent / "pictures" / "opaque.png").convert("RGB")
-    sent = Image.open(io.BytesIO(report.request(case).files["image"][0])).convert("RGB")
+    sent = Image.open(io.BytesIO(request_of(report, case).files["image"][0])).convert("RGB")
     canvas = request_size(*LAYER, "gpt-image-2")
     assert sent.size == canvas
     shown = sent.crop(letterbox(*LAYER, *canvas).bounds()).resize(LAYER, Image.LANCZOS)
     assert max(ImageStat.Stat(ImageChops.difference(shown, original)).mean) < 1.0
     assert max_difference(shown, original) <= 4
-    source = report.srgb(case, "source-before.rgba", LAYER).convert("RGB")
-    result = report.srgb(case, f"layer-{layer['id']}.rgba", layer["size"]).convert("RGB")
+    source = srgb_of(report, case, "source-before.rgba", LAYER).convert("RGB")
+    result = srgb_of(report, case, f"layer-{layer['id']}.rgba", layer["size"]).convert("RGB")
     # The image holds the picture, converted into its profile (8 bits: a level or two more)
     assert max_difference(source, original) <= 4
     difference = ImageChops.difference(result, source)
@@ -616,3 +615,30 @@ def test_the_model_gets_srgb_and_the_result_returns_in_the_images_colours(report
     red, green, blue = difference.split()
     largest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
     assert sum(largest.histogram()[3:]) <= 0.002 * LAYER[0] * LAYER[1]
+
+
+def test_seamless_is_the_default_corrects_the_drift_and_keeps_the_change(report):
+    check_seamless_default(report, "blend_default", only_new_layer(report.case(
+        "blend_default")), "blend default")
+
+
+def test_blend_none_keeps_the_models_cast_near_the_edge_and_a_hard_mask(report):
+    check_blend_none(report, "blend_none", only_new_layer(report.case("blend_none")))
+
+
+def test_blend_feather_has_a_soft_edge_of_3_px_or_more_inside_the_selection(report):
+    check_blend_feather(report, "blend_feather", only_new_layer(report.case("blend_feather")))
+
+
+def test_seamless_whole_layer_edit_keeps_full_detail_away_from_the_change(report):
+    check_seamless_whole(report, "seamless_whole",
+                         only_new_layer(report.case("seamless_whole")), "seamless whole")
+
+
+def test_a_reference_layer_of_another_image_goes_as_the_second_picture(report):
+    check_reference(report, only_new_layer(report.case("reference")), "with a reference")
+
+
+@pytest.mark.parametrize("case", sorted(COLOUR_CASES))
+def test_the_model_gets_srgb_and_the_result_returns_in_the_images_colours(report, case):
+    check_colour(report, case, only_new_layer(report.case(case)))
