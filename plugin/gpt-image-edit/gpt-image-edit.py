@@ -98,7 +98,8 @@ class Gimp3Document(core.Document):
         return (x1, y1, x2, y2) if non_empty else None
 
     def ask_arguments(self):
-        if self.interactive and not show_edit_dialog(self.procedure, self.config):
+        if self.interactive and not show_edit_dialog(self.procedure, self.config,
+                                                     self.chosen):
             return None
         values = {name: self.config.get_property(name)
                   for name in ("prompt", "model", "size", "quality", "variants",
@@ -271,7 +272,7 @@ def gimp_call(function, *arguments):
     return done
 
 
-def show_edit_dialog(procedure, config):
+def show_edit_dialog(procedure, config, edited=()):
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi, Gtk
 
@@ -285,7 +286,7 @@ def show_edit_dialog(procedure, config):
     dialog.fill_frame("prompt-frame", "prompt-label", False, "prompt")
     dialog.fill(["prompt-frame", "model", "size", "quality", "variants", "use-selection",
                  "blend"])
-    reference = ReferenceChooser(Gtk)
+    reference = ReferenceChooser(Gtk, edited)
     dialog.get_content_area().pack_start(reference.box, False, False, 0)
     prompt.grab_focus()  # the prompt is what one types first
     confirmed = dialog.run()
@@ -298,20 +299,26 @@ def show_edit_dialog(procedure, config):
 class ReferenceChooser:
     """The dialog's reference field: "No reference" (always the first entry and the one
     shown when the dialog opens, whatever an earlier edit chose, so that a reference is sent
-    only when chosen for this edit), then every layer of every open image."""
+    only when chosen for this edit), then every layer of every open image but the one
+    edited."""
 
-    def __init__(self, Gtk):
+    def __init__(self, Gtk, edited):
+        edited_ids = {layer_of(drawable).get_id() for drawable in edited}
         self.layers = [None]
         self.combo = Gtk.ComboBoxText()
         self.combo.append_text(NO_REFERENCE)
         for image in Gimp.get_images():
             for layer in all_layers(image.get_layers()):
+                if layer.get_id() in edited_ids:
+                    continue
                 self.layers.append(layer)
-                self.combo.append_text(f"{image.get_name()}: {layer.get_name()}")
+                # As GIMP's own item menus: the image's ID tells apart images of one name.
+                self.combo.append_text(f"{image.get_name()}-{image.get_id()}: "
+                                       f"{layer.get_name()}")
         self.combo.set_active(0)
         self.combo.set_tooltip_text("Another layer sent with the picture, for \"make it "
                                     "look like this\"; it is only looked at, never edited")
-        label = Gtk.Label(label="_Reference", use_underline=True, xalign=0,
+        label = Gtk.Label(label="R_eference", use_underline=True, xalign=0,
                           mnemonic_widget=self.combo)
         self.box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
         self.box.pack_start(label, False, False, 0)
@@ -321,6 +328,10 @@ class ReferenceChooser:
     def chosen(self):
         index = self.combo.get_active()
         return self.layers[index] if index > 0 else None
+
+
+def layer_of(drawable):
+    return Gimp.Layer.from_mask(drawable) if isinstance(drawable, Gimp.LayerMask) else drawable
 
 
 def all_layers(items):
