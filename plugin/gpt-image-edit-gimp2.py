@@ -61,8 +61,9 @@ HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_
 MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
 DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
-# The blend's choices by index. Seamless, the default, is 0: what GIMP hands a plug-in for an
-# integer argument a script written before blending leaves out.
+# The blend's choices by index, Seamless, the default, first (index 0, the value of an integer
+# argument left unset). GIMP 2.10's Python-Fu and Script-Fu insist on every argument, so a
+# 2.10 script written before blend and reference must add them (docs/blending.md).
 BLENDS = ("seamless", "feather", "none")
 BLEND_LABELS = ("Seamless: feather, the model's colour drift corrected",
                 "Feather: a soft mask edge inside the selection",
@@ -74,10 +75,10 @@ REFERENCE_INDEX = 9  # of the reference among the registered parameters (image f
 
 
 def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_selection,
-                   blend=0, reference=None):
+                   blend, reference):
     """The procedure; gimpfu calls it with the image and the active drawable first (after
-    its own dialog, when run interactively). `blend` and `reference` came last, so scripts
-    written before them get seamless and no reference.
+    its own dialog, when run interactively). `blend` and `reference` were added last, as
+    the spec adds arguments.
 
     Failures end with one sentence in gimp.message and the image as it was: gimpfu has no
     error return, and raising would show the user a traceback.

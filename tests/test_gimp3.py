@@ -88,6 +88,9 @@ def blend_cases(case) -> list[dict]:
              canvas=PHOTO, offsets=(0, 0)),
         case("reference", prompt="with a reference",
              reference={"picture": "look", "canvas": LOOK, "offsets": (0, 0), "name": "look"}),
+        # Filters > Repeat, handed a reference (the last values may hold one): none is sent.
+        case("repeat_with_reference", prompt="repeated", run_mode="with-last-vals",
+             reference={"picture": "look", "canvas": LOOK, "offsets": (0, 0), "name": "look"}),
     ]
 
 
@@ -106,14 +109,15 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
                 "mode": mode, "above": above, **colour}
 
     def case(name, scenario="echo", prompt=LONG_PROMPT, selection=None, key=DEFAULT_KEY,
-             timeout=None, drawables="layer", blend="none", reference=None, **spec):
+             timeout=None, drawables="layer", blend="none", reference=None, run_mode=None,
+             **spec):
         # The plain edit (blend none) unless a case is about blending; blend=None leaves
         # the argument out, as a script written before it did, for the default.
         arguments = {"prompt": prompt, **({"blend": blend} if blend else {}),
                      **spec.pop("arguments", {})}
         return {"name": name, "image": image(**spec), "selection": selection,
                 "settings": settings(scenario, key, timeout), "drawables": drawables,
-                "arguments": arguments,
+                "arguments": arguments, "run_mode": run_mode,
                 "reference": image(**reference) if reference else None}
 
     ellipse = {"ellipse": ELLIPSE}
@@ -637,6 +641,14 @@ def test_seamless_whole_layer_edit_keeps_full_detail_away_from_the_change(report
 
 def test_a_reference_layer_of_another_image_goes_as_the_second_picture(report):
     check_reference(report, only_new_layer(report.case("reference")), "with a reference")
+
+
+def test_filters_repeat_never_sends_a_reference(report):
+    layer = only_new_layer(report.case("repeat_with_reference"))
+    assert record_of(layer)["reference"] is None
+    # Of the whole run, only the case that chose a reference sent two pictures.
+    assert [request.fields["prompt"] for request in report.requests
+            if "image[]" in request.files] == ["with a reference"]
 
 
 @pytest.mark.parametrize("case", sorted(COLOUR_CASES))

@@ -170,7 +170,7 @@ seen["registered"] = [record[5], record[11], [p[1] for p in record[8]]]
 record = gimpfu._registered_plugins_["python-fu-gpt-image-edit-settings"]
 seen["settings_registered"] = [record[5], record[6], record[11], record[8]]
 seen["main_called"] = len(gimp.shim_main)
-entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)  # no drawable
+entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1, 0, None)  # no drawable
 seen["messages"] = list(gimp.shim_messages)
 
 # The host core itself under Python 2.7, with a document of plain Python answers and the

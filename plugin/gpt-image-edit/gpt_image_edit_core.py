@@ -244,8 +244,8 @@ class Document(object):
         """`region` (a geometry.Box in layer coordinates) of the layer at full size, as
         (mode, raw 8-bit bytes, rows top first), mode "RGBA" or "RGB": 8-bit sRGB values
         (R'G'B'), converted from the image's colour profile and precision (the model works
-        in sRGB), or HostError with the sentence when the GIMP cannot convert them. The
-        layer may be in another open image (a reference)."""
+        in sRGB; docs/blending.md, "In GIMP"). The layer may be in another open image (a
+        reference)."""
         raise NotImplementedError
 
     def selection_pixels(self, region):

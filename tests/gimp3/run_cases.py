@@ -72,7 +72,7 @@ def run_case(case, config_path, folder):
     export_visible(image, os.path.join(folder, "visible-before.png"))
     image.clean_all()
     before = snapshot(image)
-    status, message = call(image, drawables, arguments)
+    status, message = call(image, drawables, arguments, case.get("run_mode"))
     after = snapshot(image)
     export(layer, os.path.join(folder, "source-after.png"))
     export_selection(image, os.path.join(folder, "selection-after.png"))
@@ -171,10 +171,12 @@ def choose_drawables(image, layer, which):
     return [layer]
 
 
-def call(image, drawables, arguments):
+def call(image, drawables, arguments, run_mode=None):
+    """The procedure, non-interactively (or as Filters > Repeat runs it: "with-last-vals")."""
     procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
     config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS if run_mode == "with-last-vals"
+                        else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
     config.set_core_object_array("drawables", drawables)
     for name, value in arguments.items():
