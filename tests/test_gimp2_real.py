@@ -183,13 +183,14 @@ def run_cases(installed: Installed, folder: Path, cases: list[dict],
                                         "cases": cases}))
     environment = {"GIMP_TEST_CASES": str(request_file), "GPT_IMAGE_EDIT_CONFIG": str(config),
                    "TMPDIR": str(tmpdir), **(env or {})}
+    earlier = len(server.requests) if server is not None else 0  # the session's server
     done = installed.gimp.run_script(SCRIPTS / "run_cases.py", home=installed.home,
                                      env=environment, binds=[folder])
     (folder / "gimp-stderr.txt").write_text(done.stderr)  # to read when a test fails
     report = out / "report.json"
     assert report.exists(), f"GIMP wrote no report:\n{done.stdout}\n{done.stderr}"
     return Report(json.loads(report.read_text()), out, tmpdir, done.stdout, done.stderr,
-                  server.requests if server is not None else [])
+                  server.requests[earlier:] if server is not None else [])
 
 
 @pytest.fixture(scope="module")

@@ -199,12 +199,13 @@ def run_cases(installed: Installed, folder: Path, cases: list[dict],
                                         "cases": cases}))
     environment = {"GIMP_TEST_CASES": str(request_file), "GPT_IMAGE_EDIT_CONFIG": str(config),
                    "TMPDIR": str(tmpdir), **(env or {})}
+    earlier = len(server.requests) if server is not None else 0  # the session's server
     done = installed.gimp.run_script(real_gimp.SCRIPTS / "run_cases.py", home=installed.home,
                                      env=environment, binds=[folder])
     report = out / "report.json"
     assert report.exists(), f"GIMP wrote no report:\n{done.stdout}\n{done.stderr}"
     return Report(json.loads(report.read_text()), out, tmpdir, done.stderr,
-                  server.requests if server is not None else [])
+                  server.requests[earlier:] if server is not None else [])
 
 
 @pytest.fixture(scope="session")
