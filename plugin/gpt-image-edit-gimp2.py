@@ -66,18 +66,32 @@ MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
 NOTE_SECONDS = 3.0  # how long the cost stays in the progress before the dialog closes
 DEFAULT_QUALITY = core.QUALITIES.index(core.DEFAULT_QUALITY)
+# The blend's choices by index, Seamless, the default, first (index 0, the value of an integer
+# argument left unset). GIMP 2.10's Python-Fu and Script-Fu insist on every argument, so a
+# 2.10 script written before blend and reference must add them (docs/blending.md).
+BLENDS = ("seamless", "feather", "none")
+BLEND_LABELS = ("Seamless: feather, the model's colour drift corrected",
+                "Feather: a soft mask edge inside the selection",
+                "None: the result as sent, the bare selection as mask")
+# gimpfu's drawable field has no empty choice: the edited layer itself, which it shows when
+# the dialog opens, means "no reference" (also for scripts, which may pass None as well).
+REFERENCE_LABEL = "_Reference (the edited layer itself: none)"
+REFERENCE_INDEX = 9  # of the reference among the registered parameters (image first)
 
 
-def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_selection):
+def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_selection,
+                   blend, reference):
     """The procedure; gimpfu calls it with the image and the active drawable first (after
-    its own dialog, when run interactively).
+    its own dialog, when run interactively). `blend` and `reference` were added last, as
+    the spec adds arguments.
 
     Failures end with one sentence in gimp.message and the image as it was: gimpfu has no
     error return, and raising would show the user a traceback.
     """
     values = {"prompt": text(prompt), "model": text(model), "size": text(size),
               "quality": quality_name(quality), "variants": int(variants),
-              "use-selection": bool(use_selection)}
+              "use-selection": bool(use_selection), "blend": blend_name(blend),
+              "reference": reference}
     # A failing PDB call becomes the core's one sentence; GIMP must not add its own
     # "Calling error" message.
     pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
@@ -96,6 +110,13 @@ def quality_name(quality):
     is passed on for the core to refuse."""
     index = int(quality)
     return core.QUALITIES[index] if 0 <= index < len(core.QUALITIES) else text(str(quality))
+
+
+def blend_name(blend):
+    """PF_OPTION hands over the index of the choice (BLENDS), also from scripts; anything
+    else is passed on for the core to refuse."""
+    index = int(blend)
+    return BLENDS[index] if 0 <= index < len(BLENDS) else text(str(blend))
 
 
 def call(procedure, *arguments):
@@ -151,6 +172,9 @@ class Gimp2Document(core.Document):
     def tattoo(self, item):
         return pdb.gimp_item_get_tattoo(item)
 
+    def item_id(self, item):
+        return item.ID
+
     def is_valid(self, item):
         return bool(pdb.gimp_item_is_valid(item))
 
@@ -187,9 +211,12 @@ class Gimp2Document(core.Document):
 
     # -- pixels both ways: raw, through pixel regions -------------------------------------
     def layer_pixels(self, layer, region):
-        """An 8-bit perceptual RGB(A) layer is read as it is stored; anything else (grey,
-        indexed, linear) through an RGBA copy of the region that GIMP converts."""
-        if is_plain_rgb(self.image, layer):
+        """An 8-bit perceptual RGB(A) layer of an image in GIMP's built-in sRGB is read as it
+        is stored; anything else (grey, indexed, linear, 16/32 bits, another colour profile)
+        through an RGBA copy of the region in an 8-bit sRGB image: GIMP converts a layer
+        copied into another image to its precision and profile. The layer may be a
+        reference in another image."""
+        if is_plain_rgb(layer.image, layer):
             mode = "RGBA" if pdb.gimp_drawable_has_alpha(layer) else "RGB"
             return mode, read_region(layer, region.x, region.y, region.width, region.height)
         scratch = call("gimp_image_new_with_precision", region.width, region.height, RGB,
@@ -230,7 +257,8 @@ class Gimp2Document(core.Document):
                                NORMAL_MODE)
             write_region(layer, width, height, pixels)
             return layer
-        # Another base type or precision: GIMP converts a copy from an 8-bit RGB image.
+        # Another base type, precision or profile: GIMP converts a copy from an 8-bit sRGB
+        # image.
         scratch = call("gimp_image_new_with_precision", width, height, RGB, PRECISION_U8_GAMMA)
         try:
             pdb.gimp_image_undo_disable(scratch)
@@ -328,11 +356,14 @@ class Gimp2Document(core.Document):
 
 
 def is_plain_rgb(image, layer=None):
-    """An 8-bit perceptual RGB image (and layer): pixel regions hand over and take its
-    bytes as they are, R'G'B'(A)."""
+    """An 8-bit perceptual RGB image (and layer) in GIMP's built-in sRGB (no profile of its
+    own): pixel regions hand over and take its bytes as they are, sRGB R'G'B'(A). Pixel
+    regions give stored values, so any other image is converted through a copy."""
     if pdb.gimp_image_base_type(image) != RGB:
         return False
     if pdb.gimp_image_get_precision(image) != PRECISION_U8_GAMMA:
+        return False
+    if pdb.gimp_image_get_color_profile(image)[0]:  # the profile's length: 0 for none
         return False
     return layer is None or pdb.gimp_drawable_is_rgb(layer)
 
@@ -404,6 +435,9 @@ register(
         (PF_OPTION, "quality", "_Quality", DEFAULT_QUALITY, QUALITY_LABELS),
         (PF_SPINNER, "variants", "_Variants", 1, (1, core.MAX_VARIANTS, 1)),
         (PF_TOGGLE, "use-selection", "Use the s_election", True),
+        # Added at the end (product.md): scripts written before get the defaults.
+        (PF_OPTION, "blend", "_Blend", 0, BLEND_LABELS),
+        (PF_DRAWABLE, "reference", REFERENCE_LABEL, None),
     ],
     [],
     gpt_image_edit,
@@ -469,7 +503,23 @@ def query():
 
 def run(proc_name, params):
     RunMode.current = params[0]
+    if proc_name == PROCEDURE and params[0] != RUN_NONINTERACTIVE and len(params) > 2:
+        forget_reference(params[2])
     return gimpfu._run(proc_name, params)
+
+
+def forget_reference(drawable):
+    """A reference is sent only when chosen for this edit: the values gimpfu remembers (its
+    dialog's defaults, and what Filters > Repeat runs with) get the edited drawable as the
+    reference, which means none, before gimpfu reads them."""
+    import gimpshelf
+
+    key = "python-fu-save--" + PROCEDURE  # where gimpfu keeps the last values
+    registered = [param[3] for param in gimpfu._registered_plugins_[PROCEDURE][8]]
+    remembered = list(gimpshelf.shelf[key]) if gimpshelf.shelf.has_key(key) else []
+    values = remembered + registered[len(remembered):]
+    values[REFERENCE_INDEX] = drawable
+    gimpshelf.shelf[key] = values
 
 
 gimp.main(None, None, query, run)

@@ -172,6 +172,9 @@ class FakeDocument(core.Document):
     def tattoo(self, item):
         return item.tattoo
 
+    def item_id(self, item):
+        return id(item)
+
     def is_valid(self, item):
         return self.image.open and item in self.image.all_layers()
 
@@ -197,7 +200,7 @@ class FakeDocument(core.Document):
         picture = layer.pixels.crop(region.bounds())
         if picture.mode != "RGB":  # like both GIMPs: RGB as it is, anything else as RGBA
             picture = picture.convert("RGBA")
-        self.exported["source"] = picture
+        self.exported["reference" if "source" in self.exported else "source"] = picture
         return picture.mode, picture.tobytes()
 
     def selection_pixels(self, region):

@@ -393,6 +393,43 @@ def test_job_carries_blend_references_and_result_masks(tmp_path, wisgate_env, fa
     assert len(fake_wisgate.requests[-1].files["image[]"]) == 2
 
 
+def raw_reference(folder, picture: Image.Image, **entry) -> dict:
+    """A reference as the GIMP hosts hand it over: raw pixels (protocol 2)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reference-1.raw").write_bytes(picture.tobytes())
+    return {"path": "reference-1.raw", "name": "Look", "pixels": picture.mode,
+            "width": picture.width, "height": picture.height, **entry}
+
+
+def test_job_takes_a_raw_reference_scaled_down_and_flattened(tmp_path, wisgate_env,
+                                                              fake_wisgate):
+    look = smooth(3000, 1000).convert("RGBA")
+    look.putalpha(Image.linear_gradient("L").rotate(90).resize(look.size))
+    reference = raw_reference(tmp_path / "job", look)
+    job = write_job(tmp_path / "job", smooth(64, 48), protocol=2, references=[reference])
+    finished, _ = run_worker(job, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    assert manifest_of(job)["reference"] == ["Look"]
+    sent = Image.open(io.BytesIO(fake_wisgate.requests[-1].files["image[]"][1]))
+    assert sent.size == (REFERENCE_MAX_SIDE, round(1000 * REFERENCE_MAX_SIDE / 3000))
+    assert sent.mode == "RGB"  # transparent parts flattened: an alpha would read as a mask
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"width": 99}, "not the 23760 of 99x80 RGB pixels: start the edit again"),
+    ({"pixels": "CMYK"}, "'references[0].pixels' is not RGBA or RGB"),
+    ({"height": 0}, "'height' is not a whole number of at least 1"),
+])
+def test_job_refuses_a_raw_reference_that_does_not_fit(tmp_path, wisgate_env, fake_wisgate,
+                                                       entry, words):
+    reference = raw_reference(tmp_path / "job", smooth(160, 80), **entry)
+    job = write_job(tmp_path / "job", smooth(64, 48), protocol=2, references=[reference])
+    finished, _ = run_worker(job, wisgate_env("echo"))
+    assert finished.returncode == 2
+    assert words in manifest_of(job)["error"]["message"]
+    assert fake_wisgate.requests == []
+
+
 def test_whole_layer_job_gets_a_mask_of_the_change(tmp_path, wisgate_env):
     source = smooth(480, 320)
     job = write_job(tmp_path / "job", source, blend="seamless")

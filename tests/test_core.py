@@ -135,7 +135,7 @@ def test_whole_layer_lands_above_the_source_selected_in_one_undo_step(private_tm
                                                                       wisgate_env):
     wisgate_env("echo")
     image, source = scene()
-    outcome, document = run(image, [source])
+    outcome, document = run(image, [source], blend="none")  # the result as sent, unmasked
     assert outcome.status == "success", outcome.message
     assert image.names() == ["above", NAME, "source", "background"]
     result = image.layers[1]
@@ -185,7 +185,7 @@ def test_a_selection_sends_its_region_and_masks_the_result(private_tmp, wisgate_
     wisgate_env("invert")
     image, source = scene(canvas=(3000, 2000), size=(2400, 1600), offsets=(350, 250))
     select_ellipse(image, (1500, 900, 1900, 1200))
-    outcome, document = run(image, [source])
+    outcome, document = run(image, [source], blend="none")
     assert outcome.status == "success", outcome.message
     x1, y1, x2, y2 = image.selection.getbbox()
     region = plan_region(2400, 1600, Box.from_bounds(x1 - 350, y1 - 250, x2 - 350, y2 - 250))
@@ -255,7 +255,7 @@ def test_the_selection_is_the_one_at_ok_whatever_happens_meanwhile(private_tmp, 
         image.selection = Image.new("L", image.size)
         image.add_layer(layer("painted meanwhile", Image.new("RGB", (5, 5))), None, 0)
 
-    outcome, _ = run_pending(image, [source], clear_selection_and_add_a_layer)
+    outcome, _ = run_pending(image, [source], clear_selection_and_add_a_layer, blend="none")
     assert outcome.status == "success", outcome.message
     result = image.layers[2]
     assert image.names()[:3] == ["painted meanwhile", "above", NAME]
@@ -656,3 +656,102 @@ def test_the_host_finds_the_settings_file_where_the_worker_does(platform, enviro
 
     assert core.host.settings_path(environ, platform, "/home/u") == str(
         worker_settings.config_path(environ, platform, Path("/home/u")))
+
+
+# -- blending and references (issue 13) -----------------------------------------------------
+def mask_under_selection(image, result) -> Image.Image:
+    x, y = result.offsets
+    return image.selection.crop((x, y, x + result.size[0], y + result.size[1]))
+
+
+def test_the_default_blend_is_seamless_its_mask_soft_inside_the_selection(private_tmp,
+                                                                         wisgate_env):
+    """A script that knows only the older arguments gets seamless: the worker's mask, soft
+    inside the selection's edge and nothing beyond it, on a paintable layer mask."""
+    wisgate_env("cast_square")
+    image, source = scene()
+    select_ellipse(image, (80, 60, 180, 140))
+    outcome, _ = run(image, [source])
+    assert outcome.status == "success", outcome.message
+    result = image.layers[1]
+    selection = mask_under_selection(image, result)
+    assert ImageChops.subtract(result.mask, selection).getextrema()[1] == 0  # never beyond
+    inside = selection.point(lambda value: 255 if value == 255 else 0)
+    soft = ImageStat.Stat(result.mask.point(lambda value: 255 if 0 < value < 255 else 0),
+                          inside).mean[0]
+    assert soft > 0 and result.mask.tobytes() != selection.tobytes()
+    record = json.loads(result.parasites["gpt-image-edit"])
+    assert (record["blend"], record["reference"]) == ("seamless", None)
+
+
+def test_blend_none_masks_with_the_selection_as_it_was(private_tmp, wisgate_env):
+    wisgate_env("cast_square")
+    image, source = scene()
+    select_ellipse(image, (80, 60, 180, 140))
+    outcome, _ = run(image, [source], blend="none")
+    assert outcome.status == "success", outcome.message
+    result = image.layers[1]
+    assert result.mask.tobytes() == mask_under_selection(image, result).tobytes()
+    assert json.loads(result.parasites["gpt-image-edit"])["blend"] == "none"
+
+
+def test_a_bad_blend_is_refused_before_anything_is_sent(private_tmp, fake_wisgate):
+    image, source = scene()
+    before = image.snapshot()
+    outcome, document = run(image, [source], blend="smooth")
+    assert (outcome.status, outcome.message) == (
+        "error", "The blend must be none, feather or seamless: choose one and try again.")
+    assert image.snapshot() == before and "layer_pixels" not in document.calls
+    assert fake_wisgate.requests == []
+
+
+def test_a_reference_layer_of_another_image_goes_as_the_second_picture(private_tmp,
+                                                                       wisgate_env,
+                                                                       fake_wisgate):
+    wisgate_env("echo")
+    image, source = scene()
+    other = FakeImage((60, 40), background=None)
+    look = other.add_layer(layer("sunset look", Image.new("RGBA", (60, 40), (250, 120, 20,
+                                                                              255))))
+    outcome, document = run(image, [source], reference=look)
+    assert outcome.status == "success", outcome.message
+    [request] = fake_wisgate.requests
+    assert "image" not in request.files and len(request.files["image[]"]) == 2
+    sent = Image.open(io.BytesIO(request.files["image[]"][1]))
+    assert sent.size == (60, 40) and sent.convert("RGB").getpixel((30, 20)) == (250, 120, 20)
+    record = json.loads(image.layers[1].parasites["gpt-image-edit"])
+    assert record["reference"] == "sunset look"
+    assert other.layers == [look] and list(private_tmp.iterdir()) == []
+    # The estimate counts the reference's input tokens, as the worker's does.
+    width, height = request_size(200, 150, "gpt-image-2", "auto")
+    with_reference = pricing.estimate("gpt-image-2", width, height, "high", 1, 2, len(PROMPT),
+                                      [(60, 40)])["cost_usd"]
+    assert with_reference > expected_estimate((200, 150))["cost_usd"]
+    assert document.progress[0] == (
+        "start", f"GPT Image Edit: preparing (estimate {pricing.format_usd(with_reference)})")
+
+
+@pytest.mark.parametrize("chosen", ["itself", "its_mask", "none"])
+def test_the_edited_layer_as_reference_means_no_reference(private_tmp, wisgate_env,
+                                                          fake_wisgate, chosen):
+    """GIMP 2.10's dialog has no empty choice for a drawable: choosing the edited layer (or
+    its mask) says "no reference", on both GIMPs alike."""
+    wisgate_env("echo")
+    image, source = scene()
+    reference = {"itself": source, "its_mask": mask_of(source), "none": None}[chosen]
+    outcome, _ = run(image, [source], reference=reference)
+    assert outcome.status == "success", outcome.message
+    [request] = fake_wisgate.requests
+    assert len(request.files.get("image[]", request.files.get("image"))) == 1
+    assert json.loads(image.layers[1].parasites["gpt-image-edit"])["reference"] is None
+
+
+@pytest.mark.parametrize("kind", ["group", "channel"])
+def test_a_reference_that_is_no_layer_is_refused(private_tmp, fake_wisgate, kind):
+    image, source = scene()
+    before = image.snapshot()
+    outcome, _ = run(image, [source], reference=Item(kind, kind, Image.new("RGBA", (4, 4))))
+    assert (outcome.status, outcome.message) == (
+        "error", "The reference must be a layer, not a layer group or a channel: choose one "
+                 "layer, or no reference, and try again.")
+    assert image.snapshot() == before and fake_wisgate.requests == []

@@ -61,10 +61,11 @@ class Entry:
         self.worker_file = folder / "gpt-image-edit-gimp2-lib" / "gpt-image-edit-worker.json"
 
     def run(self, image, drawable, prompt=PROMPT, model="gpt-image-2", size="auto",
-            quality=3, variants=1, use_selection=True):
+            quality=3, variants=1, use_selection=True, blend=2, reference=None):
+        """The plain edit (blend 2: none) unless a test asks for another blend."""
         run = gimp.shim_main[-1]["run"]
         params = (gimpenums.RUN_NONINTERACTIVE, image, drawable, prompt, model, size,
-                  quality, variants, use_selection)
+                  quality, variants, use_selection, blend, reference)
         return run(PROCEDURE, params)
 
 
@@ -238,15 +239,19 @@ def test_registration_matches_the_spec(entry):
         (gimpfu.PF_IMAGE, "image", None), (gimpfu.PF_DRAWABLE, "drawable", None),
         (gimpfu.PF_TEXT, "prompt", ""), (gimpfu.PF_STRING, "model", "gpt-image-2"),
         (gimpfu.PF_STRING, "size", "auto"), (gimpfu.PF_OPTION, "quality", 3),
-        (gimpfu.PF_SPINNER, "variants", 1), (gimpfu.PF_TOGGLE, "use-selection", True)]
+        (gimpfu.PF_SPINNER, "variants", 1), (gimpfu.PF_TOGGLE, "use-selection", True),
+        (gimpfu.PF_OPTION, "blend", 0), (gimpfu.PF_DRAWABLE, "reference", None)]
     assert params[5][4] == ("Auto", "Low", "Medium", "High")  # default 3 is "High"
+    # Seamless first: the default, and what GIMP gives a script that leaves blend out.
+    assert [label.split(":")[0] for label in params[8][4]] == ["Seamless", "Feather", "None"]
+    assert params[9][2] == "_Reference (the edited layer itself: none)"
     assert params[6][4] == (1, 10, 1)
 
     gimp.shim_main[-1]["query"]()  # what GIMP 2.10 puts in its PDB
     installed = gimp.shim_installed[PROCEDURE]
     assert [p[1] for p in installed["params"]] == [
         "run-mode", "image", "drawable", "prompt", "model", "size", "quality", "variants",
-        "use-selection"]
+        "use-selection", "blend", "reference"]
     assert gimp.shim_menus[PROCEDURE] == "<Image>/Filters/AI"
     # The dialogs' Help opens the manual installed in the helper folder (checked in real
     # GIMP 2.10 by tests/test_gimp2_dialog.py).
@@ -675,7 +680,7 @@ layer.shim_set_pixels(Image.new("RGB", (64, 48), "gray"))
 gimp.pdb.gimp_image_insert_layer(image, layer, None, 0)
 gimp.shim_main[-1]["run"]("python-fu-gpt-image-edit",
                           (gimpenums.RUN_NONINTERACTIVE, image, layer, "sky", "gpt-image-2",
-                           "auto", 3, 1, 1))
+                           "auto", 3, 1, 1, 2, None))
 '''
 
 

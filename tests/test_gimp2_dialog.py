@@ -153,10 +153,16 @@ def test_edit_dialog_adds_a_layer_that_one_undo_removes(start_gimp, fake_wisgate
 
     edited = gimp.report("edited.json")
     assert edited["layers"] == [f"GPT edit: {PROMPT}", "Background"]
-    assert edited["new"] == [{"name": f"GPT edit: {PROMPT}", "size": [480, 320]}]
+    [new] = edited["new"]
+    assert (new["name"], new["size"]) == (f"GPT edit: {PROMPT}", [480, 320])
     assert edited["dirty"] is True
     assert [request.path for request in fake_wisgate.requests] == [
         "/scenario/echo/v1/images/edits"]
+    # gimpfu remembered a reference from an edit of another image; the dialog opened on the
+    # edited layer ("no reference"), so none was sent, and the default blend was seamless.
+    assert "image[]" not in fake_wisgate.requests[0].files
+    record = json.loads(new["parasite"])
+    assert (record["reference"], record["blend"]) == (None, "seamless")
 
     gimp.window("480x320 – GIMP$")
     gimp.key("ctrl+z")

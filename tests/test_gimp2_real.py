@@ -26,12 +26,22 @@ from tests import real_gimp
 from tests.fake_wisgate import DEFAULT_KEY
 from tests.test_gimp3 import (
     CANVAS,
+    COLOUR_CASES,
     EDGE_ELLIPSE,
     EDGE_OFFSETS,
     ELLIPSE,
     LAYER,
     LONG_PROMPT,
     OFFSETS,
+    blend_cases,
+    check_blend_feather,
+    check_blend_none,
+    check_colour,
+    check_no_reference,
+    check_reference,
+    check_seamless_default,
+    check_seamless_whole,
+    colour_cases,
     max_difference,
     planned_region,
     source_pictures,
@@ -58,16 +68,22 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
             stored["max_cost_usd"] = limit
         return dict(stored, timeout=timeout) if timeout else stored
 
-    def image(mode="rgb", picture="opaque", above=False, offsets=OFFSETS):
-        return {"source": str(pictures[picture]), "canvas": CANVAS, "offsets": offsets,
-                "mode": mode, "above": above}
+    def image(mode="rgb", picture="opaque", above=False, offsets=OFFSETS, canvas=CANVAS,
+              **colour):
+        return {"source": str(pictures[picture]), "canvas": canvas, "offsets": offsets,
+                "mode": mode, "above": above, **colour}
 
     def case(name, scenario="echo", prompt=LONG_PROMPT, selection=None, key=DEFAULT_KEY,
-             timeout=None, drawables="layer", save_xcf=False, limit=None, **spec):
-        arguments = {"prompt": prompt, **spec.pop("arguments", {})}
+             timeout=None, drawables="layer", save_xcf=False, limit=None, blend="none",
+             reference=None, **spec):
+        # The plain edit (blend none) unless a case is about blending; blend=None is the
+        # default, index 0 (Python-Fu and Script-Fu pass every argument: see below).
+        arguments = {"prompt": prompt, "blend": blend or "seamless",
+                     **spec.pop("arguments", {})}
         return {"name": name, "image": image(**spec), "selection": selection,
                 "settings": settings(scenario, key, timeout, limit), "drawables": drawables,
-                "arguments": arguments, "save_xcf": save_xcf}
+                "arguments": arguments, "save_xcf": save_xcf,
+                "reference": image(**reference) if isinstance(reference, dict) else reference}
 
     ellipse = {"ellipse": ELLIPSE}
     return [
@@ -102,6 +118,11 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         case("no_key", key=None),
         case("above_limit", limit=0.01),  # a script's run above the spending limit
         case("channel", drawables="channel"),
+        *blend_cases(case),
+        case("reference_itself", prompt="the edited layer as reference", reference="itself"),
+        case("reference_none", prompt="no reference at all", reference=None),
+        case("older_script", prompt="older script", arguments={"older_script": True}),
+        *colour_cases(case),
     ]
 
 
@@ -129,6 +150,7 @@ class Report:
     tmpdir: Path
     stdout: str
     stderr: str
+    requests: list = ()  # what the stand-in server received during the run
 
     def case(self, name: str) -> dict:
         result = self.data["cases"][name]
@@ -154,7 +176,7 @@ def installed(tmp_path_factory) -> Installed:
 
 
 def run_cases(installed: Installed, folder: Path, cases: list[dict],
-              env: dict[str, str] | None = None) -> Report:
+              env: dict[str, str] | None = None, server=None) -> Report:
     out, tmpdir = folder / "out", folder / "tmp"
     out.mkdir(parents=True)
     tmpdir.mkdir()
@@ -164,19 +186,21 @@ def run_cases(installed: Installed, folder: Path, cases: list[dict],
                                         "cases": cases}))
     environment = {"GIMP_TEST_CASES": str(request_file), "GPT_IMAGE_EDIT_CONFIG": str(config),
                    "TMPDIR": str(tmpdir), **(env or {})}
+    earlier = len(server.requests) if server is not None else 0  # the session's server
     done = installed.gimp.run_script(SCRIPTS / "run_cases.py", home=installed.home,
                                      env=environment, binds=[folder])
     (folder / "gimp-stderr.txt").write_text(done.stderr)  # to read when a test fails
     report = out / "report.json"
     assert report.exists(), f"GIMP wrote no report:\n{done.stdout}\n{done.stderr}"
-    return Report(json.loads(report.read_text()), out, tmpdir, done.stdout, done.stderr)
+    return Report(json.loads(report.read_text()), out, tmpdir, done.stdout, done.stderr,
+                  server.requests[earlier:] if server is not None else [])
 
 
 @pytest.fixture(scope="module")
 def report(installed, fake_wisgate_server, tmp_path_factory) -> Report:
     folder = tmp_path_factory.mktemp("cases-2.10")
     cases = edit_cases(fake_wisgate_server, source_pictures(folder / "pictures"))
-    return run_cases(installed, folder, cases)
+    return run_cases(installed, folder, cases, server=fake_wisgate_server)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -219,7 +243,8 @@ def test_procedures_are_registered_in_the_filters_ai_menu(report, installed):
     procedure = report.data["procedure"]
     assert procedure is not None, "python-fu-gpt-image-edit is not in the PDB"
     assert procedure["arguments"] == ["run-mode", "image", "drawable", "prompt", "model",
-                                      "size", "quality", "variants", "use-selection"]
+                                      "size", "quality", "variants", "use-selection", "blend",
+                                      "reference"]
     settings = report.data["settings_procedure"]
     assert settings is not None, "python-fu-gpt-image-edit-settings is not in the PDB"
     assert settings["arguments"] == ["run-mode"]  # the key is no argument
@@ -618,3 +643,49 @@ def test_saved_xcf_keeps_the_parasite_as_plain_json_for_gimp_2_and_3(
         assert {name: bytes.fromhex(entry["hex"]).decode("utf-8")
                 for name, entry in read.items()} == expected
         assert all(entry["flags"] & 1 for entry in read.values())  # persistent
+
+
+# -- blending, references and colour (issue 13): GIMP 3's checks, GIMP 2.10's way ---------
+
+def test_seamless_is_the_default_corrects_the_drift_and_keeps_the_change(report):
+    check_seamless_default(report, "blend_default", only_new_layer(report, "blend_default"),
+                           "blend default")
+
+
+def test_blend_none_keeps_the_models_cast_near_the_edge_and_a_hard_mask(report):
+    check_blend_none(report, "blend_none", only_new_layer(report, "blend_none"))
+
+
+def test_blend_feather_has_a_soft_edge_of_3_px_or_more_inside_the_selection(report):
+    check_blend_feather(report, "blend_feather", only_new_layer(report, "blend_feather"))
+
+
+def test_seamless_whole_layer_edit_keeps_full_detail_away_from_the_change(report):
+    check_seamless_whole(report, "seamless_whole", only_new_layer(report, "seamless_whole"),
+                         "seamless whole")
+
+
+def test_a_reference_layer_of_another_image_goes_as_the_second_picture(report):
+    check_reference(report, only_new_layer(report, "reference"), "with a reference")
+
+
+@pytest.mark.parametrize("case,prompt", [("reference_itself", "the edited layer as reference"),
+                                         ("reference_none", "no reference at all")])
+def test_the_edited_layer_or_none_as_reference_sends_no_reference(report, case, prompt):
+    check_no_reference(report, only_new_layer(report, case), prompt)
+
+
+@pytest.mark.parametrize("case", sorted(COLOUR_CASES))
+def test_the_model_gets_srgb_and_the_result_returns_in_the_images_colours(report, case):
+    check_colour(report, case, only_new_layer(report, case))
+
+
+def test_a_script_with_the_older_arguments_is_refused_by_python_fu_itself(report):
+    """GIMP 2.10's Python-Fu (like Script-Fu) checks the number of arguments before the call
+    reaches GIMP: a 2.10 script written for the arguments before blend and reference must
+    add them (0 for seamless, None for no reference; docs/blending.md). GIMP 3 fills them
+    in with the defaults."""
+    result = report.case("older_script")
+    assert (result["status"], result["error"]) == ("execution-error",
+                                                   "wrong number of parameters")
+    unchanged(result)

@@ -8,6 +8,7 @@ file the worker reads, which is how one launch reaches several fake-server scena
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageFilter, ImageStat
 
-from gpt_image_edit.geometry import Box, plan_region
+from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
 from tests import host_policies as policies
 from tests import real_gimp
-from tests.fake_wisgate import DEFAULT_KEY
+from tests import test_blend as blend_pictures
+from tests.bench import photo
+from tests.fake_wisgate import DEFAULT_KEY, SQUARE_COLOUR, square_box
 from tests.worker_jobs import worker_failure_sentence
 
 CANVAS = (320, 240)
@@ -46,11 +49,53 @@ def source_pictures(folder: Path) -> dict[str, Path]:
     with_alpha = picture.convert("RGBA")
     with_alpha.putalpha(Image.linear_gradient("L").resize(LAYER))
     paths = {"opaque": folder / "opaque.png", "alpha": folder / "alpha.png",
-             "large": folder / "large.png"}
+             "large": folder / "large.png", "smooth": folder / "smooth.png",
+             "photo": folder / "photo.png", "look": folder / "look.png"}
     picture.save(paths["opaque"])
     with_alpha.save(paths["alpha"])
     picture.resize(LARGE, Image.BICUBIC).save(paths["large"])
+    blend_pictures.smooth(*BLEND_CANVAS).save(paths["smooth"])
+    photo(*PHOTO, seed=13).save(paths["photo"])
+    Image.new("RGB", LOOK, LOOK_COLOUR).save(paths["look"])
     return paths
+
+
+# -- blending, references and colour (issue 13) ----------------------------------------
+BLEND_CANVAS = (480, 360)  # the smooth picture of tests/test_blend.py, a circle selected
+CIRCLE_CENTRE, CIRCLE_RADIUS = (240, 180), 100
+CIRCLE = (140, 80, 200, 200)
+PHOTO = (960, 640)  # a whole-layer edit with detail everywhere
+LOOK, LOOK_COLOUR = (90, 60), (250, 120, 20)
+WIDE_GAMUT = "/usr/share/color/icc/ghostscript/a98.icc"  # Adobe RGB (1998), in every root
+COLOUR_CASES = {  # name -> how the image is made: another profile, linear or deep pixels
+    "colour_a98_u8": {"profile": WIDE_GAMUT},
+    "colour_a98_u16": {"profile": WIDE_GAMUT, "profile_precision": "U16_NON_LINEAR"},
+    "colour_float_linear": {"mode": "float_linear"},
+    "colour_u16_linear": {"mode": "u16_linear"},
+}
+
+
+def blend_cases(case) -> list[dict]:
+    """The stand-in model's picture scenarios through each blend; every case its own
+    prompt, by which its request is found among the server's."""
+    on_smooth = {"picture": "smooth", "canvas": BLEND_CANVAS, "offsets": (0, 0),
+                 "selection": {"ellipse": CIRCLE}}
+    return [
+        case("blend_default", "drift", prompt="blend default", blend=None, **on_smooth),
+        case("blend_none", "drift", prompt="blend none", blend="none", **on_smooth),
+        case("blend_feather", "cast", prompt="blend feather", blend="feather", **on_smooth),
+        case("seamless_whole", "drift", prompt="seamless whole", blend=None, picture="photo",
+             canvas=PHOTO, offsets=(0, 0)),
+        case("reference", prompt="with a reference",
+             reference={"picture": "look", "canvas": LOOK, "offsets": (0, 0), "name": "look"}),
+        # Filters > Repeat, handed a reference (the last values may hold one): none is sent.
+        case("repeat_with_reference", prompt="repeated", run_mode="with-last-vals",
+             reference={"picture": "look", "canvas": LOOK, "offsets": (0, 0), "name": "look"}),
+    ]
+
+
+def colour_cases(case) -> list[dict]:
+    return [case(name, prompt=name, **spec) for name, spec in COLOUR_CASES.items()]
 
 
 def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
@@ -60,16 +105,22 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
             stored["max_cost_usd"] = limit
         return dict(stored, timeout=timeout) if timeout else stored
 
-    def image(mode="rgb", picture="opaque", above=False, offsets=OFFSETS, canvas=CANVAS):
+    def image(mode="rgb", picture="opaque", above=False, offsets=OFFSETS, canvas=CANVAS,
+              **colour):
         return {"source": str(pictures[picture]), "canvas": canvas, "offsets": offsets,
-                "mode": mode, "above": above}
+                "mode": mode, "above": above, **colour}
 
     def case(name, scenario="echo", prompt=LONG_PROMPT, selection=None, key=DEFAULT_KEY,
-             timeout=None, drawables="layer", limit=None, **spec):
-        arguments = {"prompt": prompt, **spec.pop("arguments", {})}
+             timeout=None, drawables="layer", limit=None, blend="none", reference=None,
+             run_mode=None, **spec):
+        # The plain edit (blend none) unless a case is about blending; blend=None leaves
+        # the argument out, as a script written before it did, for the default.
+        arguments = {"prompt": prompt, **({"blend": blend} if blend else {}),
+                     **spec.pop("arguments", {})}
         return {"name": name, "image": image(**spec), "selection": selection,
                 "settings": settings(scenario, key, timeout, limit), "drawables": drawables,
-                "arguments": arguments}
+                "arguments": arguments, "run_mode": run_mode,
+                "reference": image(**reference) if reference else None}
 
     ellipse = {"ellipse": ELLIPSE}
     return [
@@ -104,6 +155,8 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
         case("no_layer", drawables="none"),
         case("two_layers", drawables="two"),
         case("layer_group", drawables="group"),
+        *blend_cases(case),
+        *colour_cases(case),
     ]
 
 
@@ -119,6 +172,7 @@ class Report:
     out: Path
     tmpdir: Path
     stderr: str
+    requests: list = ()  # what the stand-in server received during the run
 
     def case(self, name: str) -> dict:
         result = self.data["cases"][name]
@@ -138,7 +192,7 @@ def installed(request, tmp_path_factory) -> Installed:
 
 
 def run_cases(installed: Installed, folder: Path, cases: list[dict],
-              env: dict[str, str] | None = None) -> Report:
+              env: dict[str, str] | None = None, server=None) -> Report:
     out, tmpdir = folder / "out", folder / "tmp"
     out.mkdir(parents=True)
     tmpdir.mkdir()
@@ -148,18 +202,20 @@ def run_cases(installed: Installed, folder: Path, cases: list[dict],
                                         "cases": cases}))
     environment = {"GIMP_TEST_CASES": str(request_file), "GPT_IMAGE_EDIT_CONFIG": str(config),
                    "TMPDIR": str(tmpdir), **(env or {})}
+    earlier = len(server.requests) if server is not None else 0  # the session's server
     done = installed.gimp.run_script(real_gimp.SCRIPTS / "run_cases.py", home=installed.home,
                                      env=environment, binds=[folder])
     report = out / "report.json"
     assert report.exists(), f"GIMP wrote no report:\n{done.stdout}\n{done.stderr}"
-    return Report(json.loads(report.read_text()), out, tmpdir, done.stderr)
+    return Report(json.loads(report.read_text()), out, tmpdir, done.stderr,
+                  server.requests[earlier:] if server is not None else [])
 
 
 @pytest.fixture(scope="session")
 def report(installed, fake_wisgate_server, tmp_path_factory) -> Report:
     folder = tmp_path_factory.mktemp(f"cases-{installed.gimp.version}")
     cases = edit_cases(fake_wisgate_server, source_pictures(folder / "pictures"))
-    return run_cases(installed, folder, cases)
+    return run_cases(installed, folder, cases, server=fake_wisgate_server)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -216,7 +272,7 @@ def test_procedure_is_registered_with_the_spec_arguments(report):
     assert [(a["name"], a.get("default")) for a in procedure["arguments"]] == [
         ("run-mode", None), ("image", None), ("drawables", None), ("prompt", ""),
         ("model", "gpt-image-2"), ("size", "auto"), ("quality", "high"), ("variants", 1),
-        ("use-selection", True)]
+        ("use-selection", True), ("blend", "seamless"), ("reference", None)]
 
 
 def test_whole_layer_edit_lands_directly_above_the_source(report):
@@ -427,3 +483,187 @@ def test_missing_worker_is_explained(installed, fake_wisgate_server, tmp_path):
                                  "install/install.py' from the plug-in's download, then "
                                  "restart GIMP.")
     unchanged(result)
+
+
+# -- blending, references and colour (issue 13) ----------------------------------------
+# The checks take a report of either GIMP (this file's or tests/test_gimp2_real.py's): its
+# `out` folder, its PNGs and the requests the stand-in server received during the run.
+
+def request_of(report, prompt: str):
+    """The one request of the case with this prompt."""
+    [found] = [request for request in report.requests
+               if request.fields.get("prompt") == prompt]
+    return found
+
+
+def srgb_of(report, case: str, name: str, size) -> Image.Image:
+    """A drawable's pixels as its GIMP converts them to 8-bit sRGB (run_cases.dump_srgb)."""
+    return Image.frombytes("RGBA", tuple(size), (report.out / case / name).read_bytes())
+
+
+def composited(report, case: str) -> tuple[Image.Image, Image.Image]:
+    """The image as the retoucher saw it before and sees it after (the projection: the
+    result layer through its mask over the source)."""
+    return (report.picture(case, "visible-before.png").convert("RGB"),
+            report.picture(case, "visible.png").convert("RGB"))
+
+
+def inside_circle(nearest: float, furthest: float) -> Image.Image:
+    """The pixels `nearest` to `furthest` pixels inside the selected circle's edge."""
+    return blend_pictures.ring(CIRCLE_RADIUS - furthest, CIRCLE_RADIUS - nearest,
+                               BLEND_CANVAS, CIRCLE_CENTRE)
+
+
+def mask_and_selection(report, case: str, layer: dict) -> tuple[Image.Image, Image.Image]:
+    """The result's layer mask and the selection under it, as GIMP had them."""
+    left, top = layer["offsets"]
+    width, height = layer["size"]
+    selection = report.picture(case, "selection-before.png").convert("L")
+    mask = report.picture(case, layer["mask"]).convert("L")
+    return mask, selection.crop((left, top, left + width, top + height))
+
+
+def record_of(layer: dict) -> dict:
+    return json.loads(layer["parasite"])
+
+
+def check_seamless_default(report, case: str, layer: dict, prompt: str) -> None:
+    """The model painted the square asked for, blurred everything and shifted its colours;
+    the blend was left out, as by a script written before it."""
+    assert (record_of(layer)["blend"], record_of(layer)["reference"]) == ("seamless", None)
+    before, after = composited(report, case)
+    selection = report.picture(case, "selection-before.png").convert("L")
+    outside = selection.point(lambda value: 255 if value == 0 else 0)
+    assert blend_pictures.largest_difference(after, before, outside) <= 2
+    assert blend_pictures.largest_difference(after, before, inside_circle(6, 20)) <= 4
+    square = blend_pictures.box_mask(before.size, blend_pictures.asked_square(
+        selection.getbbox(), before.size), grow=-8)
+    painted = Image.new("RGB", before.size, SQUARE_COLOUR)
+    assert blend_pictures.largest_difference(after, painted, square) <= 4
+    # Non-destructive: the blend lives in the layer mask, soft inside the selection's edge
+    # and nothing beyond it, for the retoucher to paint.
+    mask, under = mask_and_selection(report, case, layer)
+    assert ImageChops.subtract(mask, under).getextrema()[1] == 0
+    assert mask.tobytes() != under.tobytes()
+    assert "image" in request_of(report, prompt).files  # one picture: no reference
+
+
+def check_blend_none(report, case: str, layer: dict) -> None:
+    assert record_of(layer)["blend"] == "none"
+    before, after = composited(report, case)
+    band = inside_circle(1, 20)
+    expected = blend_pictures.cast_shift(before, band)
+    assert max(abs(value) for value in expected) >= 8
+    assert blend_pictures.mean_shift(after, before, band) == pytest.approx(expected, abs=1.5)
+    mask, under = mask_and_selection(report, case, layer)
+    assert max_difference(mask, under) <= 1  # the selection as it was: a hard edge
+
+
+def check_blend_feather(report, case: str, layer: dict) -> None:
+    assert record_of(layer)["blend"] == "feather"
+    mask, under = mask_and_selection(report, case, layer)
+    assert ImageChops.subtract(mask, under).getextrema()[1] <= 1
+    row = CIRCLE_CENTRE[1] - layer["offsets"][1]
+    first = next(x for x in range(mask.width) if under.getpixel((x, row)) == 255)
+    profile = [mask.getpixel((x, row)) for x in range(first, first + 30)]
+    assert len([value for value in profile if 13 <= value <= 242]) >= 3, profile
+    assert profile[-1] == 255
+    before, after = composited(report, case)
+    outside = report.picture(case, "selection-before.png").convert("L").point(
+        lambda value: 255 if value == 0 else 0)
+    assert blend_pictures.largest_difference(after, before, outside) == 0
+
+
+def check_seamless_whole(report, case: str, layer: dict, prompt: str) -> None:
+    assert layer["mask"] is not None and record_of(layer)["blend"] == "seamless"
+    before, after = composited(report, case)
+    canvas = tuple(int(side) for side in request_of(report, prompt).fields["size"].split("x"))
+    content = letterbox(*PHOTO, *canvas)
+    x1, y1, x2, y2 = square_box(canvas, None)
+
+    def to_layer(x, y):
+        return ((x - content.x) * PHOTO[0] / content.width,
+                (y - content.y) * PHOTO[1] / content.height)
+
+    (left, top), (right, bottom) = to_layer(x1, y1), to_layer(x2, y2)
+    square = (int(left), int(top), int(right + 0.999), int(bottom + 0.999))
+    away = ImageChops.invert(blend_pictures.box_mask(before.size, square, grow=24))
+    model = report.picture(case, layer["pixels"]).convert("RGB")
+    assert blend_pictures.psnr_where(model, before, away) < 38  # what the model did
+    assert blend_pictures.psnr_where(after, before, away) >= 38
+    inner = blend_pictures.box_mask(before.size, square, grow=-8)
+    painted = Image.new("RGB", before.size, SQUARE_COLOUR)
+    assert blend_pictures.largest_difference(after, painted, inner) <= 4
+
+
+def check_reference(report, layer: dict, prompt: str) -> None:
+    assert record_of(layer)["reference"] == "look"
+    request = request_of(report, prompt)
+    assert "image" not in request.files and len(request.files["image[]"]) == 2
+    second = Image.open(io.BytesIO(request.files["image[]"][1]))
+    assert second.size == LOOK and second.convert("RGB").getpixel((45, 30)) == LOOK_COLOUR
+
+
+def check_no_reference(report, layer: dict, prompt: str) -> None:
+    assert record_of(layer)["reference"] is None
+    assert "image" in request_of(report, prompt).files  # the picture edited, alone
+
+
+def check_colour(report, case: str, layer: dict) -> None:
+    """Another profile, linear light, 16 and 32 bits: the picture sent is the sRGB picture
+    the image shows, and an unchanged answer comes back as the source (both read as the
+    GIMP converts them to sRGB)."""
+    original = Image.open(report.out.parent / "pictures" / "opaque.png").convert("RGB")
+    sent = Image.open(io.BytesIO(request_of(report, case).files["image"][0])).convert("RGB")
+    canvas = request_size(*LAYER, "gpt-image-2")
+    assert sent.size == canvas
+    shown = sent.crop(letterbox(*LAYER, *canvas).bounds()).resize(LAYER, Image.LANCZOS)
+    assert max(ImageStat.Stat(ImageChops.difference(shown, original)).mean) < 1.0
+    assert max_difference(shown, original) <= 4
+    source = srgb_of(report, case, "source-before.rgba", LAYER).convert("RGB")
+    result = srgb_of(report, case, f"layer-{layer['id']}.rgba", layer["size"]).convert("RGB")
+    # The image holds the picture, converted into its profile (8 bits: a level or two more)
+    assert max_difference(source, original) <= 4
+    difference = ImageChops.difference(result, source)
+    assert max(ImageStat.Stat(difference).mean) < 0.1
+    # Within a level or two; an 8-bit image in a space wider than sRGB is quantised twice
+    # (its own 8 bits, the model's 8 bits), which costs a few levels on a few pixels.
+    assert max_difference(result, source) <= (4 if case == "colour_a98_u8" else 2)
+    red, green, blue = difference.split()
+    largest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
+    assert sum(largest.histogram()[3:]) <= 0.002 * LAYER[0] * LAYER[1]
+
+
+def test_seamless_is_the_default_corrects_the_drift_and_keeps_the_change(report):
+    check_seamless_default(report, "blend_default", only_new_layer(report.case(
+        "blend_default")), "blend default")
+
+
+def test_blend_none_keeps_the_models_cast_near_the_edge_and_a_hard_mask(report):
+    check_blend_none(report, "blend_none", only_new_layer(report.case("blend_none")))
+
+
+def test_blend_feather_has_a_soft_edge_of_3_px_or_more_inside_the_selection(report):
+    check_blend_feather(report, "blend_feather", only_new_layer(report.case("blend_feather")))
+
+
+def test_seamless_whole_layer_edit_keeps_full_detail_away_from_the_change(report):
+    check_seamless_whole(report, "seamless_whole",
+                         only_new_layer(report.case("seamless_whole")), "seamless whole")
+
+
+def test_a_reference_layer_of_another_image_goes_as_the_second_picture(report):
+    check_reference(report, only_new_layer(report.case("reference")), "with a reference")
+
+
+def test_filters_repeat_never_sends_a_reference(report):
+    layer = only_new_layer(report.case("repeat_with_reference"))
+    assert record_of(layer)["reference"] is None
+    # Of the whole run, only the case that chose a reference sent two pictures.
+    assert [request.fields["prompt"] for request in report.requests
+            if "image[]" in request.files] == ["with a reference"]
+
+
+@pytest.mark.parametrize("case", sorted(COLOUR_CASES))
+def test_the_model_gets_srgb_and_the_result_returns_in_the_images_colours(report, case):
+    check_colour(report, case, only_new_layer(report.case(case)))

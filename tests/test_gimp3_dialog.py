@@ -19,6 +19,7 @@ bar with the cost to docs/cost-status-bar.png.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -187,10 +188,15 @@ def test_edit_dialog_adds_a_layer_that_one_undo_removes(start_gimp, fake_wisgate
     edited = gimp.report("edited.json")
     assert edited["status"] == "success"
     assert edited["layers"] == [f"GPT edit: {PROMPT}", "Background"]
-    assert edited["new"] == [{"name": f"GPT edit: {PROMPT}", "size": [480, 320]}]
+    [new] = edited["new"]
+    assert (new["name"], new["size"]) == (f"GPT edit: {PROMPT}", [480, 320])
     assert edited["dirty"] is True
     assert [request.path for request in fake_wisgate.requests] == [
         "/scenario/echo/v1/images/edits"]
+    # The call handed over a reference (as remembered values would): the dialog opened on
+    # "No reference", so none was sent.
+    assert "image[]" not in fake_wisgate.requests[0].files
+    assert json.loads(new["parasite"])["reference"] is None
 
     gimp.window("480x320 – GIMP$")
     gimp.key("ctrl+z")
@@ -198,6 +204,27 @@ def test_edit_dialog_adds_a_layer_that_one_undo_removes(start_gimp, fake_wisgate
     (gimp.out / "undo-pressed").write_text("")
     # One Ctrl+Z removes the whole edit and brings the image back to its clean state.
     assert gimp.report("undone.json") == {"layers": ["Background"], "dirty": False}
+
+
+def test_a_reference_chosen_in_the_dialog_goes_as_the_second_picture(start_gimp, fake_wisgate,
+                                                                    tmp_path):
+    gimp = start_gimp("edit_reference", {"base_url": fake_wisgate.url_for("echo"),
+                                         "api_key": fake_wisgate.key})
+    dialog = gimp.window("^GPT Image Edit$")
+    gimp.key("ctrl+a")
+    gimp.type(PROMPT)
+    gimp.key("alt+e")  # R_eference: "No reference", then the other image's layer
+    gimp.key("Down")
+    shot = gimp.screenshot(dialog, tmp_path / "dialog-reference.png")
+    gimp.key("alt+o")
+    edited = gimp.report("edited.json")
+    assert edited["status"] == "success", shot
+    assert json.loads(edited["new"][0]["parasite"])["reference"] == "look", shot
+    [request] = fake_wisgate.requests
+    assert len(request.files["image[]"]) == 2
+    with Image.open(io.BytesIO(request.files["image[]"][1])) as sent:
+        assert sent.size == (90, 60) and sent.convert("RGB").getpixel((45, 30)) == (
+            255, 255, 255)
 
 
 def test_settings_dialog_tests_and_saves_privately(start_gimp, fake_wisgate, tmp_path, home):

@@ -136,9 +136,12 @@ seen["raw"] = raw_read
 def run(prompt, cancel=False):
     job = host.Job()
     folder = job.folder
+    reference = {"path": job.relative(job.reference_path(1)), "name": u"look \u00e9",
+                 "pixels": "RGBA", "width": 9, "height": 6}
     job.write({"prompt": prompt, "model": "gpt-image-2", "size": "auto", "quality": "high",
-               "variants": 2}, {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
-              "RGB", (3, 4), (20, 10), with_selection=True)
+               "variants": 2, "blend": "seamless"},
+              {"width": 30, "height": 20, "offset_x": -5, "offset_y": 7},
+              "RGB", (3, 4), (20, 10), with_selection=True, references=[reference])
     with open(job.path) as handle:
         written = json.load(handle)
     mode = oct(os.stat(folder).st_mode & 0o777)
@@ -178,7 +181,7 @@ seen["registered"] = [record[5], record[11], [p[1] for p in record[8]]]
 record = gimpfu._registered_plugins_["python-fu-gpt-image-edit-settings"]
 seen["settings_registered"] = [record[5], record[6], record[11], record[8]]
 seen["main_called"] = len(gimp.shim_main)
-entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1)  # no drawable
+entry.gpt_image_edit(None, None, "sky", "gpt-image-2", "auto", 3, 1, 1, 0, None)  # no drawable
 seen["messages"] = list(gimp.shim_messages)
 
 # The host core itself under Python 2.7, with a document of plain Python answers and the
@@ -316,7 +319,7 @@ def test_entry_imports_and_registers_under_python_2_7(python27):
     label, menu, params = python27["registered"]
     assert (label, menu) == ("GPT Image Edit...", "<Image>/Filters/AI")
     assert params == ["image", "drawable", "prompt", "model", "size", "quality", "variants",
-                      "use-selection"]
+                      "use-selection", "blend", "reference"]
     assert python27["main_called"] == 1
     # the settings procedure: no image needed, no argument (the key is never one)
     assert python27["settings_registered"] == ["GPT Image Settings...", "",
@@ -366,7 +369,8 @@ def test_host_core_plans_and_places_under_python_2_7_as_under_3(python27, case, 
 
 def test_entry_handles_gimp_2_byte_strings(python27):
     assert python27["arguments"] == {"prompt": "ciel d\u2019orage", "model": "gpt-image-2",
-                                     "size": "auto", "quality": "low", "variants": 2}
+                                     "size": "auto", "quality": "low", "variants": 2,
+                                     "blend": "seamless"}
     # 40 characters of the prompt at most, cut at a word end; UTF-8 in, UTF-8 out
     assert python27["name"] == "GPT edit: " + "ciel d\u2019orage " * 2 + "ciel d\u2019orage\u2026"
     status, log, job = python27["whole"]
@@ -383,7 +387,9 @@ def test_host_writes_the_job_under_python_2_7(python27):
         "source": {"path": "source.raw", "pixels": "RGB", "x": 3, "y": 4, "width": 20,
                    "height": 10},
         "selection": {"path": "selection.gray", "pixels": "L"}, "output_dir": "results",
-        "result_pixels": "raw"}
+        "result_pixels": "raw", "blend": "seamless",
+        "references": [{"path": "reference-1.raw", "name": "look \u00e9", "pixels": "RGBA",
+                        "width": 9, "height": 6}]}
 
 
 def test_host_writes_and_reads_raw_pixels_under_python_2_7(python27):

@@ -35,8 +35,13 @@ HELP_DOMAIN = "gpt-image-edit"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = host.SETTINGS_MENU
 QUALITIES = (("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High"))
-ARGUMENTS = ("prompt", "model", "size", "quality", "variants", "use-selection")
+ARGUMENTS = ("prompt", "model", "size", "quality", "variants", "use-selection", "blend",
+             "reference")
 LINE_CHARS = 72  # the estimate line's width: "Estimated cost: $0.1234 (1536x1024, ...)."
+BLENDS = (("none", "None: the result as sent, the bare selection as mask"),
+          ("feather", "Feather: a soft mask edge inside the selection"),
+          ("seamless", "Seamless: feather, the model's colour drift corrected"))
+NO_REFERENCE = "No reference"
 POLL_MS = 100
 
 
@@ -47,11 +52,7 @@ POLL_MS = 100
 # The edit procedure: GIMP 3's answers to the core's questions.
 
 def run_edit(procedure, run_mode, image, drawables, config, data):
-    interactive = run_mode == Gimp.RunMode.INTERACTIVE
-    document = Gimp3Document(procedure, image, drawables, config, interactive)
-    # A person runs it (the dialog, or Filters > Repeat with the last values): someone to
-    # ask, and to show live previews to; a script's call has no window to watch.
-    document.attended = document.shows_previews = run_mode != Gimp.RunMode.NONINTERACTIVE
+    document = Gimp3Document(procedure, image, drawables, config, run_mode)
     outcome = core.edit(document, ENTRY_DIR)
     if outcome.status == "cancel":
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -73,14 +74,16 @@ def fail(procedure, sentence):
 
 
 class Gimp3Document(core.Document):
-    def __init__(self, procedure, image, drawables, config, interactive):
+    def __init__(self, procedure, image, drawables, config, run_mode):
         self.procedure = procedure
         self.image = image
         self.chosen = list(drawables)
         self.config = config
-        self.interactive = interactive
-        self.source = None  # the layer being edited, once the core asked for its pixels
-        self.attended = interactive
+        self.run_mode = run_mode
+        self.interactive = run_mode == Gimp.RunMode.INTERACTIVE
+        # A person runs it (the dialog, or Filters > Repeat with the last values): someone to
+        # ask, and to show live previews to; a script's call has no window to watch.
+        self.attended = self.shows_previews = run_mode != Gimp.RunMode.NONINTERACTIVE
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -114,9 +117,14 @@ class Gimp3Document(core.Document):
             def estimate_line():
                 return core.dialog_estimate(self, self.values(), settings)
 
-            if not show_edit_dialog(self.procedure, self.config, estimate_line):
+            if not show_edit_dialog(self.procedure, self.config, estimate_line, self.chosen):
                 return None
-        return self.values()
+        values = self.values()
+        if self.run_mode == Gimp.RunMode.WITH_LAST_VALS:
+            # Filters > Repeat: a reference is sent only when chosen for this edit, never
+            # remembered from an earlier one (perhaps of another image).
+            values["reference"] = None
+        return values
 
     def values(self):
         return {name: self.config.get_property(name) for name in ARGUMENTS}
@@ -129,6 +137,9 @@ class Gimp3Document(core.Document):
 
     def tattoo(self, item):
         return item.get_tattoo()
+
+    def item_id(self, item):
+        return item.get_id()
 
     def is_valid(self, item):
         return item.is_valid()
@@ -172,13 +183,15 @@ class Gimp3Document(core.Document):
 
     # -- pixels both ways: raw, read and written through GEGL buffers --------------------
     def layer_pixels(self, layer, region):
-        # An 8-bit perceptual RGB layer is read as it is stored (a conversion costs GEGL a
-        # quarter of a second to set up in every plug-in process); GEGL converts any other
-        # base type, precision and bit depth to 8-bit R'G'B'A.
-        self.source = layer
+        # The layer's buffer carries its image's colour space (its profile) and precision;
+        # babl formats named without a space are sRGB, so GEGL converts whatever the image
+        # holds (another profile, linear light, 16/32 bits, grey, indexed) to 8-bit sRGB
+        # R'G'B'(A), what the model works in. An 8-bit perceptual RGB layer is read as RGB
+        # (converting to RGBA costs GEGL a quarter of a second to set up in every plug-in
+        # process). The layer may be a reference in another image.
         mode = "RGBA"
         if (layer.is_rgb() and not layer.has_alpha()
-                and self.image.get_precision() == Gimp.Precision.U8_NON_LINEAR):
+                and layer.get_image().get_precision() == Gimp.Precision.U8_NON_LINEAR):
             mode = "RGB"
         return mode, read_pixels(layer, region.x, region.y, region.width, region.height,
                                  PIXEL_FORMATS[mode])
@@ -277,8 +290,9 @@ class Gimp3Document(core.Document):
         config = procedure.create_config()
         config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
         config.set_property("image", self.image)
-        if self.source is not None and self.source.is_valid():
-            config.set_property("source", self.source)
+        source = layer_of(self.chosen[0])  # the edited layer (the core checked the choice)
+        if source.is_valid():
+            config.set_property("source", source)
         config.set_property("job-folder", job.folder)
         config.set_property("progress-note", self.progress_note)
         undo_was_enabled = self.image.undo_is_enabled()
@@ -321,7 +335,7 @@ class PreviewDocument(Gimp3Document):
     it never enters the undo history while the retoucher's own steps do."""
 
     def __init__(self, image, source, job_folder):
-        Gimp3Document.__init__(self, None, image, [], None, False)
+        Gimp3Document.__init__(self, None, image, [], None, Gimp.RunMode.NONINTERACTIVE)
         self.source = source
         self.job_folder = job_folder
         self.shown = None
@@ -396,13 +410,6 @@ def remove_previews(image, job_folder):
         image.undo_thaw()
 
 
-def all_layers(layers):
-    for layer in layers:
-        yield layer
-        if isinstance(layer, Gimp.GroupLayer):
-            yield from all_layers(layer.get_children())
-
-
 def parasite_bytes(item, name):
     found = item.get_parasite(name)
     if found is None:
@@ -455,7 +462,7 @@ def gimp_call(function, *arguments):
     return done
 
 
-def show_edit_dialog(procedure, config, estimate_line):
+def show_edit_dialog(procedure, config, estimate_line, edited=()):
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi, Gtk
 
@@ -467,11 +474,16 @@ def show_edit_dialog(procedure, config, estimate_line):
     prompt.set_size_request(420, 110)
     dialog.get_label("prompt-label", "_Prompt: what should change?", False, True)
     dialog.fill_frame("prompt-frame", "prompt-label", False, "prompt")
-    dialog.fill(["prompt-frame", "model", "size", "quality", "variants", "use-selection"])
+    dialog.fill(["prompt-frame", "model", "size", "quality", "variants", "use-selection",
+                 "blend"])
+    reference = ReferenceChooser(Gtk, edited)
+    dialog.get_content_area().pack_start(reference.box, False, False, 0)
     follow = EstimateLine(dialog, config, estimate_line)
     prompt.grab_focus()  # the prompt is what one types first
     confirmed = dialog.run()
     follow.stop()
+    if confirmed:
+        config.set_property("reference", reference.chosen())
     dialog.destroy()
     return confirmed
 
@@ -520,6 +532,55 @@ def ask_to_send(message):
         return dialog.run() == Gtk.ResponseType.OK
     finally:
         dialog.destroy()
+
+
+class ReferenceChooser:
+    """The dialog's reference field: "No reference" (always the first entry and the one
+    shown when the dialog opens, whatever an earlier edit chose, so that a reference is sent
+    only when chosen for this edit), then every layer of every open image but the one
+    edited."""
+
+    def __init__(self, Gtk, edited):
+        edited_ids = {layer_of(drawable).get_id() for drawable in edited}
+        self.layers = [None]
+        self.combo = Gtk.ComboBoxText()
+        self.combo.append_text(NO_REFERENCE)
+        for image in Gimp.get_images():
+            for layer in all_layers(image.get_layers()):
+                if layer.get_id() in edited_ids:
+                    continue
+                self.layers.append(layer)
+                # As GIMP's own item menus: the image's ID tells apart images of one name.
+                self.combo.append_text(f"{image.get_name()}-{image.get_id()}: "
+                                       f"{layer.get_name()}")
+        self.combo.set_active(0)
+        self.combo.set_tooltip_text("Another layer sent with the picture, for \"make it "
+                                    "look like this\"; it is only looked at, never edited")
+        label = Gtk.Label(label="R_eference", use_underline=True, xalign=0,
+                          mnemonic_widget=self.combo)
+        self.box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+        self.box.pack_start(label, False, False, 0)
+        self.box.pack_start(self.combo, True, True, 0)
+        self.box.show_all()
+
+    def chosen(self):
+        index = self.combo.get_active()
+        return self.layers[index] if index > 0 else None
+
+
+def layer_of(drawable):
+    return Gimp.Layer.from_mask(drawable) if isinstance(drawable, Gimp.LayerMask) else drawable
+
+
+def all_layers(items):
+    """The layers (not groups) among `items` and inside their groups, top first."""
+    found = []
+    for item in items:
+        if item.is_group():
+            found.extend(all_layers(item.get_children()))
+        else:
+            found.append(item)
+    return found
 
 
 PIXEL_FORMATS = {"RGBA": "R'G'B'A u8", "RGB": "R'G'B' u8"}  # raw modes as GEGL names them
@@ -709,19 +770,27 @@ def create_edit_procedure(plug_in, name):
     procedure.add_string_argument("size", "S_ize",
                                   "auto, or WIDTHxHEIGHT for the request", "auto", flags)
     procedure.add_choice_argument("quality", "_Quality", "Quality passed to the API",
-                                  quality_choice(), "high", flags)
+                                  choice_of(QUALITIES), "high", flags)
     procedure.add_int_argument("variants", "_Variants",
                                "How many results (more than one gives a layer group)",
                                1, 10, 1, flags)
     procedure.add_boolean_argument("use-selection", "_Use selection",
                                    "Edit only the selected area, when there is a selection",
                                    True, flags)
+    # Added at the end (product.md): scripts written for the arguments above get seamless
+    # and no reference.
+    procedure.add_choice_argument("blend", "_Blend", "How the result meets the picture",
+                                  choice_of(BLENDS), core.DEFAULT_BLEND, flags)
+    procedure.add_drawable_argument("reference", "_Reference",
+                                    "Another layer (of any open image) sent as a reference "
+                                    "picture after the edited one; none by default", True,
+                                    flags)
     return procedure
 
 
-def quality_choice():
+def choice_of(entries):
     choice = Gimp.Choice.new()
-    for index, (nick, label) in enumerate(QUALITIES):
+    for index, (nick, label) in enumerate(entries):
         choice.add(nick, index, label, "")
     return choice
 

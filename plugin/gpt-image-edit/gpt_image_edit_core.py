@@ -27,6 +27,8 @@ except ImportError:  # in the repository (tests): the worker package itself
     from gpt_image_edit import geometry, pricing
 
 QUALITIES = ("auto", "low", "medium", "high")
+BLENDS = ("none", "feather", "seamless")  # docs/blending.md
+DEFAULT_BLEND = "seamless"
 DEFAULT_MODEL = "gpt-image-2"
 DEFAULT_QUALITY = "high"
 MAX_VARIANTS = 10
@@ -50,6 +52,9 @@ EMPTY_PROMPT = u"The prompt is empty: describe what should change and try again.
 BAD_VARIANTS = (u"Variants must be between 1 and %d: choose a number in that range and try "
                 u"again." % MAX_VARIANTS)
 BAD_QUALITY = u"The quality must be auto, low, medium or high: choose one and try again."
+BAD_BLEND = u"The blend must be none, feather or seamless: choose one and try again."
+BAD_REFERENCE = (u"The reference must be a layer, not a layer group or a channel: choose one "
+                 u"layer, or no reference, and try again.")
 OFF_LAYER = (u"The selection does not touch the layer '%s': select an area on it, or clear "
              u"the selection to edit the whole layer.")
 NOT_EXPORTED = (u"GPT Image Edit could not write the layer to its temporary folder: check "
@@ -94,7 +99,9 @@ class Outcome(object):
 
 class Arguments(object):
     """The procedure's arguments, checked. Built from the same keys on both GIMPs: the
-    spec's argument names (prompt, model, size, quality, variants, use-selection)."""
+    spec's argument names (prompt, model, size, quality, variants, use-selection, blend,
+    reference). `reference` is the adapter's drawable handle or None; a script that knows
+    only the older arguments gets the defaults (seamless, no reference)."""
 
     def __init__(self, values, require_prompt=True):
         self.prompt = (values.get("prompt") or u"").strip()
@@ -103,10 +110,14 @@ class Arguments(object):
         self.quality = values.get("quality") or DEFAULT_QUALITY
         self.variants = values.get("variants", 1)
         self.use_selection = bool(values.get("use-selection", True))
+        self.blend = values.get("blend") or DEFAULT_BLEND
+        self.reference = values.get("reference")
         if require_prompt and not self.prompt:
             raise host.HostError(EMPTY_PROMPT)
         if self.quality not in QUALITIES:
             raise host.HostError(BAD_QUALITY)
+        if self.blend not in BLENDS:
+            raise host.HostError(BAD_BLEND)
         if isinstance(self.variants, bool) or not 1 <= int(self.variants) <= MAX_VARIANTS:
             raise host.HostError(BAD_VARIANTS)
         self.variants = int(self.variants)
@@ -114,7 +125,7 @@ class Arguments(object):
     def for_job(self):
         """The keys the job file and the provenance parasite take."""
         return {"prompt": self.prompt, "model": self.model, "size": self.size,
-                "quality": self.quality, "variants": self.variants}
+                "quality": self.quality, "variants": self.variants, "blend": self.blend}
 
 
 class Plan(object):
@@ -122,11 +133,13 @@ class Plan(object):
     scales it to the size the API gets); `layer_box` is the layer in image coordinates;
     `with_selection` says whether a selection mask goes along."""
 
-    def __init__(self, layer, layer_box, region, with_selection):
+    def __init__(self, layer, layer_box, region, with_selection, reference=None):
         self.layer = layer
         self.layer_box = layer_box
         self.region = region
         self.with_selection = with_selection
+        self.reference = reference  # the reference layer to send after the picture, or None
+        self.reference_size = None  # its (width, height), for the estimate
 
     def region_in_image(self):
         return geometry.Box(self.layer_box.x + self.region.x, self.layer_box.y + self.region.y,
@@ -139,7 +152,7 @@ class Capture(object):
     selection over the region as raw 8-bit grey at full size (selection_pixels; None
     without a selection): the job's selection and, later, the results' masks;
     `source` identifies the source layer for the provenance record and for finding earlier
-    results of it."""
+    results of it; `reference_name` is the reference layer's name (None without one)."""
 
     def __init__(self, document, plan):
         self.image_size = document.image_size()
@@ -151,6 +164,8 @@ class Capture(object):
             raise host.HostError(NOT_EXPORTED)
         self.source = {"name": document.layer_name(plan.layer),
                        "tattoo": document.tattoo(plan.layer)}
+        self.reference_name = (document.layer_name(plan.reference)
+                               if plan.reference is not None else None)
 
 
 class Document(object):
@@ -204,6 +219,10 @@ class Document(object):
         """The item's tattoo: its identity in the image, kept in XCF files."""
         raise NotImplementedError
 
+    def item_id(self, item):
+        """The item's identity among all open images (GIMP's item ID)."""
+        raise NotImplementedError
+
     def is_valid(self, item):
         """False once the item was deleted (or its image closed)."""
         raise NotImplementedError
@@ -231,8 +250,10 @@ class Document(object):
     # -- export -------------------------------------------------------------------------
     def layer_pixels(self, layer, region):
         """`region` (a geometry.Box in layer coordinates) of the layer at full size, as
-        (mode, raw 8-bit bytes, rows top first), mode "RGBA" or "RGB" (R'G'B' values):
-        whichever the layer holds already costs no conversion."""
+        (mode, raw 8-bit bytes, rows top first), mode "RGBA" or "RGB": 8-bit sRGB values
+        (R'G'B'), converted from the image's colour profile and precision (the model works
+        in sRGB; docs/blending.md, "In GIMP"). The layer may be in another open image (a
+        reference)."""
         raise NotImplementedError
 
     def selection_pixels(self, region):
@@ -243,7 +264,8 @@ class Document(object):
     # -- results ------------------------------------------------------------------------
     def new_layer(self, width, height, mode, pixels):
         """A new layer of the image, not yet inserted, holding raw 8-bit `pixels` of
-        `mode` ("RGBA" or "RGB", R'G'B' values)."""
+        `mode` ("RGBA" or "RGB", sRGB R'G'B' values, converted to the image's profile and
+        precision as layer_pixels converted from them)."""
         raise NotImplementedError
 
     def new_group(self, name):
@@ -393,14 +415,18 @@ def edit(document, entry_dir):
             return Outcome("cancel")
         arguments = Arguments(values)
         plan = plan_edit(document, layer, arguments)
+        plan.reference = choose_reference(document, arguments.reference, layer)
+        if plan.reference is not None:
+            plan.reference_size = tuple(document.layer_box(plan.reference)[2:])
         capture = Capture(document, plan)
         estimated, _ = estimated_cost(plan, arguments, cost_settings_of(document))
         document.progress_note = estimate_note(estimated)
         document.progress_start(u"GPT Image Edit: preparing (%s)" % document.progress_note)
         try:
             with host.Job() as job:
-                mode = export(document, plan, capture, job)
-                manifest = run_job(document, worker, job, plan, capture, arguments, mode)
+                mode, references = export(document, plan, capture, job)
+                manifest = run_job(document, worker, job, plan, capture, arguments, mode,
+                                   references)
                 document.progress_update(placing_text(manifest), PROGRESS_CEILING)
                 place_results(document, plan, capture, job, manifest, arguments)
         finally:
@@ -432,6 +458,22 @@ def choose_layer(document):
     if kind != "layer":
         raise host.HostError(NOT_A_LAYER)
     return drawable
+
+
+def choose_reference(document, reference, layer):
+    """The layer to send as the reference, or None: no reference, or the edited layer itself
+    (GIMP 2.10's dialog says "no reference" so, having no empty choice for a drawable). A
+    chosen layer mask means its layer, as for the edited drawable."""
+    if reference is None:
+        return None
+    kind = document.kind(reference)
+    if kind == "layer_mask":
+        reference = document.layer_of_mask(reference)
+    elif kind != "layer":
+        raise host.HostError(BAD_REFERENCE)
+    if document.item_id(reference) == document.item_id(layer):
+        return None
+    return reference
 
 
 def plan_edit(document, layer, arguments):
@@ -471,29 +513,42 @@ def job_layer(plan):
 
 
 def export(document, plan, capture, job):
-    """The region for the worker, raw at full size (and the selection captured over it);
-    returns the source's mode."""
+    """The region for the worker, raw at full size (and the selection captured over it),
+    and the reference layer whole; returns the source's mode and the job's references."""
     try:
         mode, pixels = document.layer_pixels(plan.layer, plan.region)
         host.write_raw(job.source_path, pixels)
         del pixels  # up to 96 MB: gone before the selection is written
         if capture.selection is not None:
             host.write_raw(job.selection_path, capture.selection)
-        return mode
+        return mode, export_references(document, plan, capture, job)
     except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
 
 
-def run_job(document, worker, job, plan, capture, arguments, mode):
+def export_references(document, plan, capture, job):
+    """The reference layer's pixels, whole and raw (the worker scales them down), as the
+    job's `references` entries (docs/job-protocol.md)."""
+    if plan.reference is None:
+        return []
+    _, _, width, height = document.layer_box(plan.reference)
+    mode, pixels = document.layer_pixels(plan.reference, geometry.Box(0, 0, width, height))
+    path = job.reference_path(1)
+    host.write_raw(path, pixels)
+    return [{"path": job.relative(path), "name": capture.reference_name, "pixels": mode,
+             "width": width, "height": height}]
+
+
+def run_job(document, worker, job, plan, capture, arguments, mode, references=()):
     """Write the job and run the worker; an estimate above the spending limit is sent only
     when the document confirms it (then with a second worker start). `mode` is the raw
-    source's (export)."""
+    source's and `references` the job's reference entries (export)."""
     def write(cost_confirmed):
         job.write(arguments.for_job(), job_layer(plan), mode,
                   source_origin=(plan.region.x, plan.region.y),
                   source_size=(plan.region.width, plan.region.height),
                   with_selection=plan.with_selection, cost_confirmed=cost_confirmed,
-                  image_name=capture.image_name,
+                  image_name=capture.image_name, references=references,
                   # Previews cost output tokens: none is asked for that nobody would see.
                   partial_images=None if document.shows_previews else 0)
 
@@ -549,9 +604,11 @@ def estimate(plan, arguments, partial_images=DEFAULT_PARTIAL_IMAGES, prices=None
     progress text. `prices` is the merged price table (None: the built-in one)."""
     width, height = geometry.request_size(plan.region.width, plan.region.height,
                                           arguments.model, arguments.size)
+    # The reference counts at its own size: the worker scales it down as the model would.
+    references = [plan.reference_size] if plan.reference_size else []
     return pricing.estimate(arguments.model, width, height, arguments.quality,
                             arguments.variants, previews_of(arguments, partial_images),
-                            len(arguments.prompt), prices=prices)
+                            len(arguments.prompt), references, prices=prices)
 
 
 def previews_of(arguments, partial_images):

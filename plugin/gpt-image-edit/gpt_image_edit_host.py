@@ -324,20 +324,31 @@ class Job(object):
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def reference_path(self, number):
+        """Where the `number`th reference picture's raw pixels go (1, 2, ...)."""
+        return os.path.join(self.folder, "reference-%d.raw" % number)
+
+    def relative(self, path):
+        """A path in the job's folder as the job file names it."""
+        return os.path.relpath(path, self.folder).replace(os.sep, "/")
+
     def write(self, arguments, layer, mode, source_origin, source_size,
               with_selection=False, partial_images=None, cost_confirmed=False,
-              image_name=None):
+              image_name=None, references=()):
         """Write job.json: the source (and selection) are raw pixels of the region at full
         size (write_raw), and the results come back raw.
 
-        arguments: dict with prompt, model, size, quality, variants;
+        arguments: dict with prompt, model, size, quality, variants, and blend (none
+        without it);
         layer: dict with width, height, offset_x, offset_y;
         mode: the source's raw mode, "RGBA" or "RGB";
         source_origin: where the region's top-left pixel sits in layer coordinates;
         source_size: (width, height) of the region;
         partial_images: live previews to ask for (None: the worker's setting);
         cost_confirmed: the user agreed to an estimate above the spending limit;
-        image_name: the image's name, for the results history.
+        image_name: the image's name, for the results history;
+        references: the job's `references` entries (raw pixels: path, name, pixels, width,
+        height), sent after the picture.
         """
         source = {"path": "source.raw", "pixels": mode, "x": source_origin[0],
                   "y": source_origin[1], "width": source_size[0], "height": source_size[1]}
@@ -354,7 +365,10 @@ class Job(object):
             "selection": selection if with_selection else None,
             "output_dir": "results",
             "result_pixels": "raw",
+            "blend": arguments.get("blend", "none"),
         }
+        if references:
+            job["references"] = [dict(entry) for entry in references]
         if image_name is not None:
             job["image_name"] = image_name
         if partial_images is not None:
@@ -559,6 +573,9 @@ def provenance(manifest, arguments, variant, source=None):
         "size": manifest.get("request", {}).get("size", arguments["size"]),
         "quality": arguments["quality"],
         "variant": variant,
+        # What the worker did: the job's blend and the reference layer's name (or null).
+        "blend": manifest.get("blend") or arguments.get("blend", "none"),
+        "reference": (manifest.get("reference") or [None])[0],
         "usage": manifest.get("usage", {}),
         # USD from the usage and the price table; null when unknown.
         "cost_usd": manifest.get("cost_usd"),

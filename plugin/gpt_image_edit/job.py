@@ -43,6 +43,7 @@ PROTOCOL = 2
 PROTOCOLS = (1, 2)
 SOURCE_PIXELS = ("RGBA", "RGB")  # a raw source's modes
 SELECTION_PIXELS = ("L",)  # a raw selection's mode
+REFERENCE_PIXELS = ("RGBA", "RGB")  # a raw reference's modes
 MANIFEST = "manifest.json"
 TICK_SECONDS = 1.0
 JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in its folders
@@ -62,6 +63,23 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Reference:
+    name: str
+    path: Path
+    pixels: str | None = None  # raw pixels of this mode (REFERENCE_PIXELS); None: a file
+    size: tuple[int, int] | None = None  # a raw reference's (width, height)
+
+    def png(self) -> bytes:
+        """The PNG bytes to send (references.reference_png): scaled down, no metadata."""
+        from .imaging import load_picture, load_raw
+        from .references import reference_png
+
+        if self.pixels:
+            return reference_png(load_raw(self.path, self.size, self.pixels))
+        return reference_png(load_picture(self.path, exif_transpose=True))
+
+
+@dataclass(frozen=True)
 class Job:
     params: object  # edit.EditParams, imported late so a bad job fails fast
     layer: Layer
@@ -73,8 +91,9 @@ class Job:
     region_size: tuple[int, int] | None
     selection_path: Path | None
     output_dir: Path
-    # (name, path) of each reference picture; the name is for the provenance record only.
-    references: tuple[tuple[str, Path], ...] = ()
+    # Each reference picture: the name is for the provenance record only; a raw one
+    # (protocol 2) has its mode and size.
+    references: tuple[Reference, ...] = ()
     # Live previews asked for (None: the partial_images setting).
     partial_images: int | None = None
     # The host's user agreed to an estimate above the spending limit (asked interactively).
@@ -179,7 +198,6 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     selection = raw.get("selection")
     if selection is not None and not isinstance(selection, dict):
         raise _bad_job(job_path, "'selection' is neither null nor an object")
-    references = _references(raw, job_path)
     partial_images = raw.get("partial_images")
     if partial_images is not None:
         from .settings import parse_partial_images
@@ -210,23 +228,34 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
                                                  "selection.path", job_path)
                                if selection is not None else None),
                output_dir=output_dir,
-               references=tuple(
-                   (name, inside_job_folder(path, f"references[{index}].path", job_path))
-                   for index, (name, path) in enumerate(references)),
+               references=tuple(_references(raw, job_path, protocol)),
                image_name=(_text(raw, "image_name", job_path, allow_empty=True)
                            if raw.get("image_name") is not None else None))
 
 
-def _references(raw: dict, job_path: Path) -> list[tuple[str, str]]:
-    """(name, path) of each entry of the optional `references` list."""
+def _references(raw: dict, job_path: Path, protocol: int) -> list[Reference]:
+    """The entries of the optional `references` list: a picture file, or (protocol 2) raw
+    pixels with their mode and size."""
     from .references import check_reference_count
 
     entries = raw.get("references", [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise _bad_job(job_path, "'references' is not a list of objects")
     check_reference_count(len(entries))
-    return [(_text(entry, "name", job_path, default=_text(entry, "path", job_path)),
-             _text(entry, "path", job_path)) for entry in entries]
+    references = []
+    for index, entry in enumerate(entries):
+        path = _text(entry, "path", job_path)
+        pixels = _pixels(entry, f"references[{index}].pixels", REFERENCE_PIXELS, protocol,
+                         job_path)
+        size = None
+        if pixels is not None:
+            size = (_integer(entry, "width", job_path, minimum=1),
+                    _integer(entry, "height", job_path, minimum=1))
+        references.append(Reference(
+            name=_text(entry, "name", job_path, default=path),
+            path=inside_job_folder(path, f"references[{index}].path", job_path),
+            pixels=pixels, size=size))
+    return references
 
 
 def inside_job_folder(name: str, what: str, job_path: Path) -> Path:
@@ -298,7 +327,6 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     from .edit import check_model_options, run_edit
     from .geometry import is_gpt_image
     from .imaging import Source, load_raw, load_selection, load_source
-    from .references import load_references
     from .settings import load_settings
 
     progress.event("prepare", f"Preparing {job.params.variants} "
@@ -319,7 +347,7 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     elif job.selection_path:
         selection = load_selection(job.selection_path)
     _check_source(job, picture, selection)
-    references = load_references(path for _, path in job.references)
+    references = [reference.png() for reference in job.references]
     settings = load_settings()
     check_model_options(job.params.model, len(references), job.partial_images or 0)
     partial_images = (settings.partial_images if job.partial_images is None
@@ -361,7 +389,7 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     return {"protocol": job.protocol, "ok": True, "placement": placement, "results": results,
             "request": outcome.request, "usage": outcome.usage, "cost_usd": outcome.cost_usd,
             "elapsed": elapsed, "blend": job.params.blend,
-            "reference": [name for name, _ in job.references]}
+            "reference": [reference.name for reference in job.references]}
 
 
 def placement_of(job: Job, region) -> dict:

@@ -67,6 +67,7 @@ def call(image, layer, prompt):
     config.set_property("image", image)
     config.set_core_object_array("drawables", [layer])
     config.set_property("prompt", prompt)
+    config.set_property("blend", "none")  # the plain edit: blending is measured on its own
     values = procedure.run(config)
     message = values.index(1) if values.length() > 1 else ""
     return values.index(0).value_nick, message

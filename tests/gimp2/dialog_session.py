@@ -4,8 +4,10 @@ procedures as a retoucher does, from GIMP's own action search (the / key): a scr
 open gimpfu's dialog the way the menu does (pygimp wants every argument, and gimpfu then
 shows no dialog). This script opens the picture, then reports what the test asks for.
 
-- edit: open a picture (opened.json); once the test has seen the dialog close after its OK
-  ("confirmed"), report the layers (edited.json); once it has pressed Ctrl+Z
+- edit: open a picture (opened.json), with a second image holding a layer "look" that
+  gimpfu's remembered values name as the reference (as an earlier edit of that image
+  would leave them); once the test has seen the dialog close after its OK ("confirmed"),
+  report the layers and the result's provenance (edited.json); once it has pressed Ctrl+Z
   ("undo-pressed"), report again (undone.json);
 - settings: open the picture (opened.json) and stay until the test is done ("finished");
 - cost: open the picture (opened.json); report the layers once the test has cancelled an
@@ -19,7 +21,8 @@ import json
 import os
 import time
 
-from gimpfu import gimp, pdb
+import gimpshelf
+from gimpfu import LAYER_MODE_NORMAL, RGB, RGB_IMAGE, WHITE_FILL, gimp, pdb
 
 OUT = os.environ["GIMP_TEST_OUT"]
 WAIT_SECONDS = 120
@@ -60,14 +63,31 @@ def state(image):
     return {"layers": layer_names(image), "dirty": bool(pdb.gimp_image_is_dirty(image))}
 
 
+def remember_a_reference_of_another_image():
+    """What gimpfu keeps after an edit of another image with a reference: its last values,
+    the reference among them (the entry's REFERENCE_INDEX)."""
+    other = pdb.gimp_image_new(90, 60, RGB)
+    look = pdb.gimp_layer_new(other, 90, 60, RGB_IMAGE, "look", 100, LAYER_MODE_NORMAL)
+    pdb.gimp_image_insert_layer(other, look, None, 0)
+    pdb.gimp_drawable_fill(look, WHITE_FILL)
+    gimpshelf.shelf["python-fu-save--python-fu-gpt-image-edit"] = [
+        other, look, "", "gpt-image-2", "auto", 3, 1, True, 0, look]
+
+
+def provenance(layer):
+    found = layer.parasite_find("gpt-image-edit")
+    return found.data.decode("utf-8") if found else None
+
+
 def step_edit():
+    remember_a_reference_of_another_image()
     image = open_picture()
     source = image.layers[0]
     wait_until(marker("confirmed"))
     new = [layer for layer in image.layers if layer.ID != source.ID]
     write("edited.json", dict(state(image), new=[
-        {"name": layer.name.decode("utf-8"), "size": [layer.width, layer.height]}
-        for layer in new]))
+        {"name": layer.name.decode("utf-8"), "size": [layer.width, layer.height],
+         "parasite": provenance(layer)} for layer in new]))
     wait_until(marker("undo-pressed"))
     write("undone.json", state(image))
 

@@ -28,7 +28,10 @@ from gimpfu import (
     LAYER_MODE_NORMAL,
     PARASITE_PERSISTENT,
     PARASITE_UNDOABLE,
+    PRECISION_FLOAT_LINEAR,
+    PRECISION_U8_GAMMA,
     PRECISION_U16_GAMMA,
+    PRECISION_U16_LINEAR,
     RGB,
     RGB_IMAGE,
     RUN_NONINTERACTIVE,
@@ -43,8 +46,10 @@ CASE_BEGIN = "@@gpt-image-edit-case-begin %s\n"
 CASE_END = "@@gpt-image-edit-case-end %s\n"
 MASK_DISCARD = 1
 QUALITIES = ("auto", "low", "medium", "high")
+BLENDS = ("seamless", "feather", "none")  # the entry's PF_OPTION, by index
 DEFAULTS = {"model": "gpt-image-2", "size": "auto", "quality": "high", "variants": 1,
-            "use-selection": True}
+            "use-selection": True, "blend": "none"}
+PRECISIONS = {"U16_NON_LINEAR": PRECISION_U16_GAMMA}
 
 
 def main():
@@ -84,12 +89,18 @@ def run_case(case, config_path, folder):
     image, layer = build_image(case["image"])
     select(image, case.get("selection"))
     drawable = choose_drawable(image, layer, case.get("drawables", "layer"))
+    other, reference = None, case.get("reference")
+    if isinstance(reference, dict):  # a layer of another open image, sent as the reference
+        other, reference = build_image(reference)
+    elif reference == "itself":  # the dialog's way of saying "no reference"
+        reference = drawable
     export(layer, os.path.join(folder, "source-before.png"))
+    dump_srgb(layer, os.path.join(folder, "source-before.rgba"))
     export_selection(image, os.path.join(folder, "selection-before.png"))
     export_visible(image, os.path.join(folder, "visible-before.png"))
     pdb.gimp_image_clean_all(image)
     before = snapshot(image)
-    status, error = call(image, drawable, case.get("arguments", {}))
+    status, error = call(image, drawable, case.get("arguments", {}), reference)
     after = snapshot(image)
     export(layer, os.path.join(folder, "source-after.png"))
     export_selection(image, os.path.join(folder, "selection-after.png"))
@@ -104,6 +115,8 @@ def run_case(case, config_path, folder):
         pdb.gimp_xcf_save(0, image, layer, path, path)
         result["xcf"] = path
     pdb.gimp_image_delete(image)
+    if other is not None:
+        pdb.gimp_image_delete(other)
     return result
 
 
@@ -122,7 +135,7 @@ def build_image(spec):
     width, height = spec["canvas"]
     image = pdb.gimp_image_new(width, height, RGB)
     layer = pdb.gimp_file_load_layer(image, spec["source"])
-    pdb.gimp_item_set_name(layer, "source")
+    pdb.gimp_item_set_name(layer, spec.get("name", "source"))
     pdb.gimp_image_insert_layer(image, layer, None, 0)
     pdb.gimp_layer_set_offsets(layer, *spec["offsets"])
     mode = spec.get("mode", "rgb")
@@ -130,6 +143,17 @@ def build_image(spec):
         pdb.gimp_image_convert_grayscale(image)
     elif mode == "u16":
         pdb.gimp_image_convert_precision(image, PRECISION_U16_GAMMA)
+    elif mode == "float_linear":
+        pdb.gimp_image_convert_precision(image, PRECISION_FLOAT_LINEAR)
+    elif mode == "u16_linear":
+        pdb.gimp_image_convert_precision(image, PRECISION_U16_LINEAR)
+    if spec.get("profile"):  # another colour space: the pixels converted into it
+        if spec.get("profile_precision"):
+            pdb.gimp_image_convert_precision(image, PRECISIONS[spec["profile_precision"]])
+        with open(spec["profile"], "rb") as handle:
+            profile = [ord(byte) for byte in handle.read()]
+        # (gimp-image-convert-color-profile-from-file fails in gimp-console 2.10.22.)
+        pdb.gimp_image_convert_color_profile(image, len(profile), profile, 1, True)
     elif mode == "indexed":
         pdb.gimp_image_convert_indexed(image, 0, 0, 255, False, False, "")  # no dither, generate
     if spec.get("above"):  # a layer over the source: the result must go between them
@@ -185,14 +209,18 @@ def choose_drawable(image, layer, which):
     return layer
 
 
-def call(image, drawable, arguments):
+def call(image, drawable, arguments, reference=None):
+    """The procedure through the PDB, as a script calls it: with every argument, or (the
+    case's "older_script") with the arguments from before blend and reference."""
     values = dict(DEFAULTS, **arguments)
+    positional = [image, drawable, values["prompt"].encode("utf-8"), values["model"],
+                  values["size"], QUALITIES.index(values["quality"]), values["variants"],
+                  values["use-selection"]]
+    if not values.get("older_script"):
+        positional += [BLENDS.index(values["blend"]), reference]
     try:
-        pdb.python_fu_gpt_image_edit(
-            image, drawable, values["prompt"].encode("utf-8"), values["model"],
-            values["size"], QUALITIES.index(values["quality"]), values["variants"],
-            values["use-selection"], run_mode=RUN_NONINTERACTIVE)
-    except RuntimeError as error:  # a PDB execution error: the plug-in crashed
+        pdb.python_fu_gpt_image_edit(*positional, run_mode=RUN_NONINTERACTIVE)
+    except (RuntimeError, TypeError) as error:  # a PDB error: the plug-in crashed
         return "execution-error", str(error)
     return "success", None
 
@@ -236,6 +264,7 @@ def describe_layer(item, folder):
         entry["mask"] = "mask-%d.png" % item.ID
         export(item.mask, os.path.join(folder, entry["mask"]), gray=True)
     entry["pixels"] = "layer-%d.png" % item.ID
+    dump_srgb(item, os.path.join(folder, "layer-%d.rgba" % item.ID))
     return entry
 
 
@@ -255,6 +284,27 @@ def export(drawable, path, without_mask=False, gray=False):
     if without_mask and copy.mask is not None:
         pdb.gimp_layer_remove_mask(copy, MASK_DISCARD)
     save(scratch, copy, path)
+
+
+def dump_srgb(drawable, path):
+    """The drawable's pixels in 8-bit sRGB RGBA, raw: as GIMP converts a copy of it into an
+    8-bit image in its built-in sRGB (pixel regions read stored values)."""
+    scratch = pdb.gimp_image_new_with_precision(drawable.width, drawable.height, RGB,
+                                                PRECISION_U8_GAMMA)
+    try:
+        pdb.gimp_image_undo_disable(scratch)
+        copy = pdb.gimp_layer_new_from_drawable(drawable, scratch)
+        pdb.gimp_image_insert_layer(scratch, copy, None, 0)
+        pdb.gimp_layer_set_offsets(copy, 0, 0)
+        if copy.mask is not None:
+            pdb.gimp_layer_remove_mask(copy, MASK_DISCARD)
+        pdb.gimp_layer_add_alpha(copy)
+        pixels = copy.get_pixel_rgn(0, 0, copy.width, copy.height, False, False)[
+            0:copy.width, 0:copy.height]
+        with open(path, "wb") as handle:
+            handle.write(pixels)
+    finally:
+        pdb.gimp_image_delete(scratch)
 
 
 def export_selection(image, path):

@@ -2,7 +2,10 @@
 tests/test_gimp3_dialog.py, which drives the dialogs with xdotool. One step a launch:
 
 - edit: open a picture, run plug-in-gpt-image-edit interactively, report the layers
-  (edited.json), wait until the test has pressed Ctrl+Z, report again (undone.json);
+  (edited.json), wait until the test has pressed Ctrl+Z, report again (undone.json). A
+  second image with a layer "look" is open, and the call hands it over as the reference
+  (as remembered values would): the dialog must not send it unless chosen;
+- edit_reference: the same, without the handed reference: the test chooses it;
 - cancel: the same, the test presses Cancel while the worker waits (cancelled.json);
 - settings: run plug-in-gpt-image-edit-settings interactively (settings.json).
 
@@ -45,26 +48,53 @@ def open_picture():
     return image
 
 
-def run_edit(image):
+def look_image():
+    """Another open image, its one layer named "look": a reference to choose."""
+    image = Gimp.Image.new(90, 60, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(image, "look", 90, 60, Gimp.ImageType.RGB_IMAGE, 100,
+                           Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    layer.fill(Gimp.FillType.WHITE)
+    return layer
+
+
+def run_edit(image, reference=None):
     source = image.get_layers()[0]
     procedure = Gimp.get_pdb().lookup_procedure("plug-in-gpt-image-edit")
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [source])
+    if reference is not None:
+        config.set_property("reference", reference)
     values = procedure.run(config)
     new = [layer for layer in image.get_layers() if layer.get_id() != source.get_id()]
     return {"status": values.index(0).value_nick, "layers": layer_names(image),
             "dirty": image.is_dirty(),
-            "new": [{"name": layer.get_name(), "size": [layer.get_width(), layer.get_height()]}
-                    for layer in new]}
+            "new": [{"name": layer.get_name(), "size": [layer.get_width(), layer.get_height()],
+                     "parasite": parasite_text(layer)} for layer in new]}
+
+
+def parasite_text(layer):
+    found = layer.get_parasite("gpt-image-edit")
+    if found is None:
+        return None
+    data = found.get_data()
+    return bytes(data[0] if isinstance(data, tuple) else data).decode("utf-8")
 
 
 def step_edit():
+    look = look_image()
     image = open_picture()
-    write("edited.json", run_edit(image))
+    write("edited.json", run_edit(image, reference=look))
     wait_for("undo-pressed")
     write("undone.json", {"layers": layer_names(image), "dirty": image.is_dirty()})
+
+
+def step_edit_reference():
+    look_image()
+    image = open_picture()
+    write("edited.json", run_edit(image))
 
 
 def step_cancel():
@@ -78,5 +108,6 @@ def step_settings():
     write("settings.json", {"status": procedure.run(config).index(0).value_nick})
 
 
-{"edit": step_edit, "cancel": step_cancel, "settings": step_settings}[
+{"edit": step_edit, "edit_reference": step_edit_reference, "cancel": step_cancel,
+ "settings": step_settings}[
     os.environ["GIMP_TEST_STEP"]]()

@@ -14,7 +14,10 @@ import json
 import os
 import traceback
 
-from gi.repository import Gimp, Gio
+import gi
+
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 PROCEDURE = "plug-in-gpt-image-edit"
 
@@ -59,12 +62,17 @@ def run_case(case, config_path, folder):
     image, layer = build_image(case["image"])
     select(image, case.get("selection"))
     drawables = choose_drawables(image, layer, case.get("drawables", "layer"))
+    arguments = dict(case.get("arguments", {}))
+    other = None
+    if case.get("reference"):  # a layer of another open image, sent as the reference
+        other, arguments["reference"] = build_image(case["reference"])
     export(layer, os.path.join(folder, "source-before.png"))
+    dump_srgb(layer, os.path.join(folder, "source-before.rgba"))
     export_selection(image, os.path.join(folder, "selection-before.png"))
     export_visible(image, os.path.join(folder, "visible-before.png"))
     image.clean_all()
     before = snapshot(image)
-    status, message = call(image, drawables, case.get("arguments", {}))
+    status, message = call(image, drawables, arguments, case.get("run_mode"))
     after = snapshot(image)
     export(layer, os.path.join(folder, "source-after.png"))
     export_selection(image, os.path.join(folder, "selection-after.png"))
@@ -75,6 +83,8 @@ def run_case(case, config_path, folder):
               "new_layers": new_layers, "source_id": layer.get_id(),
               "source_offsets": offsets(layer)}
     image.delete()
+    if other is not None:
+        other.delete()
     return result
 
 
@@ -93,7 +103,7 @@ def build_image(spec):
     image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
     layer = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image,
                                  Gio.File.new_for_path(spec["source"]))
-    layer.set_name("source")
+    layer.set_name(spec.get("name", "source"))
     image.insert_layer(layer, None, 0)
     layer.set_offsets(*spec["offsets"])
     mode = spec.get("mode", "rgb")
@@ -101,6 +111,16 @@ def build_image(spec):
         image.convert_grayscale()
     elif mode == "u16":
         image.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+    elif mode == "float_linear":
+        image.convert_precision(Gimp.Precision.FLOAT_LINEAR)
+    elif mode == "u16_linear":
+        image.convert_precision(Gimp.Precision.U16_LINEAR)
+    if spec.get("profile"):  # another colour space: the pixels converted into it
+        if spec.get("profile_precision"):
+            image.convert_precision(getattr(Gimp.Precision, spec["profile_precision"]))
+        profile = Gimp.ColorProfile.new_from_file(Gio.File.new_for_path(spec["profile"]))
+        image.convert_color_profile(profile, Gimp.ColorRenderingIntent.RELATIVE_COLORIMETRIC,
+                                    True)
     elif mode == "indexed":
         image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE,
                               255, False, False, "")
@@ -151,10 +171,12 @@ def choose_drawables(image, layer, which):
     return [layer]
 
 
-def call(image, drawables, arguments):
+def call(image, drawables, arguments, run_mode=None):
+    """The procedure, non-interactively (or as Filters > Repeat runs it: "with-last-vals")."""
     procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
     config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS if run_mode == "with-last-vals"
+                        else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
     config.set_core_object_array("drawables", drawables)
     for name, value in arguments.items():
@@ -208,6 +230,7 @@ def describe_layer(item, folder):
         entry["mask"] = f"mask-{item.get_id()}.png"
         export(item.get_mask(), os.path.join(folder, entry["mask"]), gray=True)
     entry["pixels"] = f"layer-{item.get_id()}.png"
+    dump_srgb(item, os.path.join(folder, f"layer-{item.get_id()}.rgba"))
     return entry
 
 
@@ -228,6 +251,16 @@ def export(drawable, path, without_mask=False, gray=False):
     if without_mask and copy.get_mask() is not None:
         copy.remove_mask(Gimp.MaskApplyMode.DISCARD)
     save(scratch, path)
+
+
+def dump_srgb(drawable, path):
+    """The drawable's pixels as GEGL converts them to 8-bit sRGB R'G'B'A (its own space and
+    precision to sRGB), raw: what the result is compared with the source by."""
+    width, height = drawable.get_width(), drawable.get_height()
+    pixels = drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, width, height), 1.0,
+                                       "R'G'B'A u8", Gegl.AbyssPolicy.NONE)
+    with open(path, "wb") as handle:
+        handle.write(bytes(pixels))
 
 
 def export_selection(image, path):
