@@ -47,9 +47,10 @@ class Gimp2Session(Session):
         click_prompt_box(self.gui, dialog)
         self.gui.key("ctrl+a")  # the prompt box may hold the last prompt
         self.gui.type(PROMPT)
-        # Below the canvas while the edit waits: gimpfu's dialog shows its progress.
-        self.gui.xdotool("windowmove", dialog, "0", "660")
+        # Off the screen while the edit waits, out of the screenshots of the canvas.
+        self.gui.xdotool("windowmove", dialog, "1279", "0")
         self.gui.key("alt+o")
+        self.dialog = dialog
 
     def repeat_edit(self) -> None:
         """Filters > Repeat (Ctrl+F): the last edit again with its values and no dialog,
@@ -94,7 +95,9 @@ def test_a_preview_shows_where_the_result_lands_and_goes_with_one_undo(session):
     unchanged = session.shot("gimp2-before-preview.png", for_docs=False)
     session.start_edit()
     state = session.wait_for_preview()
-    session.gui.screen(session.shots / "screen-preview.png")
+    # A retoucher's edit asks for the default two previews.
+    fields = session.fake.requests[-1].fields
+    assert (fields.get("stream"), fields.get("partial_images")) == ("true", "2")
     # Above the source layer, visible, locked, marked by a parasite that is never saved;
     # the retoucher's active layer still the active one; undo on.
     assert layer_names(state) == [PREVIEW, "Background"]
@@ -105,6 +108,8 @@ def test_a_preview_shows_where_the_result_lands_and_goes_with_one_undo(session):
     # On the canvas: the inverted mosaic the stand-in streams, where the ellipse is.
     changed = canvas_change(unchanged, session.shot("gimp2-preview.png", for_docs=False))
     assert changed > 0.02, f"no preview on the canvas ({changed:.3f} of it changed)"
+    session.gui.xdotool("windowmove", session.dialog, "0", "500")  # gimpfu's, with progress
+    session.gui.screen(session.shots / "screen-preview.png")
     # The retoucher's own step while waiting: Select All, undoable as ever.
     session.press("ctrl+a")
     assert session.state()["selection"] == [0, 0, *before_size(before)]

@@ -173,7 +173,10 @@ def run_cases(installed: Installed, folder: Path, cases: list[dict],
 def report(installed, fake_wisgate_server, tmp_path_factory) -> Report:
     folder = tmp_path_factory.mktemp("cases-2.10")
     cases = edit_cases(fake_wisgate_server, source_pictures(folder / "pictures"))
-    return run_cases(installed, folder, cases)
+    fake_wisgate_server.reset()
+    done = run_cases(installed, folder, cases)
+    done.sent = list(fake_wisgate_server.requests)  # what the scripted edits sent
+    return done
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -226,6 +229,20 @@ def test_procedures_are_registered_in_the_filters_ai_menu(report, installed):
         block = pluginrc.split(f'(proc-def "{name}"', 1)[1].split("(proc-def", 1)[0]
         assert '(menu-path "<Image>/Filters/AI")' in block
         assert f'"{label}"' in block
+
+
+def test_the_wait_procedure_has_no_menu_entry(report, installed):
+    pluginrc = (installed.home / ".config" / "GIMP" / "2.10" / "pluginrc").read_text("latin-1")
+    block = pluginrc.split(f'(proc-def "{PROCEDURE}-wait"', 1)[1].split("(proc-def", 1)[0]
+    assert "menu-path" not in block
+
+
+def test_a_script_asks_for_no_live_previews(report):
+    """Previews cost output tokens, and a script's edit has no window to show them in."""
+    sent = [request.fields for request in report.sent
+            if request.path.endswith("/images/edits")]
+    assert sent and all("stream" not in fields and "partial_images" not in fields
+                        for fields in sent)
 
 
 def test_settings_procedure_from_a_script_says_where_settings_are_made(report):
