@@ -506,11 +506,14 @@ class PreviewDocument(Gimp2Document):
         try:
             if self.shown is not None and pdb.gimp_item_is_valid(self.shown):
                 pdb.gimp_image_remove_layer(self.image, self.shown)
-            parent, position = self.where()
+            self.shown = None
             pdb.gimp_item_set_name(layer, native(core.host.PREVIEW_NAME))
-            pdb.gimp_image_insert_layer(self.image, layer, parent, position)
+            # Marked before it enters the image: no layer of it is ever there unmarked.
             layer.parasite_attach(gimp.Parasite(core.host.PREVIEW_PARASITE, 0,
                                                 native(self.job_folder)))
+            parent, position = self.where()
+            pdb.gimp_image_insert_layer(self.image, layer, parent, position)
+            self.shown = layer
             if (width, height) != (place["width"], place["height"]):
                 scale(layer, place["width"], place["height"])
             pdb.gimp_layer_set_offsets(layer, place["x"], place["y"])
@@ -524,7 +527,6 @@ class PreviewDocument(Gimp2Document):
             traceback.print_exc(file=sys.stderr)  # a preview less: the edit goes on
         finally:
             pdb.gimp_image_undo_thaw(self.image)
-        self.shown = layer
         gimp.displays_flush()
 
     def where(self):
