@@ -1,10 +1,11 @@
 """Live previews in real GIMP 2.10 (issue #12), played through its windows on Xvfb with
 openbox and xdotool as tests/test_gimp3_interactive.py does for GIMP 3: the edit is started
-from GIMP's action search and gimpfu's dialog; while it waits a preview shows on the
-canvas (screenshots compared), above the source layer, locked, out of the undo history;
-one Ctrl+Z removes the whole edit; GIMP's status-bar Cancel and a failed edit leave
-nothing of it. What GIMP holds is asked of tests/gimp2/interactive_session.py; GIMP's
-messages are counted on its console (--console-messages).
+from GIMP's action search and gimpfu's dialog (RUN_INTERACTIVE) or with Filters > Repeat
+(RUN_WITH_LAST_VALS); while it waits a preview shows on the canvas (screenshots compared),
+above the source layer, locked, out of the undo history; one Ctrl+Z removes the whole
+edit; GIMP's status-bar Cancel and a failed edit leave nothing of it. What GIMP holds is
+asked of tests/gimp2/interactive_session.py; GIMP's messages are counted on its console
+(--console-messages).
 
 One GIMP 2.10 start runs the scenarios in order (each test is one of them).
 """
@@ -142,7 +143,6 @@ def test_cancel_while_a_preview_shows_leaves_nothing_and_says_nothing(session):
     after = session.wait_state(lambda s: PREVIEW not in layer_names(s))
     assert after["layers"] == before["layers"] and after["selected"] == before["selected"]
     assert after["undo_enabled"]
-    session.gui.wait_gone("^python-fu-gpt-image-edit$")  # the edit ended, silently
     assert "Traceback" not in session.gui.log_text()
     assert session.new_messages() == []
     # The undo history is the one before the edit: its last step the test's ellipse.
