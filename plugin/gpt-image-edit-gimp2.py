@@ -13,6 +13,7 @@ standard library are used.
 import os
 import sys
 import time
+import traceback
 
 try:  # Python 2.7, GIMP 2.10's
     from urllib import pathname2url
@@ -25,6 +26,7 @@ except ImportError:
 import gimpfu
 from gimpfu import (
     ADD_BLACK_MASK,
+    INTERPOLATION_LINEAR,
     NORMAL_MODE,
     PARASITE_PERSISTENT,
     PARASITE_UNDOABLE,
@@ -32,6 +34,7 @@ from gimpfu import (
     PDB_ERROR_HANDLER_PLUGIN,
     PF_DRAWABLE,
     PF_IMAGE,
+    PF_LAYER,
     PF_OPTION,
     PF_SPINNER,
     PF_STRING,
@@ -61,6 +64,10 @@ import gpt_image_edit_settings2 as settings_dialog  # noqa: E402
 
 PROCEDURE = "python-fu-gpt-image-edit"
 SETTINGS_PROCEDURE = "python-fu-gpt-image-edit-settings"
+# The edit's own helper (no menu), as GIMP 3's plug-in-gpt-image-edit-wait: the worker,
+# the progress and the live previews in a process of their own, which GIMP's Cancel ends
+# while the edit's process lives on to take the previews away.
+WAIT_PROCEDURE = "python-fu-gpt-image-edit-wait"
 HELP_DOMAIN = "gpt-image-edit"  # as GIMP 3's; installed with the manual in LIB_DIR/help/
 MENU = "<Image>/Filters/AI"
 QUALITY_LABELS = ("Auto", "Low", "Medium", "High")
@@ -96,9 +103,12 @@ def gpt_image_edit(image, drawable, prompt, model, size, quality, variants, use_
     # "Calling error" message.
     pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
     try:
-        # Filters > Repeat runs with the last values, no dialog, but a person is there.
+        # A person runs it (the dialog, or Filters > Repeat with the last values): someone to
+        # ask, and to show live previews to; a script's call has no window to watch.
         attended = RunMode.current in (RUN_INTERACTIVE, RUN_WITH_LAST_VALS)
-        outcome = core.edit(Gimp2Document(image, drawable, values, attended), LIB_DIR)
+        document = Gimp2Document(image, drawable, values, attended)
+        document.shows_previews = attended
+        outcome = core.edit(document, LIB_DIR)
     finally:
         pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_INTERNAL)
     if outcome.status == "error":
@@ -344,6 +354,21 @@ class Gimp2Document(core.Document):
         gimp.displays_flush()
 
     # -- waiting ------------------------------------------------------------------------
+    def run_worker(self, worker, job):
+        """With previews, the worker runs in the wait procedure's process (run_wait_for),
+        which owns the progress and so GIMP's Cancel; whatever became of it, this process
+        then takes away every preview it left."""
+        if (not self.shows_previews or not pdb.gimp_image_is_valid(self.image)
+                or not pdb.gimp_procedural_db_proc_exists(WAIT_PROCEDURE)):
+            return core.watch_worker(self, worker, job)
+        return run_wait_for(self.image, self.edited_layer(), job, self.progress_note)
+
+    def edited_layer(self):
+        """The layer being edited (the core checked the choice): a chosen mask's layer."""
+        if pdb.gimp_item_is_layer_mask(self.drawable):
+            return pdb.gimp_layer_from_mask(self.drawable)
+        return self.drawable
+
     def progress_start(self, text_):
         gimp.progress_init(native(text_))
 
@@ -482,6 +507,185 @@ register(
     [],
     gpt_image_settings,
     menu=MENU,
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Live previews (docs/architecture.md, "Live previews"): the wait procedure shows them,
+# the edit takes them away.
+
+def run_wait_for(image, source, job, progress_note):
+    """The edit's side: the wait procedure run on the written job; the manifest it left,
+    Cancelled when GIMP's Cancel ended it (pygimp raises RuntimeError for a cancelled call
+    as for a failed one: a wait that left no outcome was stopped), HostError else."""
+    undo_was_enabled = bool(pdb.gimp_image_undo_is_enabled(image))
+    # Its Cancel is the wait procedure's alone: GIMP ends every process that started a
+    # progress on this display.
+    pdb.gimp_progress_end()
+    stopped = False
+    try:
+        getattr(pdb, WAIT_PROCEDURE.replace("-", "_"))(image, source, native(job.folder),
+                                                       native(progress_note))
+    except RuntimeError:
+        stopped = True
+    finally:
+        if pdb.gimp_image_is_valid(image):
+            if undo_was_enabled and not pdb.gimp_image_undo_is_enabled(image):
+                pdb.gimp_image_undo_thaw(image)  # it was ended between freeze and thaw
+            remove_previews(image, job.folder)
+            gimp.displays_flush()
+        gimp.progress_init("GPT Image Edit")
+    manifest = job.load_outcome()
+    if manifest is None:
+        if stopped:
+            raise core.Cancelled()
+        raise core.host.HostError(core.UNEXPECTED)
+    return manifest
+
+
+class PreviewDocument(Gimp2Document):
+    """The wait procedure's side: the worker's progress in the status bar and each live
+    preview as a layer where the result will land, inserted and removed with the image's
+    undo frozen for just those calls, so that it never enters the undo history while the
+    retoucher's own steps do."""
+
+    def __init__(self, image, source, job_folder):
+        Gimp2Document.__init__(self, image, source, {})
+        self.source = source
+        self.job_folder = job_folder
+        self.shown = None
+
+    def show_preview(self, preview):
+        if not pdb.gimp_image_is_valid(self.image):
+            return
+        try:
+            pixels = preview.pixels()
+            width, height = preview.size
+            layer = self.new_layer(width, height, preview.mode, pixels)
+        except (IOError, OSError, ValueError, core.GimpCallFailed):
+            return  # gone with a job that ended meanwhile: the result matters more
+        del pixels
+        active = pdb.gimp_image_get_active_layer(self.image)
+        place = preview.placement
+        pdb.gimp_image_undo_freeze(self.image)
+        try:
+            if self.shown is not None and pdb.gimp_item_is_valid(self.shown):
+                pdb.gimp_image_remove_layer(self.image, self.shown)
+            self.shown = None
+            pdb.gimp_item_set_name(layer, native(core.host.PREVIEW_NAME))
+            # Marked before it enters the image: no layer of it is ever there unmarked.
+            layer.parasite_attach(gimp.Parasite(core.host.PREVIEW_PARASITE, 0,
+                                                native(self.job_folder)))
+            parent, position = self.where()
+            pdb.gimp_image_insert_layer(self.image, layer, parent, position)
+            self.shown = layer
+            if (width, height) != (place["width"], place["height"]):
+                scale(layer, place["width"], place["height"])
+            pdb.gimp_layer_set_offsets(layer, place["x"], place["y"])
+            # Nothing of the retoucher's goes into it or moves it (2.10 has no visibility
+            # lock).
+            pdb.gimp_item_set_lock_content(layer, True)
+            pdb.gimp_item_set_lock_position(layer, True)
+            if active is not None and pdb.gimp_item_is_valid(active):
+                pdb.gimp_image_set_active_layer(self.image, active)  # inserting chose it
+        except RuntimeError:
+            traceback.print_exc(file=sys.stderr)  # a preview less: the edit goes on
+        finally:
+            pdb.gimp_image_undo_thaw(self.image)
+        gimp.displays_flush()
+
+    def where(self):
+        if self.source is None or not pdb.gimp_item_is_valid(self.source):
+            return None, 0
+        return core.where_results_go(self, self.source, {"tattoo": self.tattoo(self.source)})
+
+    def clear_preview(self):
+        if pdb.gimp_image_is_valid(self.image):
+            remove_previews(self.image, self.job_folder)
+            gimp.displays_flush()
+        self.shown = None
+
+
+def remove_previews(image, job_folder):
+    """Every preview layer of the job `job_folder` in the image (its parasite says which),
+    removed with the image's undo frozen for just that."""
+    tag = native(job_folder)
+    found = [layer for layer in all_layers(image.layers)
+             if getattr(layer.parasite_find(core.host.PREVIEW_PARASITE), "data", None) == tag]
+    if not found:
+        return
+    pdb.gimp_image_undo_freeze(image)
+    try:
+        for layer in found:
+            if pdb.gimp_item_is_valid(layer):
+                pdb.gimp_image_remove_layer(image, layer)
+    finally:
+        pdb.gimp_image_undo_thaw(image)
+
+
+def all_layers(layers):
+    for layer in layers:
+        yield layer
+        if pdb.gimp_item_is_group(layer):
+            for child in all_layers(layer.children):
+                yield child
+
+
+def scale(layer, width, height):
+    """A preview scaled up to its placement: linear, fast even to 24 MP, and good enough
+    for a picture that is replaced within seconds."""
+    pdb.gimp_context_push()
+    try:
+        pdb.gimp_context_set_interpolation(INTERPOLATION_LINEAR)
+        pdb.gimp_layer_scale(layer, width, height, False)
+    finally:
+        pdb.gimp_context_pop()
+
+
+def gpt_image_edit_wait(image, source, job_folder, progress_note):
+    """The wait procedure: the worker on the job the edit wrote, its progress and previews
+    shown here; how it ended is left in the job's folder for the edit (Job.load_outcome),
+    and nothing is said here: the edit says it."""
+    pdb.gimp_plugin_set_pdb_error_handler(PDB_ERROR_HANDLER_PLUGIN)
+    try:
+        job = core.host.Job(text(job_folder))
+    except (TypeError, ValueError) as error:
+        gimp.message(native(str(error)))
+        return
+    document = PreviewDocument(image, source, job.folder)
+    document.progress_note = text(progress_note)  # the edit's estimate
+    document.progress_start(u"GPT Image Edit: starting")
+    try:
+        core.watch_worker(document, core.host.find_worker(LIB_DIR), job)
+        job.save_outcome()
+    except core.host.HostError as error:
+        job.save_outcome(error)
+    except Exception:  # no outcome: the edit gives its sentence, never a traceback
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        document.progress_end()
+
+
+register(
+    WAIT_PROCEDURE,
+    "GPT Image Edit's wait for the worker, with its live previews (internal)",
+    "Called by " + PROCEDURE + " only: runs the worker on the job in job-folder, shows "
+    "its progress and live previews on the image, and leaves how it ended in the job "
+    "folder.",
+    "GPT Image Edit contributors",
+    "GPL-3.0-or-later",
+    "2026",
+    "",
+    "*",
+    [
+        (PF_IMAGE, "image", "The edited image", None),
+        (PF_LAYER, "source", "The edited layer (previews go above it)", None),
+        (PF_STRING, "job-folder", "The edit's job folder", ""),
+        (PF_STRING, "progress-note", "Words after the seconds in the progress text (the "
+         "estimate)", ""),
+    ],
+    [],
+    gpt_image_edit_wait,
 )
 
 

@@ -60,7 +60,8 @@ class Gui:
     """One GIMP with its windows, the script serving commands, and xdotool."""
 
     def __init__(self, gimp: real_gimp.RealGimp, desktop: Desktop, home: Path,
-                 folder: Path, env: dict[str, str], binds=(), console_messages=True):
+                 folder: Path, env: dict[str, str], binds=(), console_messages=True,
+                 script: Path = real_gimp.SCRIPTS / "interactive_session.py"):
         self.gimp, self.display, self.folder = gimp, desktop.display, folder
         self.out = folder / "out"
         self.out.mkdir()
@@ -68,7 +69,7 @@ class Gui:
         self.commands = 0
         with open(self.log, "w") as stream:
             self.process = gimp.start_gui_script(
-                real_gimp.SCRIPTS / "interactive_session.py", home=home,
+                script, home=home,
                 display=self.display, env={"GIMP_TEST_OUT": str(self.out), **env},
                 binds=[folder, *binds], stdout=stream,
                 extra_args=["--console-messages"] if console_messages else [])

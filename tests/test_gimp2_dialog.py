@@ -139,8 +139,10 @@ def click_prompt_box(gimp: Session, dialog: str) -> None:
 
 
 def test_edit_dialog_adds_a_layer_that_one_undo_removes(start_gimp, fake_wisgate, tmp_path):
+    # No live previews (tests/test_gimp2_previews.py has them): a preview changes the
+    # image without undo, which GIMP counts as a change that no undo takes back.
     gimp = start_gimp("edit", {"base_url": fake_wisgate.url_for("echo"),
-                               "api_key": fake_wisgate.key})
+                               "api_key": fake_wisgate.key, "partial_images": 0})
     run_from_action_search(gimp, "GPT Image Edit")
     dialog = gimp.window("^python-fu-gpt-image-edit$")  # gimpfu titles it so
     time.sleep(0.5)  # GTK maps the dialog's widgets after the window

@@ -256,6 +256,20 @@ def test_procedures_are_registered_in_the_filters_ai_menu(report, installed):
         assert f'"{label}"' in block
 
 
+def test_the_wait_procedure_has_no_menu_entry(report, installed):
+    pluginrc = (installed.home / ".config" / "GIMP" / "2.10" / "pluginrc").read_text("latin-1")
+    block = pluginrc.split(f'(proc-def "{PROCEDURE}-wait"', 1)[1].split("(proc-def", 1)[0]
+    assert "menu-path" not in block
+
+
+def test_a_script_asks_for_no_live_previews(report):
+    """Previews cost output tokens, and a script's edit has no window to show them in."""
+    sent = [request.fields for request in report.requests
+            if request.path.endswith("/images/edits")]
+    assert sent and all("stream" not in fields and "partial_images" not in fields
+                        for fields in sent)
+
+
 def test_settings_procedure_from_a_script_says_where_settings_are_made(report):
     assert report.messages("settings_from_a_script") == [("GPT Image Settings",
                                                           SETTINGS_SENTENCE)]

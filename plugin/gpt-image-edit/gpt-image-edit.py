@@ -29,8 +29,8 @@ SETTINGS_PROCEDURE = "plug-in-gpt-image-edit-settings"
 # the edit's process alive to take the previews away (docs/architecture.md, "Live
 # previews").
 WAIT_PROCEDURE = "plug-in-gpt-image-edit-wait"
-PREVIEW_PARASITE = "gpt-image-edit-preview"  # marks a preview layer: never persistent
-PREVIEW_NAME = "GPT preview (goes away by itself)"
+PREVIEW_PARASITE = host.PREVIEW_PARASITE  # marks a preview layer: never persistent
+PREVIEW_NAME = host.PREVIEW_NAME
 HELP_DOMAIN = "gpt-image-edit"
 MENU_PATH = "<Image>/Filters/AI"
 SETTINGS_MENU = host.SETTINGS_MENU

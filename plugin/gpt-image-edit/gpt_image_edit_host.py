@@ -41,6 +41,10 @@ SETTINGS_PLACE_ENV = "GPT_IMAGE_EDIT_SETTINGS_PLACE"
 OUTCOME_FILE = "worker-outcome.json"
 
 PARASITE_NAME = "gpt-image-edit"
+# A live preview layer (docs/architecture.md, "Live previews"), in both GIMPs: its name, and
+# the non-persistent parasite holding its job folder, by which the edit takes it away.
+PREVIEW_PARASITE = "gpt-image-edit-preview"
+PREVIEW_NAME = "GPT preview (goes away by itself)"
 LAYER_NAME_PREFIX = "GPT edit: "
 LAYER_NAME_PROMPT_CHARS = 40
 
