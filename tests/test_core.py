@@ -348,7 +348,8 @@ def test_no_key_and_settings_cancelled_fails_with_the_sentence(private_tmp, wisg
     assert len(document.settings_offered) == 1 and image.snapshot() == before
 
 
-def test_every_result_is_kept_in_the_history(private_tmp, wisgate_env, tmp_path):
+def test_every_result_is_kept_in_the_history(private_tmp, wisgate_env, fake_wisgate,
+                                             tmp_path):
     from gpt_image_edit import history
 
     wisgate_env("echo")
@@ -358,11 +359,13 @@ def test_every_result_is_kept_in_the_history(private_tmp, wisgate_env, tmp_path)
     kept = history.entries()
     assert [(entry["image"], entry["prompt"], entry["variant"]) for entry in kept] == [
         ("holiday.xcf", PROMPT, 1), ("holiday.xcf", PROMPT, 2)]
+    # What was paid for, byte for byte: the echo server answers with the uploaded picture.
+    (sent,) = [r.files["image"][0] for r in fake_wisgate.requests
+               if r.path.endswith("/images/edits")]
     for entry in kept:
         path = Path(entry["path"])
         assert oct(path.stat().st_mode & 0o777) == "0o600"
-        with Image.open(path) as picture:
-            assert picture.size[0] > 0
+        assert path.read_bytes() == sent
 
 
 def test_a_result_mask_from_the_worker_becomes_the_layer_mask(private_tmp, monkeypatch):
