@@ -10,6 +10,7 @@ import io
 import json
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -376,7 +377,7 @@ def test_a_result_mask_from_the_worker_becomes_the_layer_mask(private_tmp, monke
     result = Image.new("RGB", (200, 150), "orange")
     mask = Image.linear_gradient("L").resize((200, 150))
 
-    def worker_answers(document, worker, job):
+    def worker_answers(document, worker, job, first_run=None):
         with open(job.path) as handle:
             sent = json.load(handle)
         assert sent["result_pixels"] == "raw" and sent["selection"]["pixels"] == "L"
@@ -392,6 +393,7 @@ def test_a_result_mask_from_the_worker_becomes_the_layer_mask(private_tmp, monke
                           "height": 150}}
 
     monkeypatch.setattr(core.host, "find_worker", lambda entry_dir: None)
+    monkeypatch.setattr(core, "new_run", lambda *arguments, **options: nullcontext())
     monkeypatch.setattr(core, "run_worker", worker_answers)
     outcome, document = run(image, [source])
     assert outcome.status == "success", outcome.message

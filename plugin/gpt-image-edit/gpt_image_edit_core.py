@@ -367,8 +367,12 @@ def edit(document, entry_dir):
         document.progress_start(u"GPT Image Edit: preparing")
         try:
             with host.Job() as job:
-                mode = export(document, plan, capture, job)
-                manifest = run_job(document, worker, job, plan, capture, arguments, mode)
+                # Started before the export, the worker sets itself up while GIMP hands
+                # over the pixels (a 24 MP layer takes a fifth of a second or more).
+                with new_run(document, worker, job, wait_for_start=True) as first_run:
+                    mode = export(document, plan, capture, job)
+                    manifest = run_job(document, worker, job, plan, capture, arguments,
+                                       mode, first_run)
                 document.progress_update(placing_text(manifest), PROGRESS_CEILING)
                 place_results(document, plan, capture, job, manifest, arguments)
         finally:
@@ -451,10 +455,10 @@ def export(document, plan, capture, job):
         raise host.HostError(NOT_EXPORTED)
 
 
-def run_job(document, worker, job, plan, capture, arguments, mode):
+def run_job(document, worker, job, plan, capture, arguments, mode, first_run):
     """Write the job and run the worker; an estimate above the spending limit is sent only
     when the document confirms it (then with a second worker start). `mode` is the raw
-    source's (export)."""
+    source's (export); `first_run` the worker started ahead of the job (new_run)."""
     def write(cost_confirmed):
         job.write(arguments.for_job(), job_layer(plan), mode,
                   source_origin=(plan.region.x, plan.region.y),
@@ -464,7 +468,7 @@ def run_job(document, worker, job, plan, capture, arguments, mode):
 
     write(False)
     try:
-        return run_worker(document, worker, job)
+        return run_worker(document, worker, job, first_run)
     except host.HostError as error:
         if error.kind != COST_LIMIT_KIND or not document.confirm_cost(error.args[0]):
             raise
@@ -472,24 +476,36 @@ def run_job(document, worker, job, plan, capture, arguments, mode):
     return run_worker(document, worker, job)
 
 
-def run_worker(document, worker, job):
-    """The worker's manifest. A missing key, in an interactive edit, opens the settings
-    (saying why) and the edit goes on once a key is saved."""
+def run_worker(document, worker, job, first_run=None):
+    """The worker's manifest, from `first_run` (a worker waiting for its start) or a
+    worker started now. A missing key, in an interactive edit, opens the settings (saying
+    why) and the edit goes on once a key is saved."""
+    run = first_run
     while True:
         try:
-            return run_worker_once(document, worker, job)
+            return run_worker_once(document, worker, job, run)
         except host.HostError as error:
             if error.kind != MISSING_KEY_KIND or not document.offer_settings(NO_KEY_REASON):
                 raise
             job.clear_results()
+            run = None
 
 
-def run_worker_once(document, worker, job):
+def new_run(document, worker, job, wait_for_start=False):
+    """A worker started for `job` (host.WorkerRun), its previews shown by the document."""
     try:
-        run = host.WorkerRun(worker, job, on_preview=lambda preview: document.show_preview(
-            preview.path, preview.placement))
+        return host.WorkerRun(worker, job, on_preview=lambda preview: document.show_preview(
+            preview.path, preview.placement), wait_for_start=wait_for_start)
     except OSError:
         raise host.HostError(host.NOT_INSTALLED)
+
+
+def run_worker_once(document, worker, job, run=None):
+    """The manifest of `run` (told to start now) or of a worker started now."""
+    if run is None:
+        run = new_run(document, worker, job)
+    else:
+        run.start()
     try:
         with run:
             return document.wait_for_worker(run)
