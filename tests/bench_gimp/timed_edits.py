@@ -76,6 +76,9 @@ def call(image, layer, prompt):
     config.set_property("image", image)
     config.set_core_object_array("drawables", [layer])
     config.set_property("prompt", prompt)
+    # The plain edit, whatever a later version's default blending (issue 13's "seamless").
+    if procedure.find_argument("blend") is not None:
+        config.set_property("blend", "none")
     values = procedure.run(config)
     message = values.index(1) if values.length() > 1 else ""
     return values.index(0).value_nick, message
