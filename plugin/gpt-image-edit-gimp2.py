@@ -354,6 +354,10 @@ class Gimp2Document(core.Document):
         gimp.displays_flush()
 
     # -- waiting ------------------------------------------------------------------------
+    @property
+    def watches_worker(self):
+        return not self.shows_previews  # with previews, the wait procedure runs it
+
     def run_worker(self, worker, job):
         """With previews, the worker runs in the wait procedure's process (run_wait_for),
         which owns the progress and so GIMP's Cancel; whatever became of it, this process

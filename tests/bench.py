@@ -357,7 +357,8 @@ decodes the picture, which is part of every row, the baseline's included. The ro
   result into a new layer, layer and mask insert); GIMP's own start is excluded. The
   worker runs through a wrapper that counts its starts: "worker starts per edit". Live
   previews are off (`GPT_IMAGE_EDIT_PARTIAL_IMAGES=0`): the rows measure what the plug-in
-  adds around one plain API call.
+  adds around one plain API call. The three cases take turns, repetition by repetition,
+  so that a change of load on a shared machine falls on all of them alike.
 - baseline: the WisGate tutorial's `curl -F image=@in.png ... | jq -r '.data[0].b64_json' |
   base64 -d > out.png`, sending exactly the request (fields and pictures) that GIMP's first
   timed version sent for the 1 MP edit.

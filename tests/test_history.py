@@ -35,6 +35,14 @@ def test_results_are_kept_privately_with_their_record(tmp_path):
     assert (tmp_path / kept[0].name).read_bytes() == png()
 
 
+def test_a_picture_received_as_jpeg_is_kept_as_png(tmp_path):
+    stream = io.BytesIO()
+    Image.new("RGB", (16, 8), (0, 90, 200)).save(stream, "JPEG")
+    (kept,) = history.keep([stream.getvalue()], "p", None, "m", folder=tmp_path)
+    with Image.open(kept) as picture:
+        assert (picture.format, picture.size) == ("PNG", (16, 8))
+
+
 def test_old_and_too_many_pictures_are_pruned(tmp_path, monkeypatch):
     now = 100 * DAY
     old = history.keep([png()], "old", None, "m", folder=tmp_path, now=now - 8 * DAY)

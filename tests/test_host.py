@@ -54,6 +54,31 @@ def test_an_error_on_the_host_side_stops_the_worker(tmp_path):
     assert running._process.poll() is not None
 
 
+def test_a_worker_started_ahead_is_told_when_its_job_is_written(tmp_path):
+    """The hosts start the worker before the export (wait_for_start) and send it one line
+    once the job is complete; it reads the job only then."""
+    worker = stand_in_worker(tmp_path, 'read line; echo "$line after $*" >&2; exit 2')
+    with host.Job() as job:
+        running = host.WorkerRun(worker, job, wait_for_start=True)
+        with running:
+            job.write(ARGUMENTS, LAYER, "RGB", (0, 0), (LAYER["width"], LAYER["height"]))
+            running.start()
+            with pytest.raises(host.HostError) as failure:
+                running.wait()
+    assert str(failure.value) == f"start after -m gpt_image_edit job {job.path} --wait-for-start"
+
+
+def test_a_worker_started_ahead_that_died_says_why_when_started(tmp_path):
+    worker = stand_in_worker(tmp_path, "echo \"ModuleNotFoundError: No module named 'PIL'\" >&2"
+                                       "; exit 1")
+    with host.Job() as job, host.WorkerRun(worker, job, wait_for_start=True) as running:
+        running._process.wait()  # gone before the host is done exporting
+        running.start()
+        with pytest.raises(host.HostError) as failure:
+            running.wait()
+    assert str(failure.value) == host.NOT_INSTALLED
+
+
 def test_the_worker_gets_its_own_python_path_not_gimps(monkeypatch):
     monkeypatch.setenv("PYTHONHOME", "/gimp/bundled/python")
     monkeypatch.setenv("PYTHONPATH", "/gimp/bundled/site-packages")

@@ -458,3 +458,38 @@ def test_large_resizes_in_strips_give_the_same_picture(monkeypatch, size, box):
     strips = imaging.lanczos(picture, size, box=box)
     assert strips.size == whole.size
     assert all(high <= 1 for _, high in ImageChops.difference(strips, whole).getextrema())
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_upload_png_holds_exactly_the_pixels(monkeypatch, mode, threads):
+    """png_encoder writes the upload (Sub filter, RLE, halves on two threads): decoded by
+    Pillow, it is the picture itself, in its mode, with nothing but pixel chunks."""
+    from gpt_image_edit import png_encoder
+    from gpt_image_edit.imaging import holds_only_pixels
+
+    monkeypatch.setattr(png_encoder, "PARALLEL_BYTES", 1)
+    picture = scene(301, 203)
+    noise = Image.effect_noise((301, 203), 60)
+    picture = Image.merge("RGB", [ImageChops.add(band, noise) for band in picture.split()])
+    if mode == "RGBA":
+        picture.putalpha(noise)
+    picture = picture.convert(mode) if mode != "RGBA" else picture
+    data = png_encoder.encode(picture, threads=threads)
+    assert holds_only_pixels(data)
+    with Image.open(io.BytesIO(data)) as decoded:
+        decoded.load()
+        assert decoded.format == "PNG" and decoded.mode == picture.mode
+        assert decoded.tobytes() == picture.tobytes()
+        if mode == "P":
+            assert decoded.getpalette() == picture.getpalette()
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 40), (40, 1)])
+def test_the_upload_png_of_a_thin_picture(monkeypatch, size):
+    from gpt_image_edit import png_encoder
+
+    monkeypatch.setattr(png_encoder, "PARALLEL_BYTES", 1)
+    picture = Image.new("RGB", size, (12, 200, 7))
+    with Image.open(io.BytesIO(png_encoder.encode(picture, threads=2))) as decoded:
+        assert decoded.convert("RGB").tobytes() == picture.tobytes()

@@ -255,6 +255,56 @@ def test_lifeline_closed_keeps_a_folder_the_host_did_not_mark(tmp_path, wisgate_
     assert notes.read_text() == "mine"
 
 
+def start_ahead(job_path: Path, env: dict) -> subprocess.Popen:
+    """A worker started as the hosts start it, before its job is written."""
+    return subprocess.Popen(WORKER + [str(job_path), "--wait-for-start"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=job_path.parent)
+
+
+def test_a_worker_started_ahead_reads_its_job_once_told(tmp_path, wisgate_env):
+    folder = tmp_path / "job"
+    folder.mkdir()
+    worker = start_ahead(folder / "job.json", wisgate_env("echo"))
+    try:
+        # A second later it still waits: without waiting it would have failed on the
+        # missing job file by now.
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=1.0)
+        job_path = write_raw_job(folder, scene(120, 80))
+        worker.stdin.write(b"start\n")
+        worker.stdin.flush()
+        events = [json.loads(line) for line in worker.stdout]
+        assert worker.wait(timeout=30) == 0, worker.stderr.read()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        for stream in (worker.stdin, worker.stdout, worker.stderr):
+            stream.close()
+    assert events[-1] == {"event": "done", "ok": True, "manifest": "results/manifest.json"}
+    assert manifest_of(job_path)["ok"] is True
+
+
+def test_a_worker_waiting_for_its_start_stops_when_the_host_dies(tmp_path, wisgate_env):
+    folder = tmp_path / "gpt-image-edit-w8t1"
+    folder.mkdir()
+    (folder / job_module.JOB_FOLDER_MARKER).touch()
+    worker = start_ahead(folder / "job.json", wisgate_env("echo"))
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=1.0)
+        worker.stdin.close()
+        assert worker.wait(timeout=30) == job_module.EXIT_HOST_GONE
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        worker.stdout.close()
+        worker.stderr.close()
+    assert not folder.exists()
+
+
 def write_raw_job(folder: Path, picture: Image.Image, selection_image=None, region=None,
                   mode="RGBA", **overrides) -> Path:
     """A protocol 2 job as the GIMP 3 host writes it: the region's raw pixels at full size,

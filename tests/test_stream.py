@@ -67,10 +67,16 @@ class FolderWatch:
 
     def _run(self):
         while not self._stop.wait(0.02):
-            for folder in self.folders:
-                if folder.is_dir():
-                    for path in folder.iterdir():
-                        self.seen.setdefault(path.name, time.monotonic())
+            self._poll()
+        # A file written in the tool's last 20 ms (it ends at once once its files are
+        # written) is seen here, at most one poll late.
+        self._poll()
+
+    def _poll(self):
+        for folder in self.folders:
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    self.seen.setdefault(path.name, time.monotonic())
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -280,6 +280,10 @@ class Gimp3Document(core.Document):
         Gimp.displays_flush()
 
     # -- waiting ------------------------------------------------------------------------
+    @property
+    def watches_worker(self):
+        return not self.shows_previews  # with previews, the wait procedure runs it
+
     def run_worker(self, worker, job):
         """With previews, the worker runs in the wait procedure's process, which owns the
         progress (and so GIMP's Cancel) and the previews; this process waits for it and,

@@ -361,6 +361,11 @@ class Document(object):
         run (the result's parasite keeps it)."""
 
     # -- waiting ------------------------------------------------------------------------
+    # Whether the default run_worker (this process watching the worker) is the one used:
+    # then the core starts the worker ahead, while the pixels are exported. An adapter that
+    # runs it elsewhere says False.
+    watches_worker = True
+
     def run_worker(self, worker, job):
         """Run the worker on the written job and return its manifest (HostError with the
         sentence when it failed, Cancelled when the user stopped it). The default watches
@@ -424,9 +429,13 @@ def edit(document, entry_dir):
         document.progress_start(u"GPT Image Edit: preparing (%s)" % document.progress_note)
         try:
             with host.Job() as job:
-                mode, references = export(document, plan, capture, job)
-                manifest = run_job(document, worker, job, plan, capture, arguments, mode,
-                                   references)
+                # Started before the export when this process watches it, the worker sets
+                # itself up while GIMP hands over the pixels (a 24 MP layer takes a fifth of
+                # a second or more).
+                with worker_ahead(document, worker, job) as first_run:
+                    mode, references = export(document, plan, capture, job)
+                    manifest = run_job(document, worker, job, plan, capture, arguments,
+                                       mode, references, first_run)
                 document.progress_update(placing_text(manifest), PROGRESS_CEILING)
                 place_results(document, plan, capture, job, manifest, arguments)
         finally:
@@ -539,10 +548,11 @@ def export_references(document, plan, capture, job):
              "width": width, "height": height}]
 
 
-def run_job(document, worker, job, plan, capture, arguments, mode, references=()):
+def run_job(document, worker, job, plan, capture, arguments, mode, references, first_run):
     """Write the job and run the worker; an estimate above the spending limit is sent only
     when the document confirms it (then with a second worker start). `mode` is the raw
-    source's and `references` the job's reference entries (export)."""
+    source's and `references` the job's reference entries (export); `first_run` the worker
+    started ahead of the job (worker_ahead), or None."""
     def write(cost_confirmed):
         job.write(arguments.for_job(), job_layer(plan), mode,
                   source_origin=(plan.region.x, plan.region.y),
@@ -554,7 +564,7 @@ def run_job(document, worker, job, plan, capture, arguments, mode, references=()
 
     write(False)
     try:
-        return run_worker(document, worker, job)
+        return run_worker(document, worker, job, first_run)
     except host.HostError as error:
         if error.kind != COST_LIMIT_KIND or not document.confirm_cost(error.args[0]):
             raise
@@ -562,29 +572,65 @@ def run_job(document, worker, job, plan, capture, arguments, mode, references=()
     return run_worker(document, worker, job)
 
 
-def run_worker(document, worker, job):
-    """The worker's manifest. A missing key, in an interactive edit, opens the settings
-    (saying why) and the edit goes on once a key is saved."""
+def run_worker(document, worker, job, first_run=None):
+    """The worker's manifest, from `first_run` (a worker waiting for its start) or a
+    worker started now. A missing key, in an interactive edit, opens the settings (saying
+    why) and the edit goes on once a key is saved."""
+    run = first_run
     while True:
         try:
-            return run_worker_once(document, worker, job)
+            return run_worker_once(document, worker, job, run)
         except host.HostError as error:
             if error.kind != MISSING_KEY_KIND or not document.offer_settings(NO_KEY_REASON):
                 raise
             job.clear_results()
+            run = None
 
 
-def run_worker_once(document, worker, job):
-    return document.run_worker(worker, job)
+class NoRun(object):
+    """worker_ahead's answer when no worker starts ahead: the context gives None."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        return False
 
 
-def watch_worker(document, worker, job):
-    """Run the worker, its progress and live previews shown by `document`, the previews
-    taken away again whatever the outcome; returns the manifest."""
+def worker_ahead(document, worker, job):
+    """A worker started before its job is written (it waits for start()), as a context that
+    never leaves it running; NoRun when the document runs the worker elsewhere (GIMP's
+    live previews: Document.run_worker)."""
+    if not document.watches_worker:
+        return NoRun()
+    return new_run(document, worker, job, wait_for_start=True)
+
+
+def run_worker_once(document, worker, job, run=None):
+    """The manifest of `run` (a worker started ahead, told to start now) or of the
+    document's own run of the worker."""
+    if run is None:
+        return document.run_worker(worker, job)
+    return watch_worker(document, worker, job, run)
+
+
+def new_run(document, worker, job, wait_for_start=False):
+    """A worker started for `job` (host.WorkerRun), its previews shown by the document."""
     try:
-        run = host.WorkerRun(worker, job, on_preview=document.show_preview)
+        return host.WorkerRun(worker, job, on_preview=document.show_preview,
+                              wait_for_start=wait_for_start)
     except OSError:
         raise host.HostError(host.NOT_INSTALLED)
+
+
+def watch_worker(document, worker, job, run=None):
+    """Run the worker (`run`, started ahead, or one started now), its progress and live
+    previews shown by `document`, the previews taken away again whatever the outcome;
+    returns the manifest."""
+    if run is None:
+        run = new_run(document, worker, job)
+    else:
+        run.start()
     try:
         with run:
             return document.wait_for_worker(run)

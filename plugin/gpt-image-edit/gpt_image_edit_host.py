@@ -29,6 +29,10 @@ PROTOCOL = 2
 # layer costs seconds of compression in the host and in the worker.
 RAW_CHANNELS = {"RGBA": 4, "RGB": 3, "L": 1}
 KILL_GRACE_SECONDS = 2.0
+# A worker started ahead of its job (WorkerRun wait_for_start) waits for START_LINE on its
+# standard input before it reads the job (docs/job-protocol.md, "Running the worker").
+WAIT_FOR_START = "--wait-for-start"
+START_LINE = b"start\n"
 CHECK_TIMEOUT = 30.0  # seconds: a connection test answers quickly or not at all
 
 # Where the retoucher changes the settings, on GIMP 3 and 2.10 alike. The worker's sentences
@@ -436,9 +440,13 @@ class Job(object):
 class WorkerRun(object):
     """One running worker. poll() from the host's main loop; nothing here blocks for long.
     `on_preview(preview)` (a Preview) is called from poll(), so on the host's own thread,
-    for each live preview the worker announces."""
+    for each live preview the worker announces.
 
-    def __init__(self, worker, job, on_preview=None):
+    With wait_for_start, the worker is started before its job is written: it sets itself
+    up (its interpreter and imports, a fifth of a second) while the host exports the
+    pixels, and reads the job only once start() tells it the job is complete."""
+
+    def __init__(self, worker, job, on_preview=None, wait_for_start=False):
         self.job = job
         self.on_preview = on_preview
         self.previews = []
@@ -451,14 +459,27 @@ class WorkerRun(object):
         # so a host that dies or is killed does not leave a worker running.
         # Standard error keeps the worker's last word when it cannot write a manifest.
         self._stderr_path = os.path.join(job.folder, "worker-stderr.txt")
+        argv = [worker.python, "-m", "gpt_image_edit", "job", job.path]
+        if wait_for_start:
+            argv.append(WAIT_FOR_START)
         with open(self._stderr_path, "wb") as stderr:
             self._process = subprocess.Popen(
-                [worker.python, "-m", "gpt_image_edit", "job", job.path],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                 cwd=job.folder, env=worker.environment(), **_no_window())
         reader = threading.Thread(target=self._read_lines)
         reader.daemon = True
         reader.start()
+
+    def start(self):
+        """Tell a worker started with wait_for_start that its job is written: one line on
+        the lifeline. A worker that already ended (it could not start) is left to finish(),
+        which says why."""
+        self.started = time.time()
+        try:
+            # Past the file object's buffer: nothing is left in it for close() to flush.
+            os.write(self._process.stdin.fileno(), START_LINE)
+        except (IOError, OSError):
+            pass
 
     def _read_lines(self):
         for raw in iter(self._process.stdout.readline, b""):

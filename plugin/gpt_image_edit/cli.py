@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     job = commands.add_parser("job", help="run a worker job (docs/job-protocol.md)")
     job.add_argument("job_file", metavar="JOBFILE")
+    job.add_argument("--wait-for-start", action="store_true",
+                     help="set up first, then read the job once a line arrives on standard "
+                          "input (a host starts the worker while it writes the job)")
     job.set_defaults(run=run_job_command)
     return parser
 
@@ -305,7 +308,7 @@ def run_check(args) -> int:
 def run_job_command(args) -> int:
     from .job import run_job
 
-    return run_job(args.job_file)
+    return run_job(args.job_file, wait_for_start=args.wait_for_start)
 
 
 # -- edit ----------------------------------------------------------------------------------

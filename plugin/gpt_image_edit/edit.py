@@ -89,6 +89,9 @@ class EditOutcome:
     usage: dict = field(default_factory=dict)
     as_received: list[bytes | None] = field(default_factory=list)
     masks: list[Image.Image | None] = field(default_factory=list)
+    # Each picture as the API sent it, in the answer's order: what was paid for, which the
+    # results history keeps (a few MB at the API's size, not the placed layer's 24 MP).
+    received: list[bytes] = field(default_factory=list)
     # USD from `usage` and the price table; None when unknown (pricing.cost_of).
     cost_usd: float | None = None
 
@@ -219,6 +222,6 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     if request.streams:
         sent["partial_images"] = partial_images
     return EditOutcome(region=region, layers=layers, request=sent, usage=usage,
-                       as_received=as_received, masks=masks,
+                       as_received=as_received, masks=masks, received=list(response.images),
                        cost_usd=cost_of(usage, params.model,
                                         getattr(client.settings, "prices", None)))

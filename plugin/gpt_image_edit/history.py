@@ -10,6 +10,7 @@ pictures take more than 500 MB.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from .settings import APP_NAME
 INDEX = "history.jsonl"
 KEEP_SECONDS = 7 * 24 * 3600
 KEEP_BYTES = 500 * 1000 * 1000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +102,15 @@ def prune(folder: Path, now: float) -> None:
 
 
 def _writer(picture):
+    """PNG bytes as they are; any other picture file (a router may answer JPEG or WebP)
+    or a Pillow image encoded as PNG, as the history's file names say."""
     if isinstance(picture, bytes):
-        return write_bytes(picture)
+        if picture.startswith(PNG_SIGNATURE):
+            return write_bytes(picture)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(picture)) as opened:
+            picture = opened.copy()  # decoded now: a broken file fails here, not half-written
     return lambda stream: picture.save(stream, "PNG", compress_level=1)
 
 

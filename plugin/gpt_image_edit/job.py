@@ -8,6 +8,7 @@ that is cancelled or crashes never leaves anything a host could import.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -50,6 +51,9 @@ JOB_FOLDER_MARKER = ".gpt-image-edit-job"  # the host module's Job puts it in it
 WAITING_STAGES = ("upload", "wait")
 RESULT_COMPRESS_LEVEL = 1  # the host reads it once and deletes it: speed over size
 PREVIEW_PATTERN = "preview-*"
+# What a job needs, imported by a worker started ahead of its job while the host exports.
+JOB_MODULES = ("client", "edit", "imaging", "png_encoder", "references", "settings",
+               "history")
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +113,19 @@ class Job:
     image_name: str | None = None  # the host's image, for the results history
 
 
-def run_job(job_path) -> int:
-    """Run the job at `job_path`; returns the exit code of docs/job-protocol.md."""
+def run_job(job_path, wait_for_start: bool = False) -> int:
+    """Run the job at `job_path`; returns the exit code of docs/job-protocol.md. With
+    `wait_for_start` the worker was started ahead of its job: it sets itself up, then
+    reads the job once the host's start line arrives (wait_for_start_line)."""
     from .logs import setup_logging
 
-    started = time.monotonic()
-    progress = Progress(sys.stdout, started)
     log_file = setup_logging()
     job_path = Path(job_path).resolve()
-    watch_lifeline(job_path.parent)
+    told = watch_lifeline(job_path.parent)
+    if wait_for_start:
+        wait_for_start_line(told)
+    started = time.monotonic()
+    progress = Progress(sys.stdout, started)
     output_dir = None
     try:
         raw = read_job_file(job_path)
@@ -141,6 +149,21 @@ def run_job(job_path) -> int:
                     failure.exit_code)
     progress.done(True, _shown_path(path, job_path))
     return EXIT_OK
+
+
+def wait_for_start_line(told: threading.Event | None) -> None:
+    """Import what every job needs, then wait until the host's start line arrives on the
+    lifeline (`told`): the job file and the pixels are written. Without a lifeline (a job
+    run by hand) the line is read from standard input here."""
+    for name in JOB_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+    from PIL import Image
+
+    Image.preinit()  # the picture formats an answer is opened with
+    if told is not None:
+        told.wait()
+    else:
+        sys.stdin.readline()
 
 
 # -- the job file --------------------------------------------------------------------------
@@ -456,13 +479,12 @@ class PreviewWriter:
 
 
 def keep_in_history(job: Job, outcome) -> None:
-    """The paid results, kept before anything else can lose them (history.py)."""
+    """The paid results, kept before anything else can lose them (history.py): each
+    picture as the API sent it. (Encoding the placed layer instead cost a 24 MP edit
+    seconds, and would keep a scaled copy rather than what was received.)"""
     from .history import keep
 
-    received = list(outcome.as_received) or [None] * len(outcome.layers)
-    keep([data if data is not None else layer
-          for layer, data in zip(outcome.layers, received)],
-         job.params.prompt, job.image_name, job.params.model)
+    keep(outcome.received, job.params.prompt, job.image_name, job.params.model)
 
 
 def _check_source(job: Job, picture, selection) -> None:
@@ -677,29 +699,36 @@ class WaitTicker:
 
 
 # -- the lifeline ----------------------------------------------------------------------------
-def watch_lifeline(job_folder: Path) -> None:
+def watch_lifeline(job_folder: Path) -> threading.Event | None:
     """When standard input is a pipe (the host's lifeline), end the process at once when it
     closes: the host died or was killed, and nobody will read anything this worker writes.
-    A terminal or /dev/null on standard input is not watched, so jobs run by hand work."""
+    Returns an event set when the host writes on it (the start line, wait_for_start_line).
+    A terminal or /dev/null on standard input is not watched (None), so jobs run by hand
+    work."""
     try:
         descriptor = sys.stdin.fileno()
         is_pipe = stat.S_ISFIFO(os.fstat(descriptor).st_mode)
     except (AttributeError, OSError, ValueError):
-        return
-    if is_pipe:
-        threading.Thread(target=_exit_at_end_of, args=(descriptor, job_folder),
-                         name="lifeline", daemon=True).start()
+        return None
+    if not is_pipe:
+        return None
+    told = threading.Event()
+    threading.Thread(target=_exit_at_end_of, args=(descriptor, job_folder, told),
+                     name="lifeline", daemon=True).start()
+    return told
 
 
-def _exit_at_end_of(descriptor: int, job_folder: Path) -> None:
+def _exit_at_end_of(descriptor: int, job_folder: Path, told: threading.Event) -> None:
     while True:
         try:
             data = os.read(descriptor, 4096)
         except OSError:
             data = b""
-        if not data:
-            # A host killed mid-edit (GIMP 2.10's Cancel does that) cannot remove its private
-            # job folder any more; only a folder the host marked as the job's alone goes.
-            if (job_folder / JOB_FOLDER_MARKER).is_file():
-                shutil.rmtree(job_folder, ignore_errors=True)
-            os._exit(EXIT_HOST_GONE)
+        if data:
+            told.set()
+            continue
+        # A host killed mid-edit (GIMP 2.10's Cancel does that) cannot remove its private
+        # job folder any more; only a folder the host marked as the job's alone goes.
+        if (job_folder / JOB_FOLDER_MARKER).is_file():
+            shutil.rmtree(job_folder, ignore_errors=True)
+        os._exit(EXIT_HOST_GONE)

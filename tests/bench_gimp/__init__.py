@@ -1,6 +1,7 @@
 """The GIMP rows of the benchmark: the real GIMP 3 plug-in, timed inside gimp-console.
 
-One gimp-console launch per GIMP version runs every case (timed_edits.py beside this file):
+One gimp-console launch per GIMP version runs every case, the cases taking turns
+repetition by repetition (timed_edits.py beside this file):
 GIMP's own start is outside the timings, the plug-in's start, export, worker, import and
 layer insert are inside. The plug-in is installed by the project's installer into a fresh
 GIMP user folder, as tests/test_gimp3.py does. The worker is started through a small
