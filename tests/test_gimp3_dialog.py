@@ -173,8 +173,10 @@ def landscape(path: Path) -> Path:
 
 
 def test_edit_dialog_adds_a_layer_that_one_undo_removes(start_gimp, fake_wisgate, tmp_path):
+    # No live previews (tests/test_gimp3_interactive.py has them): a preview changes the
+    # image without undo, which GIMP counts as a change that no undo takes back.
     gimp = start_gimp("edit", {"base_url": fake_wisgate.url_for("echo"),
-                               "api_key": fake_wisgate.key})
+                               "api_key": fake_wisgate.key, "partial_images": 0})
     dialog = gimp.window("^GPT Image Edit$")
     gimp.key("ctrl+a")  # the prompt box has the focus; it may hold the last prompt
     gimp.type(PROMPT)
@@ -431,7 +433,11 @@ def test_the_dialog_estimates_the_limit_asks_and_the_cost_shows_in_the_status_ba
     gui.window("above the spending limit$")
     gui.key("alt+s")
     deadline = time.monotonic() + WAIT_SECONDS
-    while len(gui.ask("state", image=image)["layers"]) != 2:
+    def placed():  # the result, not a live preview of it (previews go by themselves)
+        names = [layer["name"] for layer in gui.ask("state", image=image)["layers"]]
+        return len(names) == 2 and not names[0].startswith("GPT preview")
+
+    while not placed():
         assert time.monotonic() < deadline, "the edit was not placed"
         time.sleep(0.3)
     assert len(fake_wisgate.requests) == 1

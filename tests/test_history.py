@@ -35,6 +35,12 @@ def test_results_are_kept_privately_with_their_record(tmp_path):
     assert (tmp_path / kept[0].name).read_bytes() == png()
 
 
+def test_a_picture_received_from_a_url_is_kept_as_it_came(tmp_path):
+    """A `url` answer's body is read into a bytearray: kept byte for byte all the same."""
+    (kept,) = history.keep([bytearray(png())], "p", None, "m", folder=tmp_path)
+    assert kept.read_bytes() == png()
+
+
 def test_a_picture_received_as_jpeg_is_kept_as_png(tmp_path):
     stream = io.BytesIO()
     Image.new("RGB", (16, 8), (0, 90, 200)).save(stream, "JPEG")

@@ -104,7 +104,8 @@ def prune(folder: Path, now: float) -> None:
 def _writer(picture):
     """PNG bytes as they are; any other picture file (a router may answer JPEG or WebP)
     or a Pillow image encoded as PNG, as the history's file names say."""
-    if isinstance(picture, bytes):
+    if isinstance(picture, (bytes, bytearray)):  # a url answer's body is a bytearray
+        picture = bytes(picture)
         if picture.startswith(PNG_SIGNATURE):
             return write_bytes(picture)
         from PIL import Image
