@@ -727,7 +727,7 @@ def forget_reference(drawable):
     remembered = list(gimpshelf.shelf[key]) if gimpshelf.shelf.has_key(key) else []
     values = remembered + registered[len(remembered):]
     values[REFERENCE_INDEX] = drawable
-    gimpshelf.shelf[key] = values
+    gimpshelf.shelf[key] = tuple(values)  # as gimpfu keeps them: Repeat adds a tuple to it
 
 
 gimp.main(None, None, query, run)

@@ -275,8 +275,11 @@ def test_above_the_limit_gimp_asks_and_the_progress_says_estimate_and_cost(start
                                                                            tmp_path):
     """The spending limit's question (PyGTK) answered both ways; the estimate in the
     progress (gimpfu's dialog's bar) while waiting, the cost there once placed."""
+    # No live previews: with them the wait procedure's status bar, not gimpfu's dialog,
+    # shows the progress (tests/test_gimp2_previews.py).
     gimp = start_gimp("cost", {"base_url": fake_wisgate.url_for("held"),
-                               "api_key": fake_wisgate.key, "max_cost_usd": 0.05})
+                               "api_key": fake_wisgate.key, "max_cost_usd": 0.05,
+                               "partial_images": 0})
     fake_wisgate.server.held.clear()
     shots = tmp_path / "shots"
     shots.mkdir()
