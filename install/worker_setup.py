@@ -96,15 +96,7 @@ def worker_sandbox(gimp_sandbox: str) -> str:
 def worker_place(sandbox: str, platform: str, environ, home: Path) -> WorkerPlace:
     if sandbox == FLATPAK:
         return WorkerPlace(FLATPAK, flatpak_home(home) / "data" / APP_NAME, "linux")
-    if platform == "win32":
-        local = environ.get("LOCALAPPDATA")
-        base = Path(local) if local else home / "AppData" / "Local"
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        xdg = environ.get("XDG_DATA_HOME")
-        base = Path(xdg) if xdg else home / ".local" / "share"
-    return WorkerPlace(NATIVE, base / APP_NAME, platform)
+    return WorkerPlace(NATIVE, worker_settings.data_dir(environ, platform, home), platform)
 
 
 def settings_file(gimp_sandbox: str, platform: str, environ, home: Path) -> Path:

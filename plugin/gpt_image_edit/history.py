@@ -14,13 +14,12 @@ import io
 import json
 import logging
 import os
-import sys
 import time
 import uuid
 from pathlib import Path
 
 from .files import replace_atomically, write_bytes
-from .settings import APP_NAME
+from .settings import data_dir
 
 INDEX = "history.jsonl"
 KEEP_SECONDS = 7 * 24 * 3600
@@ -33,17 +32,7 @@ log = logging.getLogger(__name__)
 def history_dir(environ=os.environ, platform: str | None = None,
                 home: Path | None = None) -> Path:
     """`history/` in the data folder (where the installer puts the worker)."""
-    platform = sys.platform if platform is None else platform
-    home = Path.home() if home is None else home
-    if platform == "win32":
-        local = environ.get("LOCALAPPDATA")
-        base = Path(local) if local else home / "AppData" / "Local"
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        xdg = environ.get("XDG_DATA_HOME")
-        base = Path(xdg) if xdg else home / ".local" / "share"
-    return base / APP_NAME / "history"
+    return data_dir(environ, platform, home) / "history"
 
 
 def keep(pictures, prompt: str, image_name: str | None, model: str,

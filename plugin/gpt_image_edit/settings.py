@@ -89,6 +89,23 @@ def config_dir(environ=os.environ, platform: str | None = None,
     return base / APP_NAME
 
 
+def data_dir(environ=os.environ, platform: str | None = None,
+             home: Path | None = None) -> Path:
+    """The platform's usual folder for this tool's data: where the installer puts the
+    worker, and the results history."""
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
+    if platform == "win32":
+        local = environ.get("LOCALAPPDATA")
+        base = Path(local) if local else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = environ.get("XDG_DATA_HOME")
+        base = Path(xdg) if xdg else home / ".local" / "share"
+    return base / APP_NAME
+
+
 def config_path(environ=os.environ, platform: str | None = None,
                 home: Path | None = None) -> Path:
     """$GPT_IMAGE_EDIT_CONFIG, else settings.json in the platform's config folder."""
