@@ -37,12 +37,13 @@ REFUSAL_ARGUMENTS = {"empty_prompt": {"prompt": "  \n "}, "variants": {"variants
                      "bad_size": {"size": "1000x1000"}}
 
 
-def above_limit(cost: float, limit: float) -> str:
+def above_limit(cost: float, limit: float, settings_file) -> str:
     """The worker's sentence for an edit estimated at `cost` above the spending limit, as a
-    non-interactive run in either GIMP ends with it (nothing sent)."""
+    non-interactive run in either GIMP ends with it (nothing sent). It names where the limit
+    is set, `settings_file` or the environment: GIMP's settings dialog does not hold it."""
     return (f"This edit would cost about ${cost:.4f}, above the spending limit of "
             f"${limit:.2f}: nothing was sent; choose fewer variants or a lower quality, or "
-            "raise the limit in Filters > AI > GPT Image Settings....")
+            f"raise the limit (max_cost_usd in {settings_file}, or GPT_IMAGE_EDIT_MAX_COST).")
 
 
 def estimated_cost(layer_size, prompt: str, variants: int = 1, quality: str = "high",

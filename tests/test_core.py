@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import tempfile
 from contextlib import nullcontext
@@ -542,7 +543,8 @@ def test_above_the_limit_asks_once_and_sends_only_when_confirmed(private_tmp, wi
     assert len(starts) == (2 if confirm is True else 1)  # one more start, only to send
     [question] = document.cost_questions
     assert question == policies.above_limit(
-        expected_estimate((200, 150), variants=2)["cost_usd"], 0.01)
+        expected_estimate((200, 150), variants=2)["cost_usd"], 0.01,
+        os.environ["GPT_IMAGE_EDIT_CONFIG"])
     if confirm is True:
         assert outcome.status == "success", outcome.message
         assert len(fake_wisgate.requests) == 1 and len(image.layers) == 4

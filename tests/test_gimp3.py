@@ -459,7 +459,8 @@ def test_a_script_above_the_spending_limit_is_refused_before_sending(report):
     assert result["status"] == "execution-error"
     assert result["message"] == policies.above_limit(
         # A script's run shows no live previews, so it asks for (and counts) none.
-        policies.estimated_cost(LAYER, LONG_PROMPT, previews=0), 0.01)
+        policies.estimated_cost(LAYER, LONG_PROMPT, previews=0), 0.01,
+        report.tmpdir.parent / "settings" / "settings.json")
     unchanged(result)
 
 

@@ -355,12 +355,18 @@ def test_job_writes_previews_and_announces_them(tmp_path, wisgate_env):
 
 def test_job_refuses_an_edit_above_the_limit(tmp_path, wisgate_env, fake_wisgate):
     job_path = write_job(tmp_path / "job", scene(640, 480))
-    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_MAX_COST="0.001")
+    # Started by GIMP, whose settings dialog has no spending limit: the sentence names
+    # where the limit is set, not that dialog.
+    env = dict(wisgate_env("echo"), GPT_IMAGE_EDIT_MAX_COST="0.001",
+               GPT_IMAGE_EDIT_SETTINGS_PLACE="Filters > AI > GPT Image Settings...")
     finished, _ = run_worker(job_path, env)
     assert finished.returncode == 2
     error = manifest_of(job_path)["error"]
     assert error["kind"] == "cost_limit"
     assert error["message"].startswith("This edit would cost about $0.")
+    assert error["message"].endswith(f"raise the limit (max_cost_usd in "
+                                     f"{env['GPT_IMAGE_EDIT_CONFIG']}, or "
+                                     f"GPT_IMAGE_EDIT_MAX_COST).")
     assert fake_wisgate.requests == []
     raw = json.loads(job_path.read_text())
     job_path.write_text(json.dumps(dict(raw, cost_confirmed=True)))

@@ -26,7 +26,6 @@ from .errors import (
     BadInputError,
     CostLimitError,
     EditError,
-    settings_place,
     unexpected_failure,
 )
 from .files import (
@@ -438,13 +437,22 @@ def check_cost_limit(job: Job, picture, selection, partial_images: int, referenc
     if cost is None:
         raise CostLimitError(f"The cost of {job.params.model} is unknown (the price table has "
                              f"no price for it), so the spending limit of ${limit:.2f} cannot "
-                             f"be kept: nothing was sent; add its price or remove the limit "
-                             f"in {settings_place()}.")
+                             f"be kept: nothing was sent; add its price to prices, or remove "
+                             f"the limit ({limit_place()}).")
     if cost > limit:
         raise CostLimitError(f"This edit would cost about {format_usd(cost)}, above the "
                              f"spending limit of ${limit:.2f}: nothing was sent; choose fewer "
-                             f"variants or a lower quality, or raise the limit in "
-                             f"{settings_place()}.")
+                             f"variants or a lower quality, or raise the limit "
+                             f"({limit_place()}).")
+
+
+def limit_place() -> str:
+    """Where the spending limit is set. No settings dialog holds it (GIMP's has the
+    endpoint, key and timeout), so never the front end's settings place: the file's
+    max_cost_usd, or the environment."""
+    from .settings import MAX_COST_ENV, config_path
+
+    return f"max_cost_usd in {config_path()}, or {MAX_COST_ENV}"
 
 
 class PreviewWriter:
