@@ -10,6 +10,7 @@ and GIMP 2.10 (tests/test_gimp2.py); tests/host_policies.py holds what they shar
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import time
 from pathlib import Path
@@ -123,6 +124,11 @@ class FakeDocument(core.Document):
         self.arguments = arguments
         self.fail_on = fail_on
         self.crash_on = crash_on
+        # GIMP 3 answers layer_preview for opaque 8-bit sRGB layers; False: as GIMP 2.10
+        # (and GIMP 3 with previews turned off), which never does.
+        self.gives_previews = False
+        self.preview_calls: list[tuple] = []
+        self._scaled = None  # ((layer, scale), the layer scaled): GIMP's previews at a scale
         self.progress: list[tuple] = []
         self.exported: dict[str, Image.Image] = {}
         self.calls: list[str] = []
@@ -202,6 +208,21 @@ class FakeDocument(core.Document):
             picture = picture.convert("RGBA")
         self.exported["reference" if "source" in self.exported else "source"] = picture
         return picture.mode, picture.tobytes()
+
+    def layer_preview(self, layer, src, dest):
+        """As GIMP does it: one scale for the call (the smaller of the two ratios), the
+        tile starting at the source origin times it, rounded; the layer scaled by area,
+        its last row and column repeated beyond its edge."""
+        if not self.gives_previews or layer.pixels.mode != "RGB":
+            return None
+        self._call("layer_preview")
+        self.preview_calls.append((tuple(src), tuple(dest)))
+        scale = min(dest[0] / src[2], dest[1] / src[3])
+        x, y = round(src[0] * scale), round(src[1] * scale)
+        if self._scaled is None or self._scaled[0] != (id(layer), scale):
+            size = tuple(math.ceil(side * scale) for side in layer.pixels.size)
+            self._scaled = (id(layer), scale), scaled_by_area(layer.pixels, scale, size)
+        return self._scaled[1].crop((x, y, x + dest[0], y + dest[1])).tobytes()
 
     def selection_pixels(self, region):
         self._call("selection_pixels")
@@ -330,3 +351,21 @@ def mask_of(owner: Item) -> Item:
                 owner.offsets)
     mask.owner = owner
     return mask
+
+
+def scaled_by_area(picture: Image.Image, scale: float, size: tuple[int, int]) -> Image.Image:
+    """`picture` scaled by `scale` (pixel i covering picture [i / scale, (i + 1) / scale)),
+    `size` pixels of it from the corner: past the picture's edge its last row and column
+    repeat."""
+    width, height = picture.size
+    reach = (max(width, int(size[0] / scale) + 2), max(height, int(size[1] / scale) + 2))
+    padded = Image.new(picture.mode, reach)
+    padded.paste(picture, (0, 0))
+    if reach[0] > width:
+        padded.paste(picture.crop((width - 1, 0, width, height)).resize(
+            (reach[0] - width, height)), (width, 0))
+    if reach[1] > height:
+        padded.paste(padded.crop((0, height - 1, reach[0], height)).resize(
+            (reach[0], reach[1] - height)), (0, height))
+    return padded.resize(size, Image.Resampling.BOX,
+                         box=(0, 0, size[0] / scale, size[1] / scale))

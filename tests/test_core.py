@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -18,9 +19,16 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from gpt_image_edit import pricing
-from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
+from gpt_image_edit.geometry import (
+    Box,
+    exact_scale,
+    letterbox,
+    plan_region,
+    request_size,
+    scaled_size,
+)
 from tests import host_policies as policies
-from tests.fake_host import FakeDocument, FakeImage, Item, core, layer, mask_of
+from tests.fake_host import FakeDocument, FakeImage, Item, core, layer, mask_of, scaled_by_area
 
 PROMPT = "replace the sky with a stormy sunset over the hills and the river"
 NAME = "GPT edit: replace the sky with a stormy sunset\u2026"
@@ -51,10 +59,11 @@ def scene(canvas=(320, 240), size=(200, 150), offsets=(40, 30)):
     return image, source
 
 
-def run(image, drawables, **arguments):
+def run(image, drawables, gives_previews=False, **arguments):
     values = {"prompt": PROMPT, "model": "gpt-image-2", "size": "auto", "quality": "high",
               "variants": 1, "use-selection": True, **arguments}
     document = FakeDocument(image, drawables, values)
+    document.gives_previews = gives_previews
     return core.edit(document, "/nonexistent-entry-dir"), document
 
 
@@ -180,6 +189,85 @@ def test_a_large_layer_is_sent_at_the_size_the_api_gets(private_tmp, wisgate_env
     assert result.size == (3000, 2000) and result.offsets == (0, 0)
     difference = ImageChops.difference(result.pixels.convert("RGB"), source.pixels)
     assert max(ImageStat.Stat(difference).mean) < 1.5
+
+
+@pytest.mark.parametrize("size, model", [
+    ((6000, 4000), "gpt-image-2"), ((4000, 6000), "gpt-image-2"), ((4032, 3024), "gpt-image-2"),
+    ((6000, 4000), "gpt-image-1"), ((2400, 1600), "gpt-image-2"), ((3000, 2000), "dall-e-2"),
+    ((1920, 1080), "gpt-image-1"), ((8256, 5504), "gpt-image-1.5")])
+def test_preview_tiles_ask_gimp_for_one_exact_scale(size, model):
+    """Each tile, computed as GIMP computes a sub-thumbnail (the smaller of the two ratios,
+    the origin times it rounded, either way of rounding a half), is the scaled picture's
+    own pixels at the exact factor, inside GIMP's limits, and together they cover it."""
+    width, height = size
+    canvas = request_size(width, height, model)
+    export = core.scaled_export(width, height, canvas)
+    numerator, denominator = exact_scale(width, height, *canvas)
+    assert (export.scale, export.size) == ((numerator, denominator),
+                                           scaled_size(width, height, numerator, denominator))
+    assert export.size[0] == canvas[0] or export.size[1] == canvas[1]
+    assert export.size[0] <= canvas[0] and export.size[1] <= canvas[1]
+    covered = Image.new("L", export.size)
+    for tile in export.tiles:
+        src_x, src_y, src_width, src_height = tile.src
+        dest_width, dest_height = tile.dest
+        assert 1 <= dest_width <= 1024 and 1 <= dest_height <= 1024
+        assert 0 <= src_x and src_x + src_width <= width
+        assert 0 <= src_y and src_y + src_height <= height
+        scale = min(dest_width / src_width, dest_height / src_height)
+        assert scale == numerator / denominator
+        for origin, at in ((src_x, tile.at[0]), (src_y, tile.at[1])):
+            assert round(origin * scale) == math.floor(origin * scale + 0.5) == at
+        assert tile.at[0] + dest_width <= export.size[0]
+        assert tile.at[1] + dest_height <= export.size[1]
+        covered.paste(255, (*tile.at, tile.at[0] + dest_width, tile.at[1] + dest_height))
+    assert covered.getextrema() == (255, 255)
+
+
+def test_no_preview_tiles_where_gimp_cannot_scale_exactly():
+    # 1552/3999: the exact factor needs more than the 1024 pixels a preview may have.
+    assert core.scaled_export(5999, 3999, request_size(5999, 3999, "gpt-image-2")) is None
+    # Sent at its own size: nothing to scale.
+    assert core.scaled_export(1024, 1024, (1024, 1024)) is None
+
+
+def test_a_large_opaque_layer_goes_out_as_gimps_previews(private_tmp, wisgate_env,
+                                                         fake_wisgate):
+    """GIMP scales the layer down itself (its previews) and the worker sends the picture as
+    it is: the request's content is exactly the layer scaled by the one factor, and the
+    result comes back at full size in the layer's place."""
+    wisgate_env("echo")
+    image, source = scene(canvas=(3000, 2000), size=(3000, 2000), offsets=(0, 0))
+    outcome, document = run(image, [source], gives_previews=True)
+    assert outcome.status == "success", outcome.message
+    assert "layer_pixels" not in document.calls and len(document.preview_calls) == 6
+    canvas = request_size(3000, 2000, "gpt-image-2")
+    numerator, denominator = exact_scale(3000, 2000, *canvas)
+    size = scaled_size(3000, 2000, numerator, denominator)
+    [request] = fake_wisgate.requests
+    sent = Image.open(io.BytesIO(request.files["image"][0])).convert("RGB")
+    top = (canvas[1] - size[1]) // 2
+    expected = scaled_by_area(source.pixels, numerator / denominator, size)
+    assert sent.crop((0, top, *size[:1], top + size[1])).tobytes() == expected.tobytes()
+    result = image.layers[1]
+    assert result.size == (3000, 2000) and result.offsets == (0, 0)
+    difference = ImageChops.difference(result.pixels.convert("RGB"), source.pixels)
+    assert max(ImageStat.Stat(difference).mean) < 1.5
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["alpha", "selection"])
+def test_a_layer_with_alpha_or_a_selection_goes_out_at_full_size(private_tmp, wisgate_env,
+                                                                  kind):
+    wisgate_env("echo")
+    image, source = scene(canvas=(3000, 2000), size=(3000, 2000), offsets=(0, 0))
+    if kind == "alpha":
+        source.pixels = source.pixels.convert("RGBA")
+    else:
+        select_ellipse(image, (100, 100, 2900, 1900))
+    outcome, document = run(image, [source], gives_previews=True)
+    assert outcome.status == "success", outcome.message
+    assert "layer_pixels" in document.calls and document.preview_calls == []
 
 
 def test_a_selection_sends_its_region_and_masks_the_result(private_tmp, wisgate_env,

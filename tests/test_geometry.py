@@ -8,7 +8,15 @@ import sys
 import pytest
 
 from gpt_image_edit.errors import BadInputError
-from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
+from gpt_image_edit.geometry import (
+    Box,
+    exact_scale,
+    letterbox,
+    plan_region,
+    request_size,
+    scaled_size,
+    sent_size,
+)
 
 ASPECTS = [(1, 1), (4, 3), (3, 4), (16, 9), (9, 16), (3, 1), (1, 3), (10, 1), (1, 10),
            (21, 9), (2, 1), (1, 2)]
@@ -134,3 +142,27 @@ def test_geometry_imports_no_pillow():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout
     assert output.split() == ["False", "False"]
+
+
+def test_exact_scale_is_the_one_factor_that_fills_the_canvas_side_that_binds():
+    assert exact_scale(6000, 4000, 2336, 1568) == (146, 375)
+    assert scaled_size(6000, 4000, 146, 375) == (2336, 1558)  # 1557.33 rows: the last partly
+    assert exact_scale(4000, 6000, 1568, 2336) == (146, 375)
+    assert scaled_size(4000, 6000, 146, 375) == (1558, 2336)
+    assert exact_scale(1024, 1024, 1024, 1024) is None  # sent at its own size
+    assert exact_scale(900, 700, 1024, 1024) is None
+
+
+@pytest.mark.parametrize("width, height", [(6000, 4000), (4032, 3024), (5999, 3999), (2801, 1799),
+                                           (8256, 5504), (3000, 200), (200, 3000)])
+@pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-1", "dall-e-2"])
+def test_a_scaled_picture_fits_its_canvas_and_fills_one_side(width, height, model):
+    canvas = request_size(width, height, model)
+    numerator, denominator = exact_scale(width, height, *canvas)
+    scaled = scaled_size(width, height, numerator, denominator)
+    assert numerator < denominator and scaled[0] <= canvas[0] and scaled[1] <= canvas[1]
+    assert scaled[0] == canvas[0] == width * numerator / denominator or (
+        scaled[1] == canvas[1] == height * numerator / denominator)
+    assert sent_size(width, height, *canvas) in ((scaled[0], scaled[1]),
+                                                 (scaled[0], scaled[1] - 1),
+                                                 (scaled[0] - 1, scaled[1]))

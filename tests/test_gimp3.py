@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageFilter, ImageStat
 
-from gpt_image_edit.geometry import Box, letterbox, plan_region, request_size
+from gpt_image_edit.geometry import (
+    Box,
+    exact_scale,
+    letterbox,
+    plan_region,
+    request_size,
+    scaled_size,
+)
 from tests import host_policies as policies
 from tests import real_gimp
 from tests import test_blend as blend_pictures
@@ -50,12 +57,14 @@ def source_pictures(folder: Path) -> dict[str, Path]:
     with_alpha.putalpha(Image.linear_gradient("L").resize(LAYER))
     paths = {"opaque": folder / "opaque.png", "alpha": folder / "alpha.png",
              "large": folder / "large.png", "smooth": folder / "smooth.png",
-             "photo": folder / "photo.png", "look": folder / "look.png"}
+             "photo": folder / "photo.png", "look": folder / "look.png",
+             "large_photo": folder / "large-photo.png"}
     picture.save(paths["opaque"])
     with_alpha.save(paths["alpha"])
     picture.resize(LARGE, Image.BICUBIC).save(paths["large"])
     blend_pictures.smooth(*BLEND_CANVAS).save(paths["smooth"])
     photo(*PHOTO, seed=13).save(paths["photo"])
+    photo(*LARGE_PHOTO, seed=13).save(paths["large_photo"], compress_level=1)
     Image.new("RGB", LOOK, LOOK_COLOUR).save(paths["look"])
     return paths
 
@@ -65,6 +74,7 @@ BLEND_CANVAS = (480, 360)  # the smooth picture of tests/test_blend.py, a circle
 CIRCLE_CENTRE, CIRCLE_RADIUS = (240, 180), 100
 CIRCLE = (140, 80, 200, 200)
 PHOTO = (960, 640)  # a whole-layer edit with detail everywhere
+LARGE_PHOTO = (3600, 2400)  # the same, scaled down by GIMP's previews (a scaled source)
 LOOK, LOOK_COLOUR = (90, 60), (250, 120, 20)
 WIDE_GAMUT = "/usr/share/color/icc/ghostscript/a98.icc"  # Adobe RGB (1998), in every root
 COLOUR_CASES = {  # name -> how the image is made: another profile, linear or deep pixels
@@ -86,6 +96,8 @@ def blend_cases(case) -> list[dict]:
         case("blend_feather", "cast", prompt="blend feather", blend="feather", **on_smooth),
         case("seamless_whole", "drift", prompt="seamless whole", blend=None, picture="photo",
              canvas=PHOTO, offsets=(0, 0)),
+        case("seamless_whole_large", "drift", prompt="seamless whole large", blend=None,
+             picture="large_photo", canvas=LARGE_PHOTO, offsets=(0, 0)),
         case("reference", prompt="with a reference",
              reference={"picture": "look", "canvas": LOOK, "offsets": (0, 0), "name": "look"}),
         # Filters > Repeat, handed a reference (the last values may hold one): none is sent.
@@ -295,14 +307,20 @@ def test_whole_layer_edit_lands_directly_above_the_source(report):
 
 
 def test_large_layer_is_sent_scaled_and_placed_at_full_size(report):
-    """A layer larger than the API takes goes out at the request size and comes back scaled
-    up in GIMP to exactly the layer's place and size."""
+    """A layer larger than the API takes goes out at the request size (GIMP scales it) and
+    comes back at full size to exactly the layer's place and size."""
     layer = only_new_layer(report.case("large_echo"))
     assert layer["offsets"] == [0, 0] and layer["size"] == list(LARGE)
     pixels = report.picture("large_echo", layer["pixels"]).convert("RGB")
     source = report.picture("large_echo", "source-before.png").convert("RGB")
     assert max(ImageStat.Stat(ImageChops.difference(pixels, source)).mean) < 1.0
     assert max_difference(pixels, source) <= 8
+    # It left GIMP already scaled, from the layer's previews: the worker got the picture at
+    # the exact factor's size (docs/job-protocol.md, "A scaled source").
+    numerator, denominator = exact_scale(*LARGE, *request_size(*LARGE, "gpt-image-2"))
+    width, height = scaled_size(*LARGE, numerator, denominator)
+    log = (report.out.parent / "settings" / "gpt-image-edit.log").read_text()
+    assert f"source {width}x{height} at 0,0" in log
 
 
 def test_a_chosen_layer_mask_edits_its_layer(report):
@@ -575,16 +593,16 @@ def check_blend_feather(report, case: str, layer: dict) -> None:
     assert blend_pictures.largest_difference(after, before, outside) == 0
 
 
-def check_seamless_whole(report, case: str, layer: dict, prompt: str) -> None:
+def check_seamless_whole(report, case: str, layer: dict, prompt: str, size=PHOTO) -> None:
     assert layer["mask"] is not None and record_of(layer)["blend"] == "seamless"
     before, after = composited(report, case)
     canvas = tuple(int(side) for side in request_of(report, prompt).fields["size"].split("x"))
-    content = letterbox(*PHOTO, *canvas)
+    content = letterbox(*size, *canvas)
     x1, y1, x2, y2 = square_box(canvas, None)
 
     def to_layer(x, y):
-        return ((x - content.x) * PHOTO[0] / content.width,
-                (y - content.y) * PHOTO[1] / content.height)
+        return ((x - content.x) * size[0] / content.width,
+                (y - content.y) * size[1] / content.height)
 
     (left, top), (right, bottom) = to_layer(x1, y1), to_layer(x2, y2)
     square = (int(left), int(top), int(right + 0.999), int(bottom + 0.999))
@@ -651,6 +669,14 @@ def test_blend_feather_has_a_soft_edge_of_3_px_or_more_inside_the_selection(repo
 def test_seamless_whole_layer_edit_keeps_full_detail_away_from_the_change(report):
     check_seamless_whole(report, "seamless_whole",
                          only_new_layer(report.case("seamless_whole")), "seamless whole")
+
+
+def test_seamless_whole_layer_edit_of_a_scaled_source_keeps_full_detail_too(report):
+    """The same through GIMP's previews (a layer larger than the API takes): away from the
+    change the retoucher sees the layer's own full detail, not the model's scaled picture."""
+    check_seamless_whole(report, "seamless_whole_large",
+                         only_new_layer(report.case("seamless_whole_large")),
+                         "seamless whole large", LARGE_PHOTO)
 
 
 def test_a_reference_layer_of_another_image_goes_as_the_second_picture(report):

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from gpt_image_edit import job as job_module
 from gpt_image_edit.errors import EXIT_CRASHED
+from gpt_image_edit.geometry import exact_scale, letterbox, request_size, scaled_size
 from gpt_image_edit.job import run_job
+from tests.fake_host import scaled_by_area
 from tests.test_imaging import psnr, scene
 
 WORKER = [sys.executable, "-m", "gpt_image_edit", "job"]
@@ -403,6 +406,68 @@ def test_a_scaled_png_source_can_ask_for_raw_results_at_full_size(tmp_path, wisg
     assert finished.returncode == 0, finished.stderr
     [entry] = manifest_of(job_path)["results"]
     assert psnr(raw_result(job_path, entry, (600, 400)), picture.convert("RGBA")) >= 25
+
+
+def stripes(width: int, height: int) -> Image.Image:
+    """Soft diagonal stripes 60 px apart over the scene: a result placed a pixel off shows."""
+    wave = Image.new("L", (width, height))
+    wave.putdata([round(127.5 + 127.5 * math.sin(2 * math.pi * (x + y) / 60))
+                  for y in range(height) for x in range(width)])
+    return Image.merge("RGB", [ImageChops.add(channel.point(lambda v: v // 2), wave.point(
+        lambda v: v // 2)) for channel in scene(width, height).split()])
+
+
+def write_scaled_job(folder: Path, picture: Image.Image, **overrides) -> tuple[Path, tuple]:
+    """A job as GIMP 3 writes it for an opaque whole layer its previews scale down: the
+    layer scaled by the exact factor (by area, the last row repeated), raw RGB."""
+    canvas = request_size(*picture.size, "gpt-image-2")
+    numerator, denominator = exact_scale(*picture.size, *canvas)
+    size = scaled_size(*picture.size, numerator, denominator)
+    scaled = scaled_by_area(picture, numerator / denominator, size)
+    path = write_raw_job(folder, picture, mode="RGB", **overrides)
+    (folder / "source.raw").write_bytes(scaled.tobytes())
+    job = json.loads(path.read_text())
+    job["source"]["scale"] = [numerator, denominator]
+    path.write_text(json.dumps(job))
+    return path, (numerator, denominator)
+
+
+@pytest.mark.parametrize("blend", ["none", "seamless"])
+def test_a_scaled_source_comes_back_at_full_size_exactly_in_place(tmp_path, wisgate_env,
+                                                                  fake_wisgate, blend):
+    """GIMP's previews hand over the layer scaled by one exact factor: the worker sends it
+    unscaled and maps the result back onto the whole layer, not a pixel off."""
+    picture = stripes(3000, 2000)
+    job_path, (numerator, denominator) = write_scaled_job(tmp_path / "job", picture,
+                                                          blend=blend)
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode == 0, finished.stderr
+    manifest = manifest_of(job_path)
+    assert manifest["placement"] == {"x": 5, "y": 7, "width": 3000, "height": 2000}
+    [entry] = manifest["results"]
+    assert entry["pixels"] == "RGB" and ("mask" in entry) == (blend == "seamless")
+    [request] = fake_wisgate.requests
+    sent = Image.open(io.BytesIO(request.files["image"][0]))
+    assert sent.size == (2336, 1568) and (numerator, denominator) == (292, 375)
+    result = raw_result(job_path, entry, (3000, 2000))
+    assert psnr(result, picture) >= 30
+    # The same answer mapped as if the picture were the region exactly (its last, partly
+    # covered row stretched over the layer) lands up to a pixel off, and shows it.
+    content = letterbox(3000, 2000, 2336, 1568)
+    stretched = Image.open(io.BytesIO(request.files["image"][0])).resize(
+        (3000, 2000), Image.Resampling.LANCZOS,
+        box=(0, content.y, 2336, content.y + scaled_size(3000, 2000, 292, 375)[1]))
+    assert psnr(result, picture) >= psnr(stretched, picture) + 3
+    assert psnr(result.crop((0, 1900, 3000, 2000)), picture.crop((0, 1900, 3000, 2000))) >= 30
+
+
+def test_a_scaled_source_of_the_wrong_size_is_refused(tmp_path, wisgate_env, fake_wisgate):
+    picture = scene(2400, 1600)
+    job_path, _ = write_scaled_job(tmp_path / "job", picture)
+    (tmp_path / "job" / "source.raw").write_bytes(picture.tobytes())  # full size, not scaled
+    finished, _ = run_worker(job_path, wisgate_env("echo"))
+    assert finished.returncode != 0 and fake_wisgate.requests == []
+    assert "start the edit again" in manifest_of(job_path)["error"]["message"]
 
 
 # -- bad jobs, in process (the worker's own code path, without a process start each) -------

@@ -19,6 +19,7 @@ from gpt_image_edit import pricing
 from gpt_image_edit.geometry import Box, plan_region, request_size
 from tests import debian_root, real_gimp
 from tests import host_policies as policies
+from tests.fake_host import core
 
 REPO = Path(__file__).resolve().parent.parent
 NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
@@ -271,6 +272,13 @@ seen["pricing"] = {
                                     False),
                           core.Arguments({"prompt": "sky", "variants": 2})),
 }
+# GIMP's previews of a large layer: the factor and the tiles, as under Python 3.
+seen["scaled"] = [[export.scale, export.size, [[tile.src, tile.dest, tile.at]
+                                               for tile in export.tiles]]
+                  for export in [core.scaled_export(width, height, canvas) for width, height,
+                                 canvas in ((6000, 4000, (2336, 1568)),
+                                            (4032, 3024, (2208, 1664)),
+                                            (2000, 3000, (1552, 2352)))]]
 # The cost settings read by the host (never the key) and the dialog's estimate line.
 with open("/tmp/work/settings.json", "w") as handle:
     json.dump({"api_key": "sk-py27-secret", "partial_images": 1, "max_cost_usd": 0.05,
@@ -443,6 +451,17 @@ def test_prices_and_estimates_are_the_same_under_python_2_7(python27):
     width, height = request_size(6000, 4000, "gpt-image-2")
     assert python27["pricing"]["core"] == pricing.estimate("gpt-image-2", width, height,
                                                            "high", 2, 2, 3)
+
+
+def test_previews_of_a_large_layer_are_planned_alike_under_python_2_7(python27):
+    expected = []
+    for width, height, canvas in ((6000, 4000, (2336, 1568)), (4032, 3024, (2208, 1664)),
+                                  (2000, 3000, (1552, 2352))):
+        export = core.scaled_export(width, height, canvas)
+        expected.append([list(export.scale), list(export.size),
+                         [[list(tile.src), list(tile.dest), list(tile.at)]
+                          for tile in export.tiles]])
+    assert python27["scaled"] == expected
 
 
 def test_host_hands_previews_on_and_keeps_to_the_job_folder_under_python_2_7(python27):

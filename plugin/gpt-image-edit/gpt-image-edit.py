@@ -196,6 +196,24 @@ class Gimp3Document(core.Document):
         return mode, read_pixels(layer, region.x, region.y, region.width, region.height,
                                  PIXEL_FORMATS[mode])
 
+    def layer_preview(self, layer, src, dest):
+        # GIMP's previews are the layer's stored values, 8-bit perceptual, in the image's
+        # own colour space: the pixels as layer_pixels reads them only for an opaque 8-bit
+        # perceptual RGB layer of an sRGB image. GIMP scales them down itself (by area, in
+        # its own process), so a 24 MP layer crosses at the API's size.
+        image = layer.get_image()
+        if not (layer.is_rgb() and not layer.has_alpha()
+                and image.get_precision() == Gimp.Precision.U8_NON_LINEAR
+                and is_srgb(image)):
+            return None
+        try:
+            found = layer.get_sub_thumbnail_data(*(tuple(src) + tuple(dest)))
+        except GLib.Error:  # previews turned off in GIMP's preferences
+            return None
+        if found is None or found[0] is None or tuple(found[1:]) != tuple(dest) + (3,):
+            return None
+        return found[0].get_data()
+
     def selection_pixels(self, region):
         # Linear, like the selection itself: a feathered edge keeps its values; beyond the
         # canvas the abyss reads 0, "not selected".
@@ -605,12 +623,20 @@ def layer_type(base_type, with_alpha):
 def read_pixels(drawable, x, y, width, height, pixel_format):
     """A rectangle of the drawable (its own coordinates) as raw bytes of `pixel_format`,
     at full size: GEGL reads below scale 1 return no pixels in a plug-in process, and
-    GIMP's own scale of a 24 MP image takes seconds, so the worker scales (Pillow)."""
+    GIMP's own scale of a 24 MP layer (Gimp.Layer.scale) takes 0.7 s or more, so the worker
+    scales (Pillow) what the layer's previews cannot give (Gimp3Document.layer_preview)."""
     try:
         return drawable.get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0,
                                          pixel_format, Gegl.AbyssPolicy.NONE)
     except GLib.Error:
         raise core.GimpCallFailed() from None
+
+
+def is_srgb(image):
+    """Whether the image's colour space is GIMP's own sRGB (no profile of its own, or that
+    very profile)."""
+    profile = image.get_color_profile()
+    return profile is None or profile.is_equal(Gimp.ColorProfile.new_rgb_srgb())
 
 
 def write_pixels(drawable, width, height, pixel_format, pixels):

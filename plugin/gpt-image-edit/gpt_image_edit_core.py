@@ -42,6 +42,12 @@ MISSING_KEY_KIND = "missing_key"
 PROGRESS_CEILING = 0.95
 PROGRESS_HALF_SECONDS = 30.0
 WAIT_COUNT = re.compile(u": \\d+ s$")  # "Waiting for gpt-image-2: 12 s"
+# GIMP hands out a drawable's preview (gimp-drawable-sub-thumbnail) at most this many pixels
+# wide and high.
+PREVIEW_SIDE = 1024
+# How close to a whole pixel a preview tile's scaled origin must fall, so that GIMP's
+# rounding of it (rint, or floor of x + 0.5) cannot go either way.
+ROUNDING_MARGIN = 1e-6
 
 NO_LAYER = u"GPT Image Edit works on one layer: select exactly one layer and try again."
 NOT_A_LAYER = (u"GPT Image Edit works on a layer, not on a channel: select a layer and try "
@@ -131,19 +137,46 @@ class Arguments(object):
 class Plan(object):
     """What one edit sends: `region` of the layer (layer coordinates, full size; the worker
     scales it to the size the API gets); `layer_box` is the layer in image coordinates;
-    `with_selection` says whether a selection mask goes along."""
+    `with_selection` says whether a selection mask goes along; `scaled` is how GIMP can
+    hand the region over already scaled down (a ScaledExport), or None."""
 
-    def __init__(self, layer, layer_box, region, with_selection, reference=None):
+    def __init__(self, layer, layer_box, region, with_selection, reference=None, scaled=None):
         self.layer = layer
         self.layer_box = layer_box
         self.region = region
         self.with_selection = with_selection
         self.reference = reference  # the reference layer to send after the picture, or None
         self.reference_size = None  # its (width, height), for the estimate
+        self.scaled = scaled
+        self.source_scale = None  # (numerator, denominator) once the source went scaled
 
     def region_in_image(self):
         return geometry.Box(self.layer_box.x + self.region.x, self.layer_box.y + self.region.y,
                             self.region.width, self.region.height)
+
+
+class ScaledExport(object):
+    """A whole layer handed over at the size the API gets it, from GIMP's own previews of
+    the layer (docs/job-protocol.md, "A scaled source"): scaled by numerator/denominator to
+    `size`, read as `tiles` (PreviewTile), none larger than GIMP gives out."""
+
+    def __init__(self, scale, size, tiles):
+        self.scale = scale
+        self.size = size
+        self.tiles = tiles
+
+
+class PreviewTile(object):
+    """One gimp-drawable-sub-thumbnail call: the source rectangle (`src`, layer pixels:
+    x, y, width, height) only sets GIMP's scale and origin, `dest` (width, height) is the
+    preview's size, and `at` (x, y) where it goes in the scaled picture. GIMP scales by
+    min(dest width / src width, dest height / src height) and starts at the source origin
+    times that, rounded."""
+
+    def __init__(self, src, dest, at):
+        self.src = src
+        self.dest = dest
+        self.at = at
 
 
 class Capture(object):
@@ -260,6 +293,14 @@ class Document(object):
         """The selection over `region` (image coordinates) as raw 8-bit grey bytes with
         the selection's own values (no tone curve); 0 beyond the canvas."""
         raise NotImplementedError
+
+    def layer_preview(self, layer, src, dest):
+        """GIMP's preview of the layer (gimp-drawable-sub-thumbnail; `src` x, y, width,
+        height in layer pixels, `dest` width, height: PreviewTile) as raw 8-bit sRGB RGB
+        bytes, rows top first; None when the preview is not the layer's own pixels so (a
+        layer with alpha, an image of another profile or precision, previews turned off in
+        GIMP's preferences): the edit then reads the layer at full size."""
+        return None
 
     # -- results ------------------------------------------------------------------------
     def new_layer(self, width, height, mode, pixels):
@@ -495,10 +536,83 @@ def plan_edit(document, layer, arguments):
         selected = selection_on_layer(document, layer, layer_box)
     region = geometry.plan_region(width, height, selected)
     try:
-        geometry.request_size(region.width, region.height, arguments.model, arguments.size)
+        canvas = geometry.request_size(region.width, region.height, arguments.model,
+                                       arguments.size)
     except geometry.SizeError as error:
         raise host.HostError(error.args[0])
-    return Plan(layer, layer_box, region, selected is not None)
+    scaled = scaled_export(width, height, canvas) if selected is None else None
+    return Plan(layer, layer_box, region, selected is not None, scaled=scaled)
+
+
+def scaled_export(width, height, canvas):
+    """How a whole width x height layer, sent in a request `canvas` (width, height), can
+    come out of GIMP already scaled down (a ScaledExport), or None: it reaches the API at
+    its own size, or its exact scale cannot be asked of GIMP's previews (preview_tiles)."""
+    scale = geometry.exact_scale(width, height, canvas[0], canvas[1])
+    if scale is None:
+        return None
+    tiles = preview_tiles(width, height, scale)
+    if tiles is None:
+        return None
+    return ScaledExport(scale, geometry.scaled_size(width, height, scale[0], scale[1]), tiles)
+
+
+def preview_tiles(width, height, scale):
+    """The PreviewTiles that cover a width x height layer scaled by `scale` (numerator,
+    denominator; geometry.exact_scale), each scaled by exactly that factor, or None when
+    GIMP cannot be asked for it.
+
+    Along the side the scale was taken from, a tile spans a whole number of steps of
+    `numerator` preview pixels for `denominator` layer pixels, so GIMP's scale is the
+    fraction itself; along the other side the source is one pixel long, which never binds
+    (the smaller ratio is GIMP's scale). The last tile of a row or column is moved back to
+    end at the picture's edge, overlapping its neighbour."""
+    numerator, denominator = scale
+    steps = PREVIEW_SIDE // numerator
+    if steps == 0:
+        return None
+    factor = float(numerator) / denominator  # what GIMP computes, in the same double
+    scaled = geometry.scaled_size(width, height, numerator, denominator)
+    by_width = width % denominator == 0
+    if not by_width and height % denominator != 0:
+        return None
+    bound, other = (0, 1) if by_width else (1, 0)
+    sides = (width, height)
+    bound_spans = [(numerator * unit, numerator * count, denominator * unit, denominator * count)
+                   for unit, count in _spans(sides[bound] // denominator, steps)]
+    other_spans = []
+    for at, length in _spans(scaled[other], PREVIEW_SIDE):
+        origin = _source_origin(at, factor, sides[other])
+        if origin is None:
+            return None
+        other_spans.append((at, length, origin, 1))
+    tiles = []
+    for spans in [(b, o) for o in other_spans for b in bound_spans]:
+        along = spans[bound], spans[other]
+        at = (along[0][0], along[1][0]) if by_width else (along[1][0], along[0][0])
+        dest = (along[0][1], along[1][1]) if by_width else (along[1][1], along[0][1])
+        src = ((along[0][2], along[1][2], along[0][3], along[1][3]) if by_width
+               else (along[1][2], along[0][2], along[1][3], along[0][3]))
+        tiles.append(PreviewTile(src, dest, at))
+    return tiles
+
+
+def _spans(length, most):
+    """(start, count) pieces of at most `most` that cover 0..length, the last one moved
+    back to end at `length`."""
+    count = min(most, length)
+    starts = list(range(0, length - count, count)) + [length - count]
+    return [(start, count) for start in starts]
+
+
+def _source_origin(at, factor, side):
+    """The first layer pixel whose scaled position GIMP rounds to `at`, safely away from a
+    half; None when there is none on the layer."""
+    first = max(0, int((at - 0.5) / factor) - 1)
+    for origin in range(first, min(side, first + 4 + int(1 / factor))):
+        if abs(origin * factor - at) < 0.5 - ROUNDING_MARGIN:
+            return origin
+    return None
 
 
 def selection_on_layer(document, layer, layer_box):
@@ -522,10 +636,16 @@ def job_layer(plan):
 
 
 def export(document, plan, capture, job):
-    """The region for the worker, raw at full size (and the selection captured over it),
-    and the reference layer whole; returns the source's mode and the job's references."""
+    """The region for the worker, raw (and the selection captured over it), and the
+    reference layer whole; returns the source's mode and the job's references. A whole
+    layer goes scaled down to what the API gets when GIMP's previews can give it
+    (plan.source_scale is then set), else at full size."""
     try:
-        mode, pixels = document.layer_pixels(plan.layer, plan.region)
+        pixels = scaled_pixels(document, plan) if plan.scaled is not None else None
+        if pixels is not None:
+            mode, plan.source_scale = "RGB", plan.scaled.scale
+        else:
+            mode, pixels = document.layer_pixels(plan.layer, plan.region)
         host.write_raw(job.source_path, pixels)
         del pixels  # up to 96 MB: gone before the selection is written
         if capture.selection is not None:
@@ -533,6 +653,25 @@ def export(document, plan, capture, job):
         return mode, export_references(document, plan, capture, job)
     except (GimpCallFailed, IOError, OSError):
         raise host.HostError(NOT_EXPORTED)
+
+
+def scaled_pixels(document, plan):
+    """The whole layer at plan.scaled's size as raw RGB bytes, put together from GIMP's
+    previews of it (a 24 MP layer: a twentieth of a second, against half a second to read
+    it whole and scale it in the worker); None when GIMP gives none (layer_preview)."""
+    scaled = plan.scaled
+    row = scaled.size[0] * 3
+    picture = bytearray(row * scaled.size[1])
+    for tile in scaled.tiles:
+        pixels = document.layer_preview(plan.layer, tile.src, tile.dest)
+        tile_row = tile.dest[0] * 3
+        if pixels is None or len(pixels) != tile_row * tile.dest[1]:
+            return None
+        x, y = tile.at
+        for line in range(tile.dest[1]):
+            start = (y + line) * row + x * 3
+            picture[start:start + tile_row] = pixels[line * tile_row:(line + 1) * tile_row]
+    return picture
 
 
 def export_references(document, plan, capture, job):
@@ -559,6 +698,7 @@ def run_job(document, worker, job, plan, capture, arguments, mode, references, f
                   source_size=(plan.region.width, plan.region.height),
                   with_selection=plan.with_selection, cost_confirmed=cost_confirmed,
                   image_name=capture.image_name, references=references,
+                  source_scale=plan.source_scale,
                   # Previews cost output tokens: none is asked for that nobody would see.
                   partial_images=None if document.shows_previews else 0)
 

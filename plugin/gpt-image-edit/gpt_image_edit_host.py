@@ -342,7 +342,7 @@ class Job(object):
 
     def write(self, arguments, layer, mode, source_origin, source_size,
               with_selection=False, partial_images=None, cost_confirmed=False,
-              image_name=None, references=()):
+              image_name=None, references=(), source_scale=None):
         """Write job.json: the source (and selection) are raw pixels of the region at full
         size (write_raw), and the results come back raw.
 
@@ -356,10 +356,14 @@ class Job(object):
         cost_confirmed: the user agreed to an estimate above the spending limit;
         image_name: the image's name, for the results history;
         references: the job's `references` entries (raw pixels: path, name, pixels, width,
-        height), sent after the picture.
+        height), sent after the picture;
+        source_scale: (numerator, denominator) when the source is the region scaled down by
+        that factor (an opaque RGB whole layer, docs/job-protocol.md "A scaled source").
         """
         source = {"path": "source.raw", "pixels": mode, "x": source_origin[0],
                   "y": source_origin[1], "width": source_size[0], "height": source_size[1]}
+        if source_scale is not None:
+            source["scale"] = list(source_scale)
         selection = {"path": "selection.gray", "pixels": "L"}
         job = {
             "protocol": PROTOCOL,

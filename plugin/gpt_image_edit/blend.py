@@ -117,11 +117,18 @@ class Blender:
     mask of a selection edit, the source's small copies) is made once and shared, so the
     variants of a selection edit share one mask object."""
 
-    def __init__(self, mode: str, source: Image.Image, selection: Image.Image | None):
-        """`source` RGBA and `selection` L (None for a whole-layer edit), the region's size."""
+    def __init__(self, mode: str, source: Image.Image, selection: Image.Image | None,
+                 size: tuple[int, int] | None = None,
+                 covered: tuple[float, float] | None = None):
+        """`source` RGBA and `selection` L (None for a whole-layer edit), the region's size.
+        A whole-layer edit's source may instead be the region scaled down by the host
+        (opaque, a scaled source): `size` is then the region's size, and `covered` the part
+        of `source` (from its corner) that is the region."""
         self.mode = check_blend(mode)
         self.source = source
         self.selection = selection
+        self.size = size or source.size
+        self.covered = covered
         self._mask = None
         self._small = None
 
@@ -152,11 +159,11 @@ class Blender:
         everywhere else the source stays at its full resolution and detail. A model that
         shifted the colours of most of the picture, or by more than MAX_WHOLE_DRIFT, did what
         was asked: its result is shown whole, as sent."""
-        factor = _factor(self.source.size, CHANGE_SIDE)
-        if self._small is None:
-            self._small = (_reduced(self.source, factor), _opaque_blocks(self.source, factor))
-        small_source, usable = self._small
+        factor = _factor(self.size, CHANGE_SIDE)
         small_result = _reduced(result, factor)
+        if self._small is None:
+            self._small = self._small_source(factor, small_result.size)
+        small_source, usable = self._small
         measured = measure_drift(small_source, small_result, usable)
         log.info("Seamless on the whole layer: %s", measured)
         if (measured.agreeing < MIN_AGREEING_SHARE
@@ -164,8 +171,17 @@ class Blender:
             return Blended(result, None)
         picture, changed = _corrected(result, measured.drift)
         small_corrected = _corrected(small_result, measured.drift)[0]
-        return Blended(picture, change_mask(small_source, small_corrected, self.source.size),
-                       changed)
+        return Blended(picture, change_mask(small_source, small_corrected, self.size), changed)
+
+    def _small_source(self, factor: int, size: tuple[int, int]) -> tuple[Image.Image,
+                                                                          Image.Image]:
+        """The source's small copy at `size` (the result's, reduced by `factor`) and where
+        it is opaque; a scaled source's covered part is brought to that size by area."""
+        if self.covered is None:
+            return _reduced(self.source, factor), _opaque_blocks(self.source, factor)
+        small = self.source.convert("RGB").resize(size, Image.Resampling.BOX,
+                                                  box=(0, 0) + tuple(self.covered))
+        return small, Image.new("L", size, 255)
 
 
 def blend_results(mode: str, source: Image.Image, results, selection: Image.Image | None,

@@ -164,7 +164,7 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
              on_event=None, picture_png: bytes | None = None,
              region_size: tuple[int, int] | None = None,
              references: tuple[bytes, ...] = (), partial_images: int = 0,
-             on_preview=None) -> EditOutcome:
+             on_preview=None, source_scale: tuple[int, int] | None = None) -> EditOutcome:
     """Send the region of `picture` around `selection` and place what comes back.
     `selection` (L) is the picture's size: each caller checks that, in its own words.
     `on_event(stage, message)` hears `finish` (a caller showing progress reports `prepare`
@@ -173,7 +173,10 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
 
     `region_size` is set when a host already cut the region out and scaled it down to what
     the API gets (docs/job-protocol.md): the whole picture is sent, the request size
-    follows the region's full size, and the layers come back at the picture's size.
+    follows the region's full size, and the layers come back at the picture's size. With
+    `source_scale` (numerator, denominator; an opaque picture, no selection) the picture is
+    the region scaled by exactly that factor, and the layers come back at `region_size`,
+    mapped onto the region exactly (docs/job-protocol.md, "A scaled source").
 
     `references` are PNG bytes (references.load_references) sent after the picture. Each
     result is blended as `params.blend` says.
@@ -186,8 +189,11 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     report = on_event or (lambda stage, message: None)
     bounds = selection_box(selection)
     region, (width, height) = plan_request(picture.size, bounds, params, region_size)
+    covered = None
+    if source_scale is not None:  # the part of the picture that is the region, exactly
+        covered = tuple(side * source_scale[0] / source_scale[1] for side in region_size)
     payload = build_payload(picture, selection if bounds else None, region, (width, height),
-                            picture_png)
+                            picture_png, covered)
     request = EditRequest(image=payload.image, mask=payload.mask, prompt=params.prompt,
                           model=params.model, size=f"{width}x{height}",
                           quality=params.quality, n=params.variants,
@@ -207,11 +213,12 @@ def run_edit(client, picture: Image.Image, selection: Image.Image | None, params
     count = len(response.images)
     report("finish", f"Placing {count} result{'s' if count != 1 else ''}")
     region_selection = selection.crop(region.bounds()) if bounds else None
-    blender = Blender(params.blend, region_picture, region_selection)
+    size = region_size if covered else None  # else region_picture's
+    blender = Blender(params.blend, region_picture, region_selection, size, covered)
     layers, as_received, masks = [], [], []
     for data in response.images:
         result = decode_result(data)
-        blended = blender.blend(place_result(result, payload, region_picture))
+        blended = blender.blend(place_result(result, payload, region_picture, size))
         layers.append(blended.picture)
         masks.append(blended.mask)
         as_received.append(data if not blended.changed and result_as_received(

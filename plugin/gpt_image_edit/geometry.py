@@ -12,6 +12,7 @@ from __future__ import absolute_import, division
 import math
 import re
 from collections import namedtuple
+from fractions import Fraction
 
 try:  # in the worker package: its own error class, with its kind and exit code
     from .errors import BadInputError as SizeError
@@ -166,6 +167,29 @@ def sent_size(width, height, canvas_width, canvas_height):
     if content.width >= width or content.height >= height:
         return width, height
     return content.width, content.height
+
+
+def exact_scale(width, height, canvas_width, canvas_height):
+    """(numerator, denominator): the one factor, as a fraction in lowest terms, that takes a
+    width x height region down into the request canvas with the canvas's own width (or
+    height) exactly; None when the region reaches the API at its own size (sent_size).
+
+    A host that scales the region itself (GIMP's layer previews, docs/job-protocol.md,
+    "A scaled source") scales both sides by this one factor, so that the worker can map
+    the result back onto the region exactly: scaled_size says what comes of it."""
+    if sent_size(width, height, canvas_width, canvas_height) == (width, height):
+        return None
+    if canvas_width * height <= canvas_height * width:  # the width is what binds
+        factor = Fraction(canvas_width, width)
+    else:
+        factor = Fraction(canvas_height, height)
+    return factor.numerator, factor.denominator
+
+
+def scaled_size(width, height, numerator, denominator):
+    """A width x height region scaled by numerator/denominator, in whole pixels: the last
+    column (row) is kept when the region covers only part of it."""
+    return (-(-width * numerator // denominator), -(-height * numerator // denominator))
 
 
 def round_half_up(value):

@@ -52,12 +52,16 @@ RESIZE_THREADS = min(2, os.cpu_count() or 1)
 @dataclass(frozen=True)
 class Payload:
     """What one edit uploads. `content` is where the region sits inside the request canvas
-    of `size` (width, height); `mask` is None when the whole region may change."""
+    of `size` (width, height); `mask` is None when the whole region may change. `covered`
+    (width, height from the content's corner, in canvas pixels) is the part of the content
+    that is the region, when a host scaled the region by a factor whose last pixel reaches
+    past it (a scaled source); None: all of the content."""
 
     image: bytes
     mask: bytes | None
     content: Box
     size: tuple[int, int]
+    covered: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,12 +182,15 @@ def load_selection(path, exif_transpose: bool = False) -> Image.Image:
 
 
 def build_payload(picture: Image.Image, selection: Image.Image | None, region: Box,
-                  request_size: tuple[int, int], picture_png: bytes | None = None) -> Payload:
+                  request_size: tuple[int, int], picture_png: bytes | None = None,
+                  covered: tuple[float, float] | None = None) -> Payload:
     """The region of `picture` (and of `selection`, the same size) as the API wants it.
-    `picture_png` is Source.png: the file itself, sent when uploads_file_as_is says so."""
+    `picture_png` is Source.png: the file itself, sent when uploads_file_as_is says so;
+    `covered` is Payload.covered (a scaled source fills the canvas's width or height, so
+    its content is the picture itself, unscaled)."""
     content = letterbox(region.width, region.height, *request_size)
     if uploads_file_as_is(picture_png, picture.size, selection, region, request_size):
-        return Payload(picture_png, None, content, tuple(request_size))
+        return Payload(picture_png, None, content, tuple(request_size), covered)
     with ThreadPoolExecutor(1) as pool:
         # The mask is made and encoded beside the picture (most of either is Pillow and zlib
         # work that lets go of the GIL): 0.01 s of a selection's edit.
@@ -193,7 +200,7 @@ def build_payload(picture: Image.Image, selection: Image.Image | None, region: B
         flat = _flatten(crop(picture, region))
         canvas = _pad(_resize(flat, (content.width, content.height)), content, request_size)
         image = _encode_png(canvas)
-    return Payload(image, mask and mask.result(), content, tuple(request_size))
+    return Payload(image, mask and mask.result(), content, tuple(request_size), covered)
 
 
 def uploads_file_as_is(picture_png: bytes | None, picture_size: tuple[int, int],
@@ -221,17 +228,19 @@ def decode_result(data: bytes) -> Image.Image:
                                "off or is not a picture): try again.") from None
 
 
-def place_result(result: Image.Image, payload: Payload,
-                 region_picture: Image.Image) -> Image.Image:
-    """The result's content box mapped back onto the region: exactly the region's size,
-    RGBA with the source's alpha (RGB for an RGB source, which has none)."""
+def place_result(result: Image.Image, payload: Payload, region_picture: Image.Image,
+                 size: tuple[int, int] | None = None) -> Image.Image:
+    """The result's content box (its covered part) mapped back onto the region: exactly the
+    region's size (`size`, for a scaled source; else region_picture's), RGBA with the
+    source's alpha (RGB for an RGB source, which has none)."""
     scale_x = result.width / payload.size[0]
     scale_y = result.height / payload.size[1]
     content = payload.content
+    width, height = payload.covered or (content.width, content.height)
     # The box scales with the result, so a result at another size than asked still lines up.
     box = (content.x * scale_x, content.y * scale_y,
-           content.right * scale_x, content.bottom * scale_y)
-    placed = lanczos(result.convert("RGB"), region_picture.size, box=box)
+           (content.x + width) * scale_x, (content.y + height) * scale_y)
+    placed = lanczos(result.convert("RGB"), size or region_picture.size, box=box)
     if region_picture.mode == "RGB":
         return placed
     placed.putalpha(region_picture.getchannel("A"))
@@ -265,7 +274,7 @@ def result_as_received(data: bytes, result: Image.Image, payload: Payload,
     PNG (or RGBA, all opaque) exactly the region's size, for a request without padding to
     cut away, and an opaque region (the placed layer takes the source's alpha)."""
     return (result.format == "PNG" and _png_header_is(data, 8, (PNG_RGB, PNG_RGBA))
-            and result.size == region_picture.size
+            and payload.covered is None and result.size == region_picture.size
             and payload.content == Box(0, 0, *payload.size)
             and _opaque(result) and _opaque(region_picture))
 

@@ -108,6 +108,9 @@ class Job:
     raw_source: str | None = None
     raw_selection: bool = False
     raw_results: bool = False
+    # A scaled source (docs/job-protocol.md): the raw RGB source is the region scaled down
+    # by numerator/denominator (geometry.scaled_size), the results are still at region_size.
+    source_scale: tuple[int, int] | None = None
     protocol: int = PROTOCOL
     image_name: str | None = None  # the host's image, for the results history
 
@@ -237,10 +240,16 @@ def parse_job(raw: dict, job_path: Path, output_dir: Path) -> Job:
     result_pixels = raw.get("result_pixels", "png") if protocol >= 2 else "png"
     if result_pixels not in ("png", "raw"):
         raise _bad_job(job_path, "'result_pixels' is neither png nor raw")
+    source_scale = _source_scale(source, job_path) if protocol >= 2 else None
+    if source_scale is not None and (raw_source != "RGB" or selection is not None
+                                     or result_pixels != "raw"):
+        raise _bad_job(job_path, "'source.scale' without raw RGB pixels, raw results and "
+                       "no selection")
     return Job(params=params, layer=layer, partial_images=partial_images,
                cost_confirmed=cost_confirmed, folder=job_path.parent,
                protocol=protocol, raw_source=raw_source,
                raw_selection=raw_selection, raw_results=result_pixels == "raw",
+               source_scale=source_scale,
                source_path=inside_job_folder(_text(source, "path", job_path), "source.path",
                                              job_path),
                source_x=_integer(source, "x", job_path, minimum=0, default=0),
@@ -312,6 +321,19 @@ def _region_size(source: dict, job_path: Path) -> tuple[int, int] | None:
             _integer(source, "height", job_path, minimum=1))
 
 
+def _source_scale(source: dict, job_path: Path) -> tuple[int, int] | None:
+    """The optional `source.scale`: [numerator, denominator], a factor below 1."""
+    scale = source.get("scale")
+    if scale is None:
+        return None
+    if (not isinstance(scale, list) or len(scale) != 2
+            or not all(isinstance(value, int) and not isinstance(value, bool) for value in scale)
+            or not 0 < scale[0] < scale[1]):
+        raise _bad_job(job_path, "'source.scale' is not [numerator, denominator] of a factor "
+                       "below 1")
+    return scale[0], scale[1]
+
+
 def _bad_job(job_path: Path, what: str) -> BadInputError:
     return BadInputError(f"The job file {job_path} is not usable ({what}): reinstall the "
                          "plug-in so that both parts match, then start the edit again.")
@@ -347,13 +369,17 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
     """Run the edit and write the result PNGs; returns the success manifest."""
     from .client import ImagesClient
     from .edit import check_model_options, run_edit
-    from .geometry import is_gpt_image
+    from .geometry import is_gpt_image, scaled_size
     from .imaging import Source, load_raw, load_selection, load_source
     from .settings import load_settings
 
     progress.event("prepare", f"Preparing {job.params.variants} "
                    f"picture{'s' if job.params.variants != 1 else ''}")
-    if job.raw_source:
+    if job.source_scale is not None:  # opaque by the protocol: no alpha to blend
+        source = Source(load_raw(job.source_path, scaled_size(*job.region_size,
+                                                              *job.source_scale),
+                                 job.raw_source))
+    elif job.raw_source:
         picture = load_raw(job.source_path, job.region_size, job.raw_source)
         if picture.mode != "RGBA" and job.params.blend != "none":
             picture = picture.convert("RGBA")  # blending reads the source's alpha
@@ -393,7 +419,8 @@ def execute(job: Job, progress: Progress, started: float) -> dict:
         with ImagesClient(settings, on_event=ticker.on_event) as client:
             outcome = run_edit(client, picture, selection, job.params,
                                on_event=ticker.on_event, picture_png=source.png,
-                               region_size=job.region_size, references=references,
+                               region_size=job.region_size, source_scale=job.source_scale,
+                               references=references,
                                partial_images=partial_images, on_preview=previews.write)
     finally:
         ticker.stop()
