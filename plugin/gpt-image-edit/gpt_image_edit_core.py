@@ -568,33 +568,29 @@ def preview_tiles(width, height, scale):
     (the smaller ratio is GIMP's scale). The last tile of a row or column is moved back to
     end at the picture's edge, overlapping its neighbour."""
     numerator, denominator = scale
-    steps = PREVIEW_SIDE // numerator
-    if steps == 0:
-        return None
     factor = float(numerator) / denominator  # what GIMP computes, in the same double
-    scaled = geometry.scaled_size(width, height, numerator, denominator)
-    by_width = width % denominator == 0
-    if not by_width and height % denominator != 0:
-        return None
-    bound, other = (0, 1) if by_width else (1, 0)
     sides = (width, height)
-    bound_spans = [(numerator * unit, numerator * count, denominator * unit, denominator * count)
-                   for unit, count in _spans(sides[bound] // denominator, steps)]
-    other_spans = []
-    for at, length in _spans(scaled[other], PREVIEW_SIDE):
-        origin = _source_origin(at, factor, sides[other])
-        if origin is None:
-            return None
-        other_spans.append((at, length, origin, 1))
-    tiles = []
-    for spans in [(b, o) for o in other_spans for b in bound_spans]:
-        along = spans[bound], spans[other]
-        at = (along[0][0], along[1][0]) if by_width else (along[1][0], along[0][0])
-        dest = (along[0][1], along[1][1]) if by_width else (along[1][1], along[0][1])
-        src = ((along[0][2], along[1][2], along[0][3], along[1][3]) if by_width
-               else (along[1][2], along[0][2], along[1][3], along[0][3]))
-        tiles.append(PreviewTile(src, dest, at))
-    return tiles
+    scaled = geometry.scaled_size(width, height, numerator, denominator)
+    bound = 0 if width % denominator == 0 else 1  # holds whole denominators: exact_scale's
+    steps = PREVIEW_SIDE // numerator
+    if steps == 0 or sides[bound] % denominator != 0:
+        return None
+    axes = []  # per axis: (scaled start, scaled length, source start, source length)
+    for axis in (0, 1):
+        if axis == bound:
+            spans = [(numerator * unit, numerator * count, denominator * unit,
+                      denominator * count)
+                     for unit, count in _spans(sides[axis] // denominator, steps)]
+        else:
+            spans = []
+            for at, length in _spans(scaled[axis], PREVIEW_SIDE):
+                origin = _source_origin(at, factor, sides[axis])
+                if origin is None:
+                    return None
+                spans.append((at, length, origin, 1))
+        axes.append(spans)
+    return [PreviewTile((x[2], y[2], x[3], y[3]), (x[1], y[1]), (x[0], y[0]))
+            for y in axes[1] for x in axes[0]]
 
 
 def _spans(length, most):
