@@ -352,9 +352,11 @@ once with the uploaded picture's own bytes; like the real API it first parses th
 decodes the picture, which is part of every row, the baseline's included. The rows:
 
 - GIMP: the `plug-in-gpt-image-edit` procedure called from a script inside gimp-console,
-  timed around the call (plug-in start, the region's raw pixels out of GIMP, one worker
-  job that scales them to the request size and the result back to the region's, the raw
-  result into a new layer, layer and mask insert); GIMP's own start is excluded. The
+  timed around the call (plug-in start, the region out of GIMP: a whole 24 MP layer already
+  scaled to the request size by GIMP's previews, anything else as raw pixels at full size,
+  one worker job that scales what is needed to the request size and the result back to the
+  region's, the raw result into a new layer, layer and mask insert); GIMP's own start is
+  excluded. The
   worker runs through a wrapper that counts its starts: "worker starts per edit". Live
   previews are off (`GPT_IMAGE_EDIT_PARTIAL_IMAGES=0`): the rows measure what the plug-in
   adds around one plain API call. The three cases take turns, repetition by repetition,
