@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,7 @@ PHOTO = (960, 640)  # a whole-layer edit with detail everywhere
 LARGE_PHOTO = (3600, 2400)  # the same, scaled down by GIMP's previews (a scaled source)
 LOOK, LOOK_COLOUR = (90, 60), (250, 120, 20)
 WIDE_GAMUT = "/usr/share/color/icc/ghostscript/a98.icc"  # Adobe RGB (1998), in every root
+OTHER_SRGB = "/usr/share/color/icc/ghostscript/srgb.icc"  # sRGB, not GIMP's own profile file
 COLOUR_CASES = {  # name -> how the image is made: another profile, linear or deep pixels
     "colour_a98_u8": {"profile": WIDE_GAMUT},
     "colour_a98_u16": {"profile": WIDE_GAMUT, "profile_precision": "U16_NON_LINEAR"},
@@ -138,6 +140,11 @@ def edit_cases(server, pictures: dict[str, Path]) -> list[dict]:
     return [
         case("whole_echo", above=True),
         case("large_echo", picture="large", canvas=LARGE, offsets=(0, 0)),
+        # A camera's file carries its own sRGB profile: GIMP's previews hold sRGB values still.
+        case("large_srgb_profile", prompt="large, own sRGB profile", picture="large",
+             canvas=LARGE, offsets=(0, 0), profile=OTHER_SRGB),
+        case("large_wide_gamut", prompt="large, Adobe RGB", picture="large", canvas=LARGE,
+             offsets=(0, 0), profile=WIDE_GAMUT),
         case("mask_chosen", drawables="mask"),
         case("selection_beside", selection={"ellipse": (250, 190, 50, 40)}),
         case("selection_invert", "invert", selection=ellipse),
@@ -317,10 +324,40 @@ def test_large_layer_is_sent_scaled_and_placed_at_full_size(report):
     assert max_difference(pixels, source) <= 8
     # It left GIMP already scaled, from the layer's previews: the worker got the picture at
     # the exact factor's size (docs/job-protocol.md, "A scaled source").
-    numerator, denominator = exact_scale(*LARGE, *request_size(*LARGE, "gpt-image-2"))
-    width, height = scaled_size(*LARGE, numerator, denominator)
+    assert sources_sent(report).count(scaled_size(*LARGE, *exact_scale(
+        *LARGE, *request_size(*LARGE, "gpt-image-2")))) == 2  # this case, large_srgb_profile
+
+
+def sources_sent(report) -> list[tuple[int, int]]:
+    """The size of every source the worker read in this run, in order (its log)."""
     log = (report.out.parent / "settings" / "gpt-image-edit.log").read_text()
-    assert f"source {width}x{height} at 0,0" in log
+    return [(int(width), int(height))
+            for width, height in re.findall(r"Job: .*, source (\d+)x(\d+) at ", log)]
+
+
+def test_a_large_layer_of_another_srgb_profile_goes_scaled_too(report):
+    """Many photos carry an sRGB profile of their own: GIMP's previews still hold the sRGB
+    values, so the layer leaves GIMP scaled, and comes back as it was."""
+    layer = only_new_layer(report.case("large_srgb_profile"))
+    assert layer["offsets"] == [0, 0] and layer["size"] == list(LARGE)
+    pixels = report.picture("large_srgb_profile", layer["pixels"]).convert("RGB")
+    source = report.picture("large_srgb_profile", "source-before.png").convert("RGB")
+    assert max(ImageStat.Stat(ImageChops.difference(pixels, source)).mean) < 1.0
+
+
+def test_a_large_layer_of_a_wide_gamut_image_goes_at_full_size(report):
+    """Adobe RGB stores other values than sRGB, which GIMP's previews hand out as they are:
+    the layer is read at full size through GEGL's conversion instead."""
+    layer = only_new_layer(report.case("large_wide_gamut"))
+    assert layer["offsets"] == [0, 0] and layer["size"] == list(LARGE)
+    assert sources_sent(report).count(LARGE) == 1
+    sent = Image.open(io.BytesIO(request_of(report, "large, Adobe RGB").files["image"][0]))
+    original = Image.open(report.out.parent / "pictures" / "large.png").convert("RGB")
+    canvas = request_size(*LARGE, "gpt-image-2")
+    shown = sent.convert("RGB").crop(letterbox(*LARGE, *canvas).bounds()).resize(
+        (280, 180), Image.BOX)
+    assert max(ImageStat.Stat(ImageChops.difference(
+        shown, original.resize((280, 180), Image.BOX))).mean) < 1.5  # sRGB, not Adobe values
 
 
 def test_a_chosen_layer_mask_edits_its_layer(report):

@@ -84,6 +84,7 @@ class Gimp3Document(core.Document):
         # A person runs it (the dialog, or Filters > Repeat with the last values): someone to
         # ask, and to show live previews to; a script's call has no window to watch.
         self.attended = self.shows_previews = run_mode != Gimp.RunMode.NONINTERACTIVE
+        self._stores_srgb = {}  # image id -> stores_srgb
 
     # -- questions ----------------------------------------------------------------------
     def drawables(self):
@@ -199,12 +200,12 @@ class Gimp3Document(core.Document):
     def layer_preview(self, layer, src, dest):
         # GIMP's previews are the layer's stored values, 8-bit perceptual, in the image's
         # own colour space: the pixels as layer_pixels reads them only for an opaque 8-bit
-        # perceptual RGB layer of an sRGB image. GIMP scales them down itself (by area, in
-        # its own process), so a 24 MP layer crosses at the API's size.
+        # perceptual RGB layer of an image that stores sRGB values. GIMP scales them down
+        # itself (by area, in its own process), so a 24 MP layer crosses at the API's size.
         image = layer.get_image()
         if not (layer.is_rgb() and not layer.has_alpha()
                 and image.get_precision() == Gimp.Precision.U8_NON_LINEAR
-                and is_srgb(image)):
+                and self.stores_srgb(image)):
             return None
         try:
             found = layer.get_sub_thumbnail_data(*(tuple(src) + tuple(dest)))
@@ -213,6 +214,12 @@ class Gimp3Document(core.Document):
         if found is None or found[0] is None or tuple(found[1:]) != tuple(dest) + (3,):
             return None
         return found[0].get_data()
+
+    def stores_srgb(self, image):
+        """stores_srgb(image), tried once an edit (the previews come in several tiles)."""
+        if image.get_id() not in self._stores_srgb:
+            self._stores_srgb[image.get_id()] = stores_srgb(image)
+        return self._stores_srgb[image.get_id()]
 
     def selection_pixels(self, region):
         # Linear, like the selection itself: a feathered edge keeps its values; beyond the
@@ -606,6 +613,10 @@ def all_layers(items):
 
 
 PIXEL_FORMATS = {"RGBA": "R'G'B'A u8", "RGB": "R'G'B' u8"}  # raw modes as GEGL names them
+# sRGB values another colour space stores differently: the primaries, white, grey, black and
+# two mixtures (Adobe RGB keeps only white and black).
+SRGB_PROBE = bytes((255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255, 128, 128, 128, 30, 60, 90,
+                    0, 0, 0, 200, 150, 100))
 LAYER_TYPES = {  # (base type, with alpha): the type a new layer of such an image takes
     (Gimp.ImageBaseType.RGB, False): Gimp.ImageType.RGB_IMAGE,
     (Gimp.ImageBaseType.RGB, True): Gimp.ImageType.RGBA_IMAGE,
@@ -632,11 +643,27 @@ def read_pixels(drawable, x, y, width, height, pixel_format):
         raise core.GimpCallFailed() from None
 
 
-def is_srgb(image):
-    """Whether the image's colour space is GIMP's own sRGB (no profile of its own, or that
-    very profile)."""
+def stores_srgb(image):
+    """Whether the image (8-bit perceptual RGB) stores sRGB values as they are: it has no
+    profile of its own, GIMP's own sRGB, or another sRGB profile (camera files carry their
+    own) that GIMP converts sRGB through unchanged, as tried on a one-row image of it."""
     profile = image.get_color_profile()
-    return profile is None or profile.is_equal(Gimp.ColorProfile.new_rgb_srgb())
+    if profile is None or profile.is_equal(Gimp.ColorProfile.new_rgb_srgb()):
+        return True
+    width = len(SRGB_PROBE) // 3
+    probe = Gimp.Image.new(width, 1, Gimp.ImageBaseType.RGB)
+    try:
+        probe.set_color_profile(profile)
+        layer = Gimp.Layer.new(probe, "sRGB probe", width, 1, Gimp.ImageType.RGB_IMAGE, 100,
+                               Gimp.LayerMode.NORMAL)
+        probe.insert_layer(layer, None, 0)
+        write_pixels(layer, width, 1, PIXEL_FORMATS["RGB"], SRGB_PROBE)
+        found = layer.get_sub_thumbnail_data(0, 0, width, 1, width, 1)
+    except (GLib.Error, core.GimpCallFailed):
+        return False
+    finally:
+        probe.delete()
+    return found is not None and found[0] is not None and found[0].get_data() == SRGB_PROBE
 
 
 def write_pixels(drawable, width, height, pixel_format, pixels):

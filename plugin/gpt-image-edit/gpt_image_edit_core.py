@@ -298,8 +298,9 @@ class Document(object):
         """GIMP's preview of the layer (gimp-drawable-sub-thumbnail; `src` x, y, width,
         height in layer pixels, `dest` width, height: PreviewTile) as raw 8-bit sRGB RGB
         bytes, rows top first; None when the preview is not the layer's own pixels so (a
-        layer with alpha, an image of another profile or precision, previews turned off in
-        GIMP's preferences): the edit then reads the layer at full size."""
+        layer with alpha, an image that stores other than sRGB values or of another
+        precision, previews turned off in GIMP's preferences): the edit then reads the
+        layer at full size."""
         return None
 
     # -- results ------------------------------------------------------------------------
