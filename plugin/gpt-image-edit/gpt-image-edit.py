@@ -155,13 +155,8 @@ class Gimp3Document(core.Document):
         return list(item.get_children()) if isinstance(item, Gimp.GroupLayer) else []
 
     def parasite(self, item, name):
-        found = item.get_parasite(name)
-        if found is None:
-            return None
-        data = found.get_data()  # a list of byte values (a tuple with its length on 3.0)
-        if isinstance(data, tuple):
-            data = data[0]
-        return bytes(data).decode("utf-8", "replace")
+        data = parasite_bytes(item, name)
+        return None if data is None else data.decode("utf-8", "replace")
 
     def offer_settings(self, reason):
         if not self.interactive:
@@ -190,10 +185,7 @@ class Gimp3Document(core.Document):
         # R'G'B'(A), what the model works in. An 8-bit perceptual RGB layer is read as RGB
         # (converting to RGBA costs GEGL a quarter of a second to set up in every plug-in
         # process). The layer may be a reference in another image.
-        mode = "RGBA"
-        if (layer.is_rgb() and not layer.has_alpha()
-                and layer.get_image().get_precision() == Gimp.Precision.U8_NON_LINEAR):
-            mode = "RGB"
+        mode = "RGB" if stored_as_rgb(layer) else "RGBA"
         return mode, read_pixels(layer, region.x, region.y, region.width, region.height,
                                  PIXEL_FORMATS[mode])
 
@@ -202,10 +194,7 @@ class Gimp3Document(core.Document):
         # own colour space: the pixels as layer_pixels reads them only for an opaque 8-bit
         # perceptual RGB layer of an image that stores sRGB values. GIMP scales them down
         # itself (by area, in its own process), so a 24 MP layer crosses at the API's size.
-        image = layer.get_image()
-        if not (layer.is_rgb() and not layer.has_alpha()
-                and image.get_precision() == Gimp.Precision.U8_NON_LINEAR
-                and self.stores_srgb(image)):
+        if not (stored_as_rgb(layer) and self.stores_srgb(layer.get_image())):
             return None
         try:
             found = layer.get_sub_thumbnail_data(*(tuple(src) + tuple(dest)))
@@ -641,6 +630,12 @@ def read_pixels(drawable, x, y, width, height, pixel_format):
                                          pixel_format, Gegl.AbyssPolicy.NONE)
     except GLib.Error:
         raise core.GimpCallFailed() from None
+
+
+def stored_as_rgb(layer):
+    """Whether the layer is stored as the edit reads it: opaque 8-bit perceptual RGB."""
+    return (layer.is_rgb() and not layer.has_alpha()
+            and layer.get_image().get_precision() == Gimp.Precision.U8_NON_LINEAR)
 
 
 def stores_srgb(image):

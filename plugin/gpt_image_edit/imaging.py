@@ -233,18 +233,24 @@ def place_result(result: Image.Image, payload: Payload, region_picture: Image.Im
     """The result's content box (its covered part) mapped back onto the region: exactly the
     region's size (`size`, for a scaled source; else region_picture's), RGBA with the
     source's alpha (RGB for an RGB source, which has none)."""
-    scale_x = result.width / payload.size[0]
-    scale_y = result.height / payload.size[1]
-    content = payload.content
-    width, height = payload.covered or (content.width, content.height)
-    # The box scales with the result, so a result at another size than asked still lines up.
-    box = (content.x * scale_x, content.y * scale_y,
-           (content.x + width) * scale_x, (content.y + height) * scale_y)
-    placed = lanczos(result.convert("RGB"), size or region_picture.size, box=box)
+    placed = lanczos(result.convert("RGB"), size or region_picture.size,
+                     box=region_box(result, payload))
     if region_picture.mode == "RGB":
         return placed
     placed.putalpha(region_picture.getchannel("A"))
     return placed
+
+
+def region_box(answer: Image.Image, payload: Payload) -> tuple[float, ...]:
+    """Where the region lies in a picture the API answered (a result, or a live preview):
+    the content box, its covered part for a scaled source, scaled with the answer, so that
+    an answer at another size than asked still lines up."""
+    scale_x = answer.width / payload.size[0]
+    scale_y = answer.height / payload.size[1]
+    content = payload.content
+    width, height = payload.covered or (content.width, content.height)
+    return (content.x * scale_x, content.y * scale_y,
+            (content.x + width) * scale_x, (content.y + height) * scale_y)
 
 
 def preview_picture(partial: Image.Image, payload: Payload,
@@ -253,11 +259,7 @@ def preview_picture(partial: Image.Image, payload: Payload,
     maps onto the region), opaque RGB, at the model's own size or the region's when that
     is smaller. Hosts scale it up to the placement; nothing here scales it up to a 24 MP
     region or compresses it."""
-    scale_x = partial.width / payload.size[0]
-    scale_y = partial.height / payload.size[1]
-    content = payload.content
-    box = (round(content.x * scale_x), round(content.y * scale_y),
-           round(content.right * scale_x), round(content.bottom * scale_y))
+    box = tuple(round(side) for side in region_box(partial, payload))
     picture = partial.convert("RGB")
     if box != (0, 0) + picture.size:
         picture = picture.crop(box)

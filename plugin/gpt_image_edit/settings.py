@@ -72,38 +72,38 @@ class Settings:
     __str__ = __repr__
 
 
+# Per kind of folder: the Windows variable and its fallback under the home folder, then the
+# XDG variable and its fallback (macOS keeps both in Application Support).
+PLATFORM_FOLDERS = {
+    "config": ("APPDATA", ("AppData", "Roaming"), "XDG_CONFIG_HOME", (".config",)),
+    "data": ("LOCALAPPDATA", ("AppData", "Local"), "XDG_DATA_HOME", (".local", "share")),
+}
+
+
 def config_dir(environ=os.environ, platform: str | None = None,
                home: Path | None = None) -> Path:
     """The platform's usual folder for this tool's configuration (the installer asks for
     other platforms and homes than its own)."""
-    platform = sys.platform if platform is None else platform
-    home = Path.home() if home is None else home
-    if platform == "win32":
-        appdata = environ.get("APPDATA")
-        base = Path(appdata) if appdata else home / "AppData" / "Roaming"
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        xdg = environ.get("XDG_CONFIG_HOME")
-        base = Path(xdg) if xdg else home / ".config"
-    return base / APP_NAME
+    return _platform_folder("config", environ, platform, home)
 
 
 def data_dir(environ=os.environ, platform: str | None = None,
              home: Path | None = None) -> Path:
     """The platform's usual folder for this tool's data: where the installer puts the
     worker, and the results history."""
+    return _platform_folder("data", environ, platform, home)
+
+
+def _platform_folder(kind: str, environ, platform: str | None, home: Path | None) -> Path:
     platform = sys.platform if platform is None else platform
     home = Path.home() if home is None else home
-    if platform == "win32":
-        local = environ.get("LOCALAPPDATA")
-        base = Path(local) if local else home / "AppData" / "Local"
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        xdg = environ.get("XDG_DATA_HOME")
-        base = Path(xdg) if xdg else home / ".local" / "share"
-    return base / APP_NAME
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / APP_NAME
+    windows, windows_fallback, xdg, xdg_fallback = PLATFORM_FOLDERS[kind]
+    variable, fallback = ((windows, windows_fallback) if platform == "win32"
+                          else (xdg, xdg_fallback))
+    value = environ.get(variable)
+    return (Path(value) if value else home.joinpath(*fallback)) / APP_NAME
 
 
 def config_path(environ=os.environ, platform: str | None = None,
