@@ -63,6 +63,9 @@ DEFAULT_PARTIAL_IMAGES = 2
 MAX_PARTIAL_IMAGES = 3
 SECRET_KEY = "api_key"
 
+# A worker whose failure came without its own sentence (its manifest or outcome names none).
+NO_REASON = ("The GPT Image Edit worker failed without saying why; the image is unchanged: "
+             "try the edit again.")
 NOT_INSTALLED = ("The GPT Image Edit worker is not set up: run 'python3 install/install.py' "
                  "from the plug-in's download, then restart GIMP.")
 
@@ -411,11 +414,11 @@ class Job(object):
             return None
         if not isinstance(outcome, dict) or not outcome.get("ok"):
             message = outcome.get("message") if isinstance(outcome, dict) else None
-            raise HostError(message or "The edit failed for an unknown reason.",
+            raise HostError(message or NO_REASON,
                             outcome.get("kind") if isinstance(outcome, dict) else None)
         manifest = _read_manifest(self.output_dir)
         if manifest is None or not manifest.get("ok"):
-            raise HostError("The edit failed for an unknown reason.")
+            raise HostError(NO_REASON)
         return manifest
 
     def clear_results(self):
@@ -519,13 +522,15 @@ class WorkerRun(object):
 
     def _preview(self, event):
         path = self.job.inside(event.get("path"))
-        placement = _box(event.get("placement"), ("x", "y", "width", "height"))
-        size = _box(event, ("width", "height"))
+        placement = _whole_numbers(event.get("placement"), ("x", "y", "width", "height"))
+        size = _whole_numbers(event, ("width", "height"))
         mode = event.get("pixels")
         if path is None or placement is None or size is None or mode not in RAW_CHANNELS \
                 or self._cancelled:
             return
-        preview = Preview(path, event.get("index"), placement, size, mode)
+        preview = Preview(path, event.get("index"),
+                          dict(zip(("x", "y", "width", "height"), placement)), tuple(size),
+                          mode)
         self.previews.append(preview)
         if self.on_preview is not None:
             self.on_preview(preview)
@@ -558,7 +563,7 @@ class WorkerRun(object):
                             "see the log in the gpt-image-edit settings folder." % code)
         if not manifest.get("ok"):
             error = manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
-            raise HostError(error.get("message") or "The edit failed for an unknown reason.",
+            raise HostError(error.get("message") or NO_REASON,
                             error.get("kind"))
         return manifest
 
@@ -625,8 +630,9 @@ def read_provenance(text):
     return record if isinstance(record, dict) else {}
 
 
-def _box(values, names):
-    """The integers `names` of a preview event's dict (sizes positive), or None."""
+def _whole_numbers(values, names):
+    """The integers `names` of a preview event's dict, in that order (the last two, a
+    size, positive), or None."""
     if not isinstance(values, dict):
         return None
     numbers = [values.get(name) for name in names]
@@ -634,7 +640,7 @@ def _box(values, names):
         return None
     if any(number <= 0 for number in numbers[-2:]):
         return None
-    return dict(zip(names, numbers)) if len(names) == 4 else tuple(numbers)
+    return numbers
 
 
 def _parse(raw):
